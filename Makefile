@@ -1,0 +1,43 @@
+# Two set-up commands for a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+PROTOS := $(wildcard proto/lipservice/v1/*.proto)
+GEN    := lipservice_otel/_proto/.generated
+CONFIG ?=
+
+.PHONY: run test lint proto bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,build,bench]'
+	touch $@
+
+# Our control-plane protos are generated at build time, never committed.
+$(GEN): $(PROTOS) $(STAMP)
+	rm -rf lipservice_otel/_proto
+	mkdir -p lipservice_otel/_proto
+	$(PY) -m grpc_tools.protoc -Ilipservice_otel/_proto=proto --python_out=. --grpc_python_out=. --pyi_out=. $(PROTOS)
+	touch $@
+
+proto: $(GEN)
+
+run: $(GEN)
+	$(PY) -m lipservice_otel serve $(if $(CONFIG),--config $(CONFIG),)
+
+lint: $(GEN)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+test: lint
+	$(PY) -m pytest -q
+
+bench: $(GEN)
+	$(PY) bench/pipeline_throughput.py
+
+clean:
+	rm -rf $(VENV) lipservice_otel/_proto .pytest_cache .ruff_cache
