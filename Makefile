@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml | $(PY)
 $(GEN): $(PROTOS) $(STAMP)
 	rm -rf lipservice_otel/_proto
 	mkdir -p lipservice_otel/_proto
-	$(PY) -m grpc_tools.protoc -Ilipservice_otel/_proto=proto --python_out=. --grpc_python_out=. --pyi_out=. $(PROTOS)
+	$(if $(PROTOS),$(PY) -m grpc_tools.protoc -Ilipservice_otel/_proto=proto --python_out=. --grpc_python_out=. --pyi_out=. $(PROTOS))
 	touch $@
 
 proto: $(GEN)

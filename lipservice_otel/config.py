@@ -1,0 +1,361 @@
+"""Typed settings: one frozen dataclass per component, loaded from YAML + environment + flags.
+
+Precedence (lowest to highest): the defaults below, the YAML file (`--config`), environment
+variables `LIPSERVICE_<SECTION>__<FIELD>` (double underscore between levels, e.g.
+`LIPSERVICE_EXPORTER__OTLP__ENDPOINT`), then command-line flags. Every value is checked on
+load; a bad one raises `ConfigError` naming its YAML key and what is allowed. Unknown keys are
+rejected so a typo cannot silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import yaml
+
+DEFAULT_GRPC_ENDPOINT = "0.0.0.0:4317"
+DEFAULT_MAX_RECV_MSG_SIZE_MIB = 16
+DEFAULT_MAX_BODY_CHARS = 2048
+DEFAULT_MAX_AGGREGATE_KEYS = 100_000
+DEFAULT_TEMPLATE_CACHE_SIZE = 200_000
+DEFAULT_MAX_ATTRIBUTES_PER_RECORD = 1024
+DEFAULT_REPORT_INTERVAL_S = 10.0
+DEFAULT_POLICY_RELOAD_INTERVAL_S = 1.0
+DEFAULT_OTLP_ENDPOINT = "localhost:4319"
+DEFAULT_OTLP_TIMEOUT_S = 10.0
+DEFAULT_QUEUE_MAX_RECORDS = 200_000
+DEFAULT_BATCH_MAX_RECORDS = 8192
+DEFAULT_BATCH_TIMEOUT_S = 0.2
+DEFAULT_QUEUE_CONSUMERS = 2
+DEFAULT_RETRY_INITIAL_INTERVAL_S = 0.5
+DEFAULT_RETRY_MAX_INTERVAL_S = 10.0
+DEFAULT_RETRY_MAX_ELAPSED_S = 120.0
+DEFAULT_METRICS_ENDPOINT = "0.0.0.0:8888"
+DEFAULT_SHUTDOWN_TIMEOUT_S = 10.0
+
+ENV_PREFIX = "LIPSERVICE_"
+ENV_LEVEL_SEPARATOR = "__"
+
+
+class ConfigError(ValueError):
+    """A setting is missing, unknown or out of range; the message names its YAML key."""
+
+
+def _require(condition: bool, key: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(f"{key}: {message}")
+
+
+def _check_endpoint(endpoint: str, key: str) -> None:
+    host, sep, port = endpoint.rpartition(":")
+    _require(
+        bool(sep) and port.isdigit() and 0 <= int(port) <= 65535,
+        key,
+        f"expected HOST:PORT with a port 0-65535, got {endpoint!r}",
+    )
+    _require(bool(host), key, f"expected HOST:PORT with a host, got {endpoint!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class GrpcReceiverConfig:
+    # Address the OTLP/gRPC LogsService listens on. Port 0 picks a free port.
+    endpoint: str = DEFAULT_GRPC_ENDPOINT
+    # Largest accepted request, in MiB, before decompression limits apply.
+    max_recv_msg_size_mib: int = DEFAULT_MAX_RECV_MSG_SIZE_MIB
+
+    def validate(self, key: str) -> None:
+        _check_endpoint(self.endpoint, f"{key}.endpoint")
+        _require(
+            1 <= self.max_recv_msg_size_mib <= 1024,
+            f"{key}.max_recv_msg_size_mib",
+            f"must be 1-1024, got {self.max_recv_msg_size_mib}",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverConfig:
+    grpc: GrpcReceiverConfig = field(default_factory=GrpcReceiverConfig)
+
+    def validate(self, key: str) -> None:
+        self.grpc.validate(f"{key}.grpc")
+
+
+@dataclass(frozen=True, slots=True)
+class SamplerConfig:
+    # Bodies longer than this are signed on their prefix, so huge bodies cost no more CPU.
+    max_body_chars: int = DEFAULT_MAX_BODY_CHARS
+    # Distinct (service, pattern, severity) counters kept per interval; the rest count as
+    # `other`, so a flood of distinct templates cannot exhaust memory.
+    max_aggregate_keys: int = DEFAULT_MAX_AGGREGATE_KEYS
+    # Remembered body -> template results; cleared when full.
+    template_cache_size: int = DEFAULT_TEMPLATE_CACHE_SIZE
+    # Records with more attributes are refused (OTLP partial success), not forwarded.
+    max_attributes_per_record: int = DEFAULT_MAX_ATTRIBUTES_PER_RECORD
+    # Length of one counting interval: per-pattern counts are handed on and reset this often.
+    report_interval_s: float = DEFAULT_REPORT_INTERVAL_S
+
+    def validate(self, key: str) -> None:
+        _require(self.max_body_chars >= 16, f"{key}.max_body_chars", "must be >= 16")
+        _require(self.max_aggregate_keys >= 1, f"{key}.max_aggregate_keys", "must be >= 1")
+        _require(self.template_cache_size >= 0, f"{key}.template_cache_size", "must be >= 0")
+        _require(
+            self.max_attributes_per_record >= 1, f"{key}.max_attributes_per_record", "must be >= 1"
+        )
+        _require(self.report_interval_s > 0, f"{key}.report_interval_s", "must be > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySourceConfig:
+    # YAML policy document re-read whenever it changes; when unset the `document` below is used.
+    file: str | None = None
+    # How often the file's modification time is checked, in seconds.
+    reload_interval_s: float = DEFAULT_POLICY_RELOAD_INTERVAL_S
+    # An inline policy document (same schema as the file; see policy.py / README).
+    document: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self, key: str) -> None:
+        _require(self.reload_interval_s > 0, f"{key}.reload_interval_s", "must be > 0")
+        from lipservice_otel.policy import PolicyError, policy_from_document
+
+        try:
+            policy_from_document(self.document)
+        except PolicyError as exc:
+            raise ConfigError(f"{key}.document.{exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class OtlpExporterConfig:
+    # host:port of the downstream OTLP/gRPC endpoint (a collector, a backend).
+    endpoint: str = DEFAULT_OTLP_ENDPOINT
+    # Plaintext when true; TLS (system roots or `ca_file`) when false.
+    insecure: bool = True
+    # PEM file of CA certificates to trust for TLS.
+    ca_file: str | None = None
+    # Extra gRPC metadata sent with every export, e.g. an authorization header.
+    headers: dict[str, str] = field(default_factory=dict)
+    compression: Literal["gzip", "none"] = "gzip"
+    # Deadline of one export call, in seconds.
+    timeout_s: float = DEFAULT_OTLP_TIMEOUT_S
+
+    def validate(self, key: str) -> None:
+        _check_endpoint(self.endpoint, f"{key}.endpoint")
+        _require(self.timeout_s > 0, f"{key}.timeout_s", "must be > 0")
+        for name in self.headers:
+            _require(
+                name == name.lower(),
+                f"{key}.headers",
+                f"gRPC metadata keys are lowercase: {name!r}",
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class DebugExporterConfig:
+    # basic: one summary line per batch; detailed: also one line per record.
+    verbosity: Literal["basic", "detailed"] = "basic"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfig:
+    # Records waiting to be exported; when full the receivers answer RESOURCE_EXHAUSTED.
+    max_records: int = DEFAULT_QUEUE_MAX_RECORDS
+    # A batch is sent when it holds this many records ...
+    batch_max_records: int = DEFAULT_BATCH_MAX_RECORDS
+    # ... or when its oldest record has waited this long, in seconds.
+    batch_timeout_s: float = DEFAULT_BATCH_TIMEOUT_S
+    # Batches exported concurrently.
+    consumers: int = DEFAULT_QUEUE_CONSUMERS
+
+    def validate(self, key: str) -> None:
+        _require(self.max_records >= 1, f"{key}.max_records", "must be >= 1")
+        _require(self.batch_max_records >= 1, f"{key}.batch_max_records", "must be >= 1")
+        _require(self.batch_timeout_s >= 0, f"{key}.batch_timeout_s", "must be >= 0")
+        _require(1 <= self.consumers <= 64, f"{key}.consumers", "must be 1-64")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryConfig:
+    # Wait before the first retry of a failed export, doubled (with jitter) after each failure.
+    initial_interval_s: float = DEFAULT_RETRY_INITIAL_INTERVAL_S
+    max_interval_s: float = DEFAULT_RETRY_MAX_INTERVAL_S
+    # Give up on a batch (counted as failed) after retrying this long.
+    max_elapsed_s: float = DEFAULT_RETRY_MAX_ELAPSED_S
+
+    def validate(self, key: str) -> None:
+        _require(self.initial_interval_s > 0, f"{key}.initial_interval_s", "must be > 0")
+        _require(
+            self.max_interval_s >= self.initial_interval_s,
+            f"{key}.max_interval_s",
+            "must be >= initial_interval_s",
+        )
+        _require(self.max_elapsed_s >= 0, f"{key}.max_elapsed_s", "must be >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class ExporterConfig:
+    # Where kept records go: `debug` prints them, `otlp` sends them over OTLP/gRPC.
+    type: Literal["debug", "otlp"] = "debug"
+    otlp: OtlpExporterConfig = field(default_factory=OtlpExporterConfig)
+    debug: DebugExporterConfig = field(default_factory=DebugExporterConfig)
+    queue: QueueConfig = field(default_factory=QueueConfig)
+    retry: RetryConfig = field(default_factory=RetryConfig)
+
+    def validate(self, key: str) -> None:
+        self.otlp.validate(f"{key}.otlp")
+        self.queue.validate(f"{key}.queue")
+        self.retry.validate(f"{key}.retry")
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryConfig:
+    # Prometheus text exposition (`/metrics`); empty string disables it.
+    metrics_endpoint: str = DEFAULT_METRICS_ENDPOINT
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    def validate(self, key: str) -> None:
+        if self.metrics_endpoint:
+            _check_endpoint(self.metrics_endpoint, f"{key}.metrics_endpoint")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    receiver: ReceiverConfig = field(default_factory=ReceiverConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    policy: PolicySourceConfig = field(default_factory=PolicySourceConfig)
+    exporter: ExporterConfig = field(default_factory=ExporterConfig)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    # Seconds SIGTERM waits for queued records to be exported before exiting.
+    shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S
+
+    def validate(self) -> None:
+        self.receiver.validate("receiver")
+        self.sampler.validate("sampler")
+        self.policy.validate("policy")
+        self.exporter.validate("exporter")
+        self.telemetry.validate("telemetry")
+        _require(self.shutdown_timeout_s >= 0, "shutdown_timeout_s", "must be >= 0")
+
+
+def load_settings(
+    path: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Defaults < YAML file < environment < overrides (dotted keys, e.g. from flags)."""
+    document: dict[str, Any] = {}
+    if path:
+        document = _read_yaml(path)
+    for dotted, value in _env_overrides(os.environ if environ is None else environ).items():
+        _set_dotted(document, dotted, value)
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(document, dotted, value)
+    settings = _build(Settings, document, "")
+    settings.validate()
+    return settings
+
+
+def _read_yaml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            loaded = yaml.safe_load(handle)
+    except OSError as exc:
+        raise ConfigError(f"--config: cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--config: {path} is not valid YAML: {exc}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"--config: {path} must hold a mapping at the top level")
+    return loaded
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    found = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        dotted = ".".join(name[len(ENV_PREFIX) :].lower().split(ENV_LEVEL_SEPARATOR))
+        # YAML scalar rules give "true", "1.5" and "{a: b}" their natural types.
+        try:
+            found[dotted] = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            found[dotted] = raw
+    return found
+
+
+def _set_dotted(document: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = document
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{dotted}: {part} is not a section")
+        node = child
+    node[leaf] = value
+
+
+def _build(cls: type, raw: Any, key: str) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{key or 'config'}: expected a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        where = f"{key}." if key else ""
+        raise ConfigError(
+            f"{where}{unknown[0]}: unknown key (allowed: {', '.join(sorted(fields))})"
+        )
+    values = {}
+    for name, value in raw.items():
+        child_key = f"{key}.{name}" if key else name
+        values[name] = _coerce(hints[name], value, child_key)
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key)
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is Literal:
+        if value not in args:
+            allowed = ", ".join(str(a) for a in args)
+            raise ConfigError(f"{key}: must be one of {allowed}, got {value!r}")
+        return value
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(inner, value, key)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
+        value_type = args[1]
+        if value_type is Any:
+            return dict(value)
+        return {str(k): _coerce(value_type, v, f"{key}.{k}") for k, v in value.items()}
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return str(value)
+    raise ConfigError(f"{key}: unsupported setting type {hint!r}")

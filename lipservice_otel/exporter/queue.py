@@ -1,0 +1,188 @@
+"""Bounded sending queue between the sampler and an exporter.
+
+Receivers offer already-sampled, serialized requests with `offer()`, which never blocks: when
+the queue (counted in records, in-flight batches included) has no room it returns False and
+the receiver refuses the request with a retryable status, so accepted data is never dropped
+for lack of space. Consumers merge queued requests into batches (by concatenating their
+bytes, which protobuf defines as merging) and export them with retries: jittered exponential
+backoff, the server's retry delay honoured, bounded by `max_elapsed_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+
+from lipservice_otel.config import QueueConfig, RetryConfig
+from lipservice_otel.exporter import Exporter, ExportError
+from lipservice_otel.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+
+def backoff_delays(
+    retry: RetryConfig, jitter: Callable[[], float] = random.random
+) -> Iterator[float]:
+    """Exponential delays with +-50 % jitter, capped at max_interval_s."""
+    interval = retry.initial_interval_s
+    while True:
+        yield interval * (0.5 + jitter())
+        interval = min(interval * 2, retry.max_interval_s)
+
+
+class SendingQueue:
+    def __init__(
+        self,
+        exporter: Exporter,
+        queue: QueueConfig,
+        retry: RetryConfig,
+        telemetry: Telemetry,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._exporter = exporter
+        self._config = queue
+        self._retry = retry
+        self._clock = clock
+        self._pending: deque[tuple[bytes, int, float]] = deque()
+        self._records = 0  # queued + in flight
+        self._arrived = asyncio.Event()
+        self._closing = False
+        self._stop = asyncio.Event()
+        self._consumers: list[asyncio.Task[None]] = []
+        self._sent = telemetry.counter("lipservice_exporter_sent_records", exporter=exporter.name)
+        self._failed = telemetry.counter(
+            "lipservice_exporter_failed_records", exporter=exporter.name
+        )
+        self._telemetry = telemetry
+        self._depth = telemetry.gauge("lipservice_queue_records")
+        telemetry.gauge("lipservice_queue_capacity_records").set(queue.max_records)
+
+    @property
+    def records(self) -> int:
+        return self._records
+
+    def start(self) -> None:
+        for n in range(self._config.consumers):
+            self._consumers.append(asyncio.create_task(self._consume(), name=f"export-{n}"))
+
+    def has_room(self, records: int) -> bool:
+        return not self._closing and self._records + records <= self._config.max_records
+
+    def offer(self, payload: bytes, records: int) -> bool:
+        """Queue a serialized request; False (nothing queued) when full or shutting down."""
+        if not self.has_room(records):
+            return False
+        self._pending.append((payload, records, self._clock()))
+        self._records += records
+        self._depth.set(self._records)
+        self._arrived.set()
+        return True
+
+    async def shutdown(self, timeout_s: float) -> int:
+        """Stop accepting, export what is queued within `timeout_s`; returns records left."""
+        self._closing = True
+        self._arrived.set()
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*self._consumers, return_exceptions=True), timeout_s
+            )
+        except TimeoutError:
+            self._stop.set()  # interrupts backoff sleeps
+            for task in self._consumers:
+                task.cancel()
+            await asyncio.gather(*self._consumers, return_exceptions=True)
+        left = self._records
+        if left:
+            log.error("shutdown deadline reached with %d records not exported", left)
+            self._failed.inc(left)
+        await self._exporter.close()
+        return left
+
+    async def _consume(self) -> None:
+        while True:
+            batch = await self._next_batch()
+            if batch is None:
+                return
+            payload, records = batch
+            try:
+                await self._export_with_retry(payload, records)
+            finally:
+                self._records -= records
+                self._depth.set(self._records)
+
+    async def _next_batch(self) -> tuple[bytes, int] | None:
+        # Several consumers wait on the same queue: another may take what woke this one.
+        while True:
+            while not self._pending:
+                if self._closing:
+                    return None
+                self._arrived.clear()
+                await self._arrived.wait()
+            await self._wait_to_fill()
+            if self._pending:
+                return self._take_batch()
+
+    async def _wait_to_fill(self) -> None:
+        """Wait for more only while the batch is small and its oldest record is young."""
+        oldest = self._pending[0][2]
+        while (
+            not self._closing
+            and sum(r for _, r, _ in self._pending) < self._config.batch_max_records
+            and (remaining := oldest + self._config.batch_timeout_s - self._clock()) > 0
+        ):
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                break
+
+    def _take_batch(self) -> tuple[bytes, int]:
+        parts, records = [], 0
+        while self._pending and (
+            not parts or records + self._pending[0][1] <= self._config.batch_max_records
+        ):
+            payload, count, _ = self._pending.popleft()
+            parts.append(payload)
+            records += count
+        return b"".join(parts), records
+
+    async def _export_with_retry(self, payload: bytes, records: int) -> None:
+        started = self._clock()
+        delays = backoff_delays(self._retry)
+        while True:
+            try:
+                rejected = await self._exporter.export(payload, records)
+            except ExportError as error:
+                self._telemetry.counter(
+                    "lipservice_exporter_send_errors", exporter=self._exporter.name, code=error.code
+                ).inc()
+                delay = max(next(delays), error.retry_after_s or 0.0)
+                elapsed = self._clock() - started
+                if not error.retryable or elapsed + delay > self._retry.max_elapsed_s:
+                    log.error("dropping %d records after export failure: %s", records, error)
+                    self._failed.inc(records)
+                    return
+                log.warning("export failed (%s); retrying in %.2fs", error, delay)
+                if await self._sleep_or_stop(delay):
+                    self._failed.inc(records)
+                    return
+            except Exception:
+                # A bug in an exporter must not kill the consumer and strand the queue.
+                log.exception("exporter %s raised unexpectedly", self._exporter.name)
+                self._failed.inc(records)
+                return
+            else:
+                self._sent.inc(records - rejected)
+                self._failed.inc(rejected)
+                return
+
+    async def _sleep_or_stop(self, delay: float) -> bool:
+        try:
+            await asyncio.wait_for(self._stop.wait(), delay)
+        except TimeoutError:
+            return False
+        return True

@@ -1,0 +1,67 @@
+"""One request's way through the process: room check, sampling, queueing, metrics.
+
+Shared by every receiver so all front doors behave the same. The room check comes before
+sampling: a request refused for lack of space is retried by its sender, and must not have been
+counted (or annotated) the first time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+
+from lipservice_otel.exporter.queue import SendingQueue
+from lipservice_otel.sampler import Sampler, count_records
+from lipservice_otel.telemetry import Telemetry
+
+
+@dataclass(slots=True)
+class ConsumeResult:
+    response: ExportLogsServiceResponse
+    records: int
+    queue_full: bool = False
+
+
+class Pipeline:
+    def __init__(self, sampler: Sampler, queue: SendingQueue, telemetry: Telemetry) -> None:
+        self._sampler = sampler
+        self._queue = queue
+        self._telemetry = telemetry
+
+    def refused(self, records: int, transport: str, reason: str) -> None:
+        self._telemetry.counter(
+            "lipservice_receiver_refused_records", transport=transport, reason=reason
+        ).inc(records)
+
+    def consume(self, request: ExportLogsServiceRequest, transport: str) -> ConsumeResult:
+        records = count_records(request)
+        if not self._queue.has_room(records):
+            self.refused(records, transport, "queue_full")
+            return ConsumeResult(ExportLogsServiceResponse(), records, queue_full=True)
+        outcome = self._sampler.sample(request)
+        if outcome.kept:
+            # No await since has_room(): the room is still there.
+            queued = self._queue.offer(request.SerializeToString(), outcome.kept)
+            assert queued, "sending queue lost room between check and offer"
+        self._count(outcome, transport)
+        response = ExportLogsServiceResponse()
+        if outcome.rejected:
+            response.partial_success.rejected_log_records = outcome.rejected
+            response.partial_success.error_message = outcome.rejection_message
+        return ConsumeResult(response, records)
+
+    def _count(self, outcome, transport: str) -> None:
+        telemetry = self._telemetry
+        telemetry.counter("lipservice_receiver_accepted_records", transport=transport).inc(
+            outcome.received - outcome.rejected
+        )
+        if outcome.rejected:
+            self.refused(outcome.rejected, transport, "limits")
+        for reason, n in outcome.kept_by_reason.items():
+            telemetry.counter("lipservice_sampler_kept_records", reason=reason).inc(n)
+        for reason, n in outcome.dropped_by_reason.items():
+            telemetry.counter("lipservice_sampler_dropped_records", reason=reason).inc(n)

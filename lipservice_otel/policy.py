@@ -1,0 +1,262 @@
+"""The sampling policy and the decision function.
+
+A `Policy` is an immutable value: receivers swap in a new one atomically between requests.
+The decision order is fixed and every decision carries the reason that made it:
+
+1. exemptions (a matcher on a record attribute, a resource attribute or the body) -> keep,
+   reason `exempt/<name>`;
+2. the severity floor (default ERROR and above) -> keep, reason `severity`;
+3. a per-pattern rate -> reason `pattern`;
+4. a per-severity default rate -> reason `severity_default`;
+5. the global default rate -> reason `default`.
+
+Sampling is deterministic: a record keeps when its 56-bit randomness (taken from the trace id
+when there is one, so one trace's logs are kept or dropped together; otherwise from a hash of
+the record) falls under `rate * 2**56`. This is the same comparison OpenTelemetry's consistent
+probability sampling makes on the trace id's random bits.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+RANDOMNESS_BITS = 56
+RANDOMNESS_SPAN = 1 << RANDOMNESS_BITS
+
+# OTLP SeverityNumber ranges, each named by its lowest value.
+SEVERITY_LEVELS: dict[str, int] = {
+    "trace": 1,
+    "debug": 5,
+    "info": 9,
+    "warn": 13,
+    "error": 17,
+    "fatal": 21,
+}
+UNSPECIFIED_BUCKET = "unspecified"
+
+DEFAULT_SEVERITY_FLOOR = SEVERITY_LEVELS["error"]
+DEFAULT_RATE = 1.0
+
+Mode = Literal["enforce", "shadow"]
+MODES: tuple[str, ...] = ("enforce", "shadow")
+
+REASON_SEVERITY = "severity"
+REASON_PATTERN = "pattern"
+REASON_SEVERITY_DEFAULT = "severity_default"
+REASON_DEFAULT = "default"
+REASON_EXEMPT_PREFIX = "exempt/"
+
+
+class PolicyError(ValueError):
+    """A policy document is invalid; the message starts with the offending key."""
+
+
+def severity_bucket(severity_number: int) -> str:
+    """Name of the OTLP severity range a SeverityNumber falls in."""
+    if severity_number <= 0:
+        return UNSPECIFIED_BUCKET
+    if severity_number >= SEVERITY_LEVELS["fatal"]:
+        return "fatal"
+    for name, low in reversed(SEVERITY_LEVELS.items()):
+        if severity_number >= low:
+            return name
+    return UNSPECIFIED_BUCKET
+
+
+def threshold_for(rate: float) -> int:
+    """Randomness values strictly below this are kept."""
+    return round(rate * RANDOMNESS_SPAN)
+
+
+@dataclass(frozen=True, slots=True)
+class Exemption:
+    """Records matching this are always kept, whatever their rate."""
+
+    name: str
+    # Where to look: a record attribute, a resource attribute, or the body text.
+    scope: Literal["attribute", "resource", "body"]
+    # Attribute key (unused for body).
+    key: str
+    # Exact value to match, or None to use `pattern` (or presence alone when both are None).
+    equals: str | None = None
+    pattern: re.Pattern[str] | None = None
+
+    def matches_value(self, value: str | None) -> bool:
+        if value is None:
+            return False
+        if self.equals is not None:
+            return value == self.equals
+        if self.pattern is not None:
+            return self.pattern.search(value) is not None
+        return True
+
+    @property
+    def reason(self) -> str:
+        return REASON_EXEMPT_PREFIX + self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """What the policy says for one (pattern, severity): the rate and why."""
+
+    rate: float
+    reason: str
+    threshold: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    keep: bool
+    rate: float
+    reason: str
+    pattern_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    version: int = 0
+    mode: Mode = "enforce"
+    # Records at or above this SeverityNumber are always kept.
+    severity_floor: int = DEFAULT_SEVERITY_FLOOR
+    # Rate for records no other rule covers.
+    default_rate: float = DEFAULT_RATE
+    # Severity bucket name (see SEVERITY_LEVELS, plus "unspecified") -> rate.
+    severity_rates: Mapping[str, float] = field(default_factory=dict)
+    # pattern_id -> rate.
+    pattern_rates: Mapping[str, float] = field(default_factory=dict)
+    exemptions: tuple[Exemption, ...] = ()
+
+    @property
+    def shadow(self) -> bool:
+        return self.mode == "shadow"
+
+    def rule_for(self, pattern_id: str, severity_number: int) -> Rule:
+        """Steps 2-5 of the decision order (exemptions depend on the record, not the pattern)."""
+        if severity_number >= self.severity_floor:
+            return _rule(1.0, REASON_SEVERITY)
+        rate = self.pattern_rates.get(pattern_id)
+        if rate is not None:
+            return _rule(rate, REASON_PATTERN)
+        rate = self.severity_rates.get(severity_bucket(severity_number))
+        if rate is not None:
+            return _rule(rate, REASON_SEVERITY_DEFAULT)
+        return _rule(self.default_rate, REASON_DEFAULT)
+
+
+def _rule(rate: float, reason: str) -> Rule:
+    return Rule(rate=rate, reason=reason, threshold=threshold_for(rate))
+
+
+def decide(
+    policy: Policy,
+    pattern_id: str,
+    severity_number: int,
+    randomness: int,
+    exemption: Exemption | None = None,
+) -> Decision:
+    """The whole decision for one record; the sampler computes the same thing with caches."""
+    if exemption is not None:
+        return Decision(True, 1.0, exemption.reason, pattern_id)
+    rule = policy.rule_for(pattern_id, severity_number)
+    return Decision(randomness < rule.threshold, rule.rate, rule.reason, pattern_id)
+
+
+def policy_from_document(document: Mapping[str, Any], version: int = 0) -> Policy:
+    """Build a Policy from its YAML/JSON form, naming the key of the first invalid value."""
+    if not isinstance(document, Mapping):
+        raise PolicyError(f"policy: expected a mapping, got {type(document).__name__}")
+    allowed = {
+        "mode",
+        "severity_floor",
+        "default_rate",
+        "severity_rates",
+        "pattern_rates",
+        "exemptions",
+    }
+    unknown = sorted(set(document) - allowed)
+    if unknown:
+        raise PolicyError(f"{unknown[0]}: unknown key (allowed: {', '.join(sorted(allowed))})")
+    mode = document.get("mode", "enforce")
+    if mode not in MODES:
+        raise PolicyError(f"mode: must be one of {', '.join(MODES)}, got {mode!r}")
+    return Policy(
+        version=version,
+        mode=mode,
+        severity_floor=_severity_floor(document.get("severity_floor", "error")),
+        default_rate=_rate(document.get("default_rate", DEFAULT_RATE), "default_rate"),
+        severity_rates=_severity_rates(document.get("severity_rates") or {}),
+        pattern_rates=_pattern_rates(document.get("pattern_rates") or {}),
+        exemptions=_exemptions(document.get("exemptions") or []),
+    )
+
+
+def _rate(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise PolicyError(f"{key}: must be a number from 0 to 1, got {value!r}")
+    return float(value)
+
+
+def _severity_floor(value: Any) -> int:
+    if isinstance(value, str) and value.lower() in SEVERITY_LEVELS:
+        return SEVERITY_LEVELS[value.lower()]
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 25:
+        # 25 (above FATAL4) means "no floor": nothing is kept for its severity alone.
+        return value
+    names = ", ".join(SEVERITY_LEVELS)
+    raise PolicyError(f"severity_floor: must be one of {names} or 1-25, got {value!r}")
+
+
+def _severity_rates(value: Any) -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        raise PolicyError("severity_rates: expected a mapping of severity -> rate")
+    buckets = (*SEVERITY_LEVELS, UNSPECIFIED_BUCKET)
+    rates = {}
+    for name, rate in value.items():
+        if name not in buckets:
+            raise PolicyError(f"severity_rates.{name}: must be one of {', '.join(buckets)}")
+        rates[name] = _rate(rate, f"severity_rates.{name}")
+    return rates
+
+
+def _pattern_rates(value: Any) -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        raise PolicyError("pattern_rates: expected a mapping of pattern_id -> rate")
+    return {str(pid): _rate(rate, f"pattern_rates.{pid}") for pid, rate in value.items()}
+
+
+def _exemptions(value: Any) -> tuple[Exemption, ...]:
+    if not isinstance(value, list):
+        raise PolicyError("exemptions: expected a list")
+    return tuple(_exemption(item, f"exemptions[{i}]") for i, item in enumerate(value))
+
+
+def _exemption(item: Any, key: str) -> Exemption:
+    if not isinstance(item, Mapping):
+        raise PolicyError(f"{key}: expected a mapping")
+    allowed = {"name", "attribute", "resource", "body", "equals", "matches"}
+    unknown = sorted(set(item) - allowed)
+    if unknown:
+        raise PolicyError(
+            f"{key}.{unknown[0]}: unknown key (allowed: {', '.join(sorted(allowed))})"
+        )
+    scopes = [s for s in ("attribute", "resource", "body") if s in item]
+    if len(scopes) != 1:
+        raise PolicyError(f"{key}: set exactly one of attribute, resource, body")
+    scope = scopes[0]
+    if "equals" in item and "matches" in item:
+        raise PolicyError(f"{key}: cannot define both equals and matches")
+    if scope == "body" and "equals" not in item and "matches" not in item:
+        raise PolicyError(f"{key}: a body exemption needs equals or matches")
+    pattern = None
+    if "matches" in item:
+        try:
+            pattern = re.compile(str(item["matches"]))
+        except re.error as exc:
+            raise PolicyError(f"{key}.matches: invalid regular expression: {exc}") from None
+    attribute_key = "" if scope == "body" else str(item[scope])
+    name = str(item.get("name") or attribute_key or "body")
+    equals = None if "equals" not in item else str(item["equals"])
+    return Exemption(name=name, scope=scope, key=attribute_key, equals=equals, pattern=pattern)

@@ -1,0 +1,146 @@
+"""Internal metrics, declared as data, exposed as Prometheus text on `/metrics`.
+
+Hot-path code never touches these per record: the receiver adds one request's totals at a
+time, so the cost is a few locked increments per request.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Literal
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    name: str
+    kind: Literal["counter", "gauge"]
+    unit: str
+    description: str
+    labels: tuple[str, ...] = ()
+
+
+METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec(
+        "lipservice_receiver_accepted_records",
+        "counter",
+        "{records}",
+        "Log records accepted by a receiver and handed to the sampler.",
+        ("transport",),
+    ),
+    MetricSpec(
+        "lipservice_receiver_refused_records",
+        "counter",
+        "{records}",
+        "Log records refused to the sender with an error (queue full, bad request).",
+        ("transport", "reason"),
+    ),
+    MetricSpec(
+        "lipservice_sampler_kept_records",
+        "counter",
+        "{records}",
+        "Records the policy kept, by the reason that kept them.",
+        ("reason",),
+    ),
+    MetricSpec(
+        "lipservice_sampler_dropped_records",
+        "counter",
+        "{records}",
+        "Records the policy sampled out, by the rule that dropped them.",
+        ("reason",),
+    ),
+    MetricSpec(
+        "lipservice_exporter_sent_records",
+        "counter",
+        "{records}",
+        "Records the downstream acknowledged.",
+        ("exporter",),
+    ),
+    MetricSpec(
+        "lipservice_exporter_failed_records",
+        "counter",
+        "{records}",
+        "Records given up on after the retry budget (or refused as permanent errors).",
+        ("exporter",),
+    ),
+    MetricSpec(
+        "lipservice_exporter_send_errors",
+        "counter",
+        "{requests}",
+        "Export attempts that failed (each retry counts).",
+        ("exporter", "code"),
+    ),
+    MetricSpec(
+        "lipservice_queue_records",
+        "gauge",
+        "{records}",
+        "Records waiting in the sending queue.",
+    ),
+    MetricSpec(
+        "lipservice_queue_capacity_records",
+        "gauge",
+        "{records}",
+        "Capacity of the sending queue.",
+    ),
+    MetricSpec(
+        "lipservice_patterns_distinct",
+        "gauge",
+        "{patterns}",
+        "Distinct (service, pattern, severity) keys counted in the current interval.",
+    ),
+    MetricSpec(
+        "lipservice_aggregate_overflow_records",
+        "counter",
+        "{records}",
+        "Records counted under the `other` pattern because the key cap was reached.",
+    ),
+    MetricSpec(
+        "lipservice_policy_version",
+        "gauge",
+        "{version}",
+        "Version of the policy in force.",
+    ),
+)
+
+
+class Telemetry:
+    """The metric instruments of one process, in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._instruments: dict[str, Counter | Gauge] = {}
+        for spec in METRICS:
+            kind = Counter if spec.kind == "counter" else Gauge
+            self._instruments[spec.name] = kind(
+                spec.name, spec.description, spec.labels, registry=self.registry
+            )
+        self._server = None
+        self._thread: threading.Thread | None = None
+
+    def counter(self, name: str, **labels: str) -> Counter:
+        instrument = self._instruments[name]
+        return instrument.labels(**labels) if labels else instrument
+
+    def gauge(self, name: str, **labels: str) -> Gauge:
+        instrument = self._instruments[name]
+        return instrument.labels(**labels) if labels else instrument
+
+    def value(self, name: str, **labels: str) -> float:
+        """Current value of a metric (0 when never touched), as a scrape would show it."""
+        kind = next(spec.kind for spec in METRICS if spec.name == name)
+        sample = f"{name}_total" if kind == "counter" else name
+        return self.registry.get_sample_value(sample, labels) or 0.0
+
+    def serve(self, endpoint: str) -> int:
+        """Start `/metrics` on HOST:PORT; returns the bound port (useful with port 0)."""
+        host, _, port = endpoint.rpartition(":")
+        self._server, self._thread = start_http_server(int(port), host, self.registry)
+        return self._server.server_port
+
+    def shutdown(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
