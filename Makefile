@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PROTOS := $(wildcard proto/lipservice/v1/*.proto)
 GEN    := lipservice_otel/_proto/.generated
-CONFIG ?=
+ARGS   ?=
 
 .PHONY: run test lint proto bench clean
 
@@ -27,7 +27,7 @@ $(GEN): $(PROTOS) $(STAMP)
 proto: $(GEN)
 
 run: $(GEN)
-	$(PY) -m lipservice_otel serve $(if $(CONFIG),--config $(CONFIG),)
+	$(PY) -m lipservice_otel serve $(ARGS)
 
 lint: $(GEN)
 	$(PY) -m ruff check .
