@@ -27,7 +27,7 @@ $(GEN): $(PROTOS) $(STAMP)
 proto: $(GEN)
 
 run: $(GEN)
-	$(PY) -m lipservice_otel serve $(ARGS)
+	exec $(PY) -m lipservice_otel serve $(ARGS)
 
 lint: $(GEN)
 	$(PY) -m ruff check .

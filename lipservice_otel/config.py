@@ -26,6 +26,13 @@ DEFAULT_MAX_AGGREGATE_KEYS = 100_000
 DEFAULT_TEMPLATE_CACHE_SIZE = 200_000
 DEFAULT_MAX_ATTRIBUTES_PER_RECORD = 1024
 DEFAULT_REPORT_INTERVAL_S = 10.0
+DEFAULT_BURST_FACTOR = 10.0
+DEFAULT_BURST_MIN_PER_SECOND = 10.0
+DEFAULT_ANOMALY_KEEP_PER_SECOND = 2000
+DEFAULT_ERROR_CONTEXT_WINDOW_S = 5.0
+DEFAULT_ERROR_CONTEXT_MAX_BYTES = 16 * 1024 * 1024
+DEFAULT_ERROR_CONTEXT_TRACE_TTL_S = 30.0
+DEFAULT_ERROR_CONTEXT_MAX_TRACES = 10_000
 DEFAULT_POLICY_RELOAD_INTERVAL_S = 1.0
 DEFAULT_OTLP_ENDPOINT = "localhost:4319"
 DEFAULT_OTLP_TIMEOUT_S = 10.0
@@ -37,6 +44,24 @@ DEFAULT_RETRY_INITIAL_INTERVAL_S = 0.5
 DEFAULT_RETRY_MAX_INTERVAL_S = 10.0
 DEFAULT_RETRY_MAX_ELAPSED_S = 120.0
 DEFAULT_METRICS_ENDPOINT = "0.0.0.0:8888"
+DEFAULT_ANALYSIS_INTERVAL_S = 10.0
+DEFAULT_TARGET_REDUCTION = 0.8
+DEFAULT_MIN_EXAMPLES_PER_INTERVAL = 5
+DEFAULT_EMA_ALPHA = 0.3
+DEFAULT_SPIKE_RATIO = 3.0
+DEFAULT_SPIKE_Z = 4.0
+DEFAULT_SPIKE_MIN_RECORDS = 20
+DEFAULT_ANOMALY_COOLDOWN_S = 300.0
+DEFAULT_SURGE_MIN_SHARE_INCREASE = 0.05
+DEFAULT_MAX_PATTERNS = 50_000
+DEFAULT_PATTERN_TTL_S = 3600.0
+DEFAULT_HISTORY_LIMIT = 100
+DEFAULT_SNAPSHOT_INTERVAL_S = 60.0
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+DEFAULT_REDIS_KEY_PREFIX = "lipservice"
+DEFAULT_LOCK_TTL_S = 30.0
+DEFAULT_CONTROL_LISTEN = "0.0.0.0:4320"
+DEFAULT_RECONNECT_MAX_S = 30.0
 DEFAULT_SHUTDOWN_TIMEOUT_S = 10.0
 
 ENV_PREFIX = "LIPSERVICE_"
@@ -87,6 +112,26 @@ class ReceiverConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ErrorContextConfig:
+    # Forward the sampled-out logs of a trace when an error of that trace arrives.
+    enabled: bool = True
+    # How far back dropped records of a trace are remembered, in seconds.
+    window_s: float = DEFAULT_ERROR_CONTEXT_WINDOW_S
+    # Memory for remembered records (serialized bytes); the oldest go first.
+    max_bytes: int = DEFAULT_ERROR_CONTEXT_MAX_BYTES
+    # After an error, the trace's later records are kept this long.
+    trace_ttl_s: float = DEFAULT_ERROR_CONTEXT_TRACE_TTL_S
+    # Traces remembered as having errored (oldest forgotten first).
+    max_traces: int = DEFAULT_ERROR_CONTEXT_MAX_TRACES
+
+    def validate(self, key: str) -> None:
+        _require(self.window_s > 0, f"{key}.window_s", "must be > 0")
+        _require(self.max_bytes >= 0, f"{key}.max_bytes", "must be >= 0")
+        _require(self.trace_ttl_s >= 0, f"{key}.trace_ttl_s", "must be >= 0")
+        _require(self.max_traces >= 1, f"{key}.max_traces", "must be >= 1")
+
+
+@dataclass(frozen=True, slots=True)
 class SamplerConfig:
     # Bodies longer than this are signed on their prefix, so huge bodies cost no more CPU.
     max_body_chars: int = DEFAULT_MAX_BODY_CHARS
@@ -99,6 +144,13 @@ class SamplerConfig:
     max_attributes_per_record: int = DEFAULT_MAX_ATTRIBUTES_PER_RECORD
     # Length of one counting interval: per-pattern counts are handed on and reset this often.
     report_interval_s: float = DEFAULT_REPORT_INTERVAL_S
+    # A pattern is kept whole for the rest of the second once its count in that second
+    # exceeds burst_factor x max(its policy baseline/s, burst_min_per_second).
+    burst_factor: float = DEFAULT_BURST_FACTOR
+    burst_min_per_second: float = DEFAULT_BURST_MIN_PER_SECOND
+    # Records per second that bursts and never-seen patterns may keep whole, together.
+    anomaly_keep_per_second: int = DEFAULT_ANOMALY_KEEP_PER_SECOND
+    error_context: ErrorContextConfig = field(default_factory=ErrorContextConfig)
 
     def validate(self, key: str) -> None:
         _require(self.max_body_chars >= 16, f"{key}.max_body_chars", "must be >= 16")
@@ -108,6 +160,12 @@ class SamplerConfig:
             self.max_attributes_per_record >= 1, f"{key}.max_attributes_per_record", "must be >= 1"
         )
         _require(self.report_interval_s > 0, f"{key}.report_interval_s", "must be > 0")
+        _require(self.burst_factor > 1, f"{key}.burst_factor", "must be > 1")
+        _require(self.burst_min_per_second >= 0, f"{key}.burst_min_per_second", "must be >= 0")
+        _require(
+            self.anomaly_keep_per_second >= 0, f"{key}.anomaly_keep_per_second", "must be >= 0"
+        )
+        self.error_context.validate(f"{key}.error_context")
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +270,115 @@ class ExporterConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AnalysisConfig:
+    # Run the analysis loop inside `serve` (no network hop). Ignored with control.connect.
+    embedded: bool = True
+    # Seconds between analysis cycles (baselines, anomalies, merging, a new policy).
+    interval_s: float = DEFAULT_ANALYSIS_INTERVAL_S
+    # Share of records to drop overall; the budget each service's patterns share.
+    target_reduction: float = DEFAULT_TARGET_REDUCTION
+    # service.name -> records/s to keep; replaces target_reduction for that service.
+    target_records_per_second: dict[str, float] = field(default_factory=dict)
+    # Every pattern keeps at least this many records per interval (when it has them).
+    min_examples_per_interval: int = DEFAULT_MIN_EXAMPLES_PER_INTERVAL
+    # Weight of the newest interval in the moving baselines (0-1].
+    ema_alpha: float = DEFAULT_EMA_ALPHA
+    # A spike: rate >= spike_ratio x baseline and spike_z standard deviations above it, with at
+    # least spike_min_records records in the interval.
+    spike_ratio: float = DEFAULT_SPIKE_RATIO
+    spike_z: float = DEFAULT_SPIKE_Z
+    spike_min_records: int = DEFAULT_SPIKE_MIN_RECORDS
+    # How long an anomaly keeps its pattern at rate 1.0, in seconds.
+    anomaly_cooldown_s: float = DEFAULT_ANOMALY_COOLDOWN_S
+    # An error surge: a service's ERROR+ share rises this much (absolute) and doubles.
+    surge_min_share_increase: float = DEFAULT_SURGE_MIN_SHARE_INCREASE
+    # Patterns remembered; the least recently seen are forgotten first.
+    max_patterns: int = DEFAULT_MAX_PATTERNS
+    # Patterns unseen this long are forgotten, in seconds.
+    pattern_ttl_s: float = DEFAULT_PATTERN_TTL_S
+    # Merge templates that differ only in word-valued variables (TF-IDF + DBSCAN).
+    merge_patterns: bool = True
+
+    def validate(self, key: str) -> None:
+        _require(self.interval_s > 0, f"{key}.interval_s", "must be > 0")
+        _require(0 <= self.target_reduction < 1, f"{key}.target_reduction", "must be in [0, 1)")
+        for service, rate in self.target_records_per_second.items():
+            _require(rate > 0, f"{key}.target_records_per_second.{service}", "must be > 0")
+        _require(
+            self.min_examples_per_interval >= 0,
+            f"{key}.min_examples_per_interval",
+            "must be >= 0",
+        )
+        _require(0 < self.ema_alpha <= 1, f"{key}.ema_alpha", "must be in (0, 1]")
+        _require(self.spike_ratio > 1, f"{key}.spike_ratio", "must be > 1")
+        _require(self.spike_z > 0, f"{key}.spike_z", "must be > 0")
+        _require(self.spike_min_records >= 1, f"{key}.spike_min_records", "must be >= 1")
+        _require(self.anomaly_cooldown_s >= 0, f"{key}.anomaly_cooldown_s", "must be >= 0")
+        _require(
+            0 < self.surge_min_share_increase < 1,
+            f"{key}.surge_min_share_increase",
+            "must be in (0, 1)",
+        )
+        _require(self.max_patterns >= 1, f"{key}.max_patterns", "must be >= 1")
+        _require(self.pattern_ttl_s > 0, f"{key}.pattern_ttl_s", "must be > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class RedisStoreConfig:
+    # redis://[:password@]host:port/db (rediss:// for TLS).
+    url: str = DEFAULT_REDIS_URL
+    # Every key this store writes starts with this prefix.
+    key_prefix: str = DEFAULT_REDIS_KEY_PREFIX
+    # The writer lock expires this long after its holder stops renewing it, in seconds.
+    lock_ttl_s: float = DEFAULT_LOCK_TTL_S
+
+    def validate(self, key: str) -> None:
+        _require(
+            self.url.startswith(("redis://", "rediss://", "unix://")),
+            f"{key}.url",
+            f"must start with redis://, rediss:// or unix://, got {self.url!r}",
+        )
+        _require(bool(self.key_prefix), f"{key}.key_prefix", "must not be empty")
+        _require(self.lock_ttl_s > 0, f"{key}.lock_ttl_s", "must be > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    # Where policy versions, history and baselines live: this process, or a Redis server
+    # shared by analyzer replicas.
+    type: Literal["memory", "redis"] = "memory"
+    # memory: snapshot file written every snapshot_interval_s and on shutdown, read on start.
+    snapshot_file: str | None = None
+    snapshot_interval_s: float = DEFAULT_SNAPSHOT_INTERVAL_S
+    # Policy versions kept in the history.
+    history_limit: int = DEFAULT_HISTORY_LIMIT
+    redis: RedisStoreConfig = field(default_factory=RedisStoreConfig)
+
+    def validate(self, key: str) -> None:
+        _require(self.snapshot_interval_s > 0, f"{key}.snapshot_interval_s", "must be > 0")
+        _require(self.history_limit >= 1, f"{key}.history_limit", "must be >= 1")
+        self.redis.validate(f"{key}.redis")
+
+
+@dataclass(frozen=True, slots=True)
+class ControlConfig:
+    # `analyze` serves the control plane (Sync stream, admin calls) here.
+    listen: str = DEFAULT_CONTROL_LISTEN
+    # `serve` connects to a remote analysis service at HOST:PORT instead of embedding one.
+    connect: str | None = None
+    # Longest wait between reconnection attempts, in seconds.
+    reconnect_max_s: float = DEFAULT_RECONNECT_MAX_S
+    # The receiver keeps its last policy here, so a restart without the analyzer resumes it.
+    policy_cache_file: str | None = None
+
+    def validate(self, key: str) -> None:
+        _check_endpoint(self.listen, f"{key}.listen")
+        if self.connect is not None:
+            _check_endpoint(self.connect, f"{key}.connect")
+        _require(self.reconnect_max_s > 0, f"{key}.reconnect_max_s", "must be > 0")
+
+
+@dataclass(frozen=True, slots=True)
 class TelemetryConfig:
     # Prometheus text exposition (`/metrics`); empty string disables it.
     metrics_endpoint: str = DEFAULT_METRICS_ENDPOINT
@@ -228,6 +395,9 @@ class Settings:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     policy: PolicySourceConfig = field(default_factory=PolicySourceConfig)
     exporter: ExporterConfig = field(default_factory=ExporterConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    control: ControlConfig = field(default_factory=ControlConfig)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     # Seconds SIGTERM waits for queued records to be exported before exiting.
     shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S
@@ -237,6 +407,9 @@ class Settings:
         self.sampler.validate("sampler")
         self.policy.validate("policy")
         self.exporter.validate("exporter")
+        self.analysis.validate("analysis")
+        self.store.validate("store")
+        self.control.validate("control")
         self.telemetry.validate("telemetry")
         _require(self.shutdown_timeout_s >= 0, "shutdown_timeout_s", "must be >= 0")
 

@@ -6,7 +6,8 @@ The decision order is fixed and every decision carries the reason that made it:
 1. exemptions (a matcher on a record attribute, a resource attribute or the body) -> keep,
    reason `exempt/<name>`;
 2. the severity floor (default ERROR and above) -> keep, reason `severity`;
-3. a per-pattern rate -> reason `pattern`;
+3. a per-pattern rate -> reason `pattern` (or the reason the analysis gave it); in a learned
+   policy, a pattern it has never seen -> keep, reason `anomaly/new_pattern`;
 4. a per-severity default rate -> reason `severity_default`;
 5. the global default rate -> reason `default`.
 
@@ -45,6 +46,7 @@ MODES: tuple[str, ...] = ("enforce", "shadow")
 
 REASON_SEVERITY = "severity"
 REASON_PATTERN = "pattern"
+REASON_NEW_PATTERN = "anomaly/new_pattern"
 REASON_SEVERITY_DEFAULT = "severity_default"
 REASON_DEFAULT = "default"
 REASON_EXEMPT_PREFIX = "exempt/"
@@ -99,12 +101,28 @@ class Exemption:
 
 
 @dataclass(frozen=True, slots=True)
+class PatternRule:
+    """A policy's entry for one pattern."""
+
+    rate: float
+    reason: str = REASON_PATTERN
+    # The volume the analysis expects (records/s over all receivers); 0 when unknown. The
+    # receiver's burst detector compares the current second against it.
+    baseline_per_second: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     """What the policy says for one (pattern, severity): the rate and why."""
 
     rate: float
     reason: str
     threshold: int
+    # The id stamped on records: the merged pattern when the analysis grouped this signature.
+    pattern_id: str = ""
+    baseline_per_second: float = 0.0
+    # The policy knows this pattern (a learned policy keeps unknown patterns whole).
+    known: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,29 +143,46 @@ class Policy:
     default_rate: float = DEFAULT_RATE
     # Severity bucket name (see SEVERITY_LEVELS, plus "unspecified") -> rate.
     severity_rates: Mapping[str, float] = field(default_factory=dict)
-    # pattern_id -> rate.
-    pattern_rates: Mapping[str, float] = field(default_factory=dict)
+    # pattern_id -> rule.
+    pattern_rules: Mapping[str, PatternRule] = field(default_factory=dict)
     exemptions: tuple[Exemption, ...] = ()
+    # Signature pattern id -> merged pattern id, from the analysis' template merging.
+    pattern_aliases: Mapping[str, str] = field(default_factory=dict)
+    # Generated from traffic: a pattern it has never seen is new, and kept whole.
+    learned: bool = False
+    # Who made this version (file, rules, llm, override) and what changed; for people.
+    generator: str = "file"
+    created_unix_nano: int = 0
+    summary: str = ""
 
     @property
     def shadow(self) -> bool:
         return self.mode == "shadow"
 
-    def rule_for(self, pattern_id: str, severity_number: int) -> Rule:
+    def rule_for(self, signature_id: str, severity_number: int) -> Rule:
         """Steps 2-5 of the decision order (exemptions depend on the record, not the pattern)."""
+        pid = self.pattern_aliases.get(signature_id, signature_id)
+        pattern = self.pattern_rules.get(pid)
+        known = pattern is not None or not self.learned
+        baseline = pattern.baseline_per_second if pattern is not None else 0.0
         if severity_number >= self.severity_floor:
-            return _rule(1.0, REASON_SEVERITY)
-        rate = self.pattern_rates.get(pattern_id)
-        if rate is not None:
-            return _rule(rate, REASON_PATTERN)
+            return _rule(1.0, REASON_SEVERITY, pid, baseline)
+        if pattern is not None:
+            return _rule(pattern.rate, pattern.reason, pid, baseline)
+        if not known:
+            return _rule(1.0, REASON_NEW_PATTERN, pid, baseline, known=False)
+        return self.rule_for_unknown(pid, severity_number)
+
+    def rule_for_unknown(self, pid: str, severity_number: int) -> Rule:
+        """Steps 4-5: the rule for a pattern without one of its own."""
         rate = self.severity_rates.get(severity_bucket(severity_number))
         if rate is not None:
-            return _rule(rate, REASON_SEVERITY_DEFAULT)
-        return _rule(self.default_rate, REASON_DEFAULT)
+            return _rule(rate, REASON_SEVERITY_DEFAULT, pid, 0.0)
+        return _rule(self.default_rate, REASON_DEFAULT, pid, 0.0)
 
 
-def _rule(rate: float, reason: str) -> Rule:
-    return Rule(rate=rate, reason=reason, threshold=threshold_for(rate))
+def _rule(rate: float, reason: str, pid: str, baseline: float, known: bool = True) -> Rule:
+    return Rule(rate, reason, threshold_for(rate), pid, baseline, known)
 
 
 def decide(
@@ -161,7 +196,7 @@ def decide(
     if exemption is not None:
         return Decision(True, 1.0, exemption.reason, pattern_id)
     rule = policy.rule_for(pattern_id, severity_number)
-    return Decision(randomness < rule.threshold, rule.rate, rule.reason, pattern_id)
+    return Decision(randomness < rule.threshold, rule.rate, rule.reason, rule.pattern_id)
 
 
 def policy_from_document(document: Mapping[str, Any], version: int = 0) -> Policy:
@@ -188,7 +223,7 @@ def policy_from_document(document: Mapping[str, Any], version: int = 0) -> Polic
         severity_floor=_severity_floor(document.get("severity_floor", "error")),
         default_rate=_rate(document.get("default_rate", DEFAULT_RATE), "default_rate"),
         severity_rates=_severity_rates(document.get("severity_rates") or {}),
-        pattern_rates=_pattern_rates(document.get("pattern_rates") or {}),
+        pattern_rules=_pattern_rates(document.get("pattern_rates") or {}),
         exemptions=_exemptions(document.get("exemptions") or []),
     )
 
@@ -221,10 +256,12 @@ def _severity_rates(value: Any) -> dict[str, float]:
     return rates
 
 
-def _pattern_rates(value: Any) -> dict[str, float]:
+def _pattern_rates(value: Any) -> dict[str, PatternRule]:
     if not isinstance(value, Mapping):
         raise PolicyError("pattern_rates: expected a mapping of pattern_id -> rate")
-    return {str(pid): _rate(rate, f"pattern_rates.{pid}") for pid, rate in value.items()}
+    return {
+        str(pid): PatternRule(_rate(rate, f"pattern_rates.{pid}")) for pid, rate in value.items()
+    }
 
 
 def _exemptions(value: Any) -> tuple[Exemption, ...]:

@@ -7,11 +7,20 @@ forwarded without being copied or re-built.
 
 Per-record work is kept to dictionary lookups: templates are cached by body text, pattern ids
 by (service, template) and rules by (pattern, severity) for the current policy version.
+
+Two receiver-local reactions do not wait for the analysis loop: a pattern whose count in the
+current second exceeds `burst_factor` x its policy baseline is kept whole (reason
+`anomaly/burst`), and under a learned policy a pattern the policy has never seen is kept whole
+(`anomaly/new_pattern`); both draw on one per-second budget so a flood cannot pass unsampled.
+Records dropped with a trace id are remembered briefly and forwarded if an error of the same
+trace follows (see error_context.py).
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import xxhash
@@ -21,6 +30,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from lipservice_otel.aggregates import Aggregates
 from lipservice_otel.config import SamplerConfig
+from lipservice_otel.error_context import ErrorContext, Remembered
 from lipservice_otel.policy import (
     RANDOMNESS_BITS,
     Exemption,
@@ -35,6 +45,8 @@ ATTR_ADJUSTED_COUNT = "sampling.adjusted_count"
 ATTR_PATTERN_ID = "lipservice.pattern_id"
 ATTR_REASON = "lipservice.reason"
 ATTR_WOULD_KEEP = "lipservice.would_keep"
+REASON_BURST = "anomaly/burst"
+REASON_ERROR_CONTEXT = "error_context"
 SERVICE_NAME_KEY = "service.name"
 UNKNOWN_SERVICE = "unknown_service"
 
@@ -105,18 +117,33 @@ def _matching_exemption(
 
 
 def annotate(record: LogRecord, rate: float, pattern: str, reason: str) -> None:
-    """Stamp a kept record; an upstream sampler's adjusted count is multiplied, not replaced."""
-    adjusted = 1.0 / rate
+    """Stamp a kept record; an upstream sampler's adjusted count is multiplied, not replaced.
+
+    Rate 0 marks a record kept for a reason other than probability (error context): its
+    adjusted count is 0 because the sampled records of its pattern already stand for it.
+    """
+    adjusted = 1.0 / rate if rate else 0.0
     for kv in record.attributes:
         if kv.key == ATTR_ADJUSTED_COUNT:
             value = kv.value
-            upstream = value.double_value if value.HasField("double_value") else value.int_value
-            value.double_value = (upstream or 1.0) * adjusted
+            kind = value.WhichOneof("value")
+            upstream = getattr(value, kind) if kind in ("double_value", "int_value") else 1.0
+            value.double_value = upstream * adjusted
             break
     else:
         _add_attribute(record, ATTR_ADJUSTED_COUNT).value.double_value = adjusted
     _add_attribute(record, ATTR_PATTERN_ID).value.string_value = pattern
     _add_attribute(record, ATTR_REASON).value.string_value = reason
+
+
+def annotate_context(record: LogRecord) -> None:
+    """Stamp a record forwarded as error context over its earlier drop (adjusted count 0)."""
+    attributes = record.attributes
+    for position in range(len(attributes) - 1, -1, -1):
+        if attributes[position].key in (ATTR_ADJUSTED_COUNT, ATTR_PATTERN_ID, ATTR_REASON):
+            del attributes[position]
+    _add_attribute(record, ATTR_ADJUSTED_COUNT).value.double_value = 0.0
+    _add_attribute(record, ATTR_REASON).value.string_value = REASON_ERROR_CONTEXT
 
 
 def _add_attribute(record: LogRecord, key: str) -> KeyValue:
@@ -126,16 +153,38 @@ def _add_attribute(record: LogRecord, key: str) -> KeyValue:
 
 
 class Sampler:
-    def __init__(self, config: SamplerConfig, policy: Policy, aggregates: Aggregates) -> None:
+    def __init__(
+        self,
+        config: SamplerConfig,
+        policy: Policy,
+        aggregates: Aggregates,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._max_body_chars = config.max_body_chars
         self._cache_size = config.template_cache_size
         self._max_attributes = config.max_attributes_per_record
+        self._burst_factor = config.burst_factor
+        self._burst_min = config.burst_min_per_second
+        self._anomaly_keep_per_second = config.anomaly_keep_per_second
         self._aggregates = aggregates
+        self._clock = clock
         self._templates: dict[str, str] = {}
         self._pattern_ids: dict[tuple[str, str], str] = {}
         self._inferred: dict[tuple[str, str], int] = {}
         self._policy = policy
         self._rules: dict[tuple[str, int], Rule] = {}
+        # Receiver-local anomaly state, per wall-clock second.
+        self._second = -1
+        self._per_second: dict[str, int] = {}
+        self._anomaly_budget = 0
+        context = config.error_context
+        self._error_context = (
+            ErrorContext(
+                context.window_s, context.max_bytes, context.trace_ttl_s, context.max_traces
+            )
+            if context.enabled
+            else None
+        )
 
     @property
     def policy(self) -> Policy:
@@ -166,81 +215,122 @@ class Sampler:
 
     def sample(self, request: ExportLogsServiceRequest) -> SampleOutcome:
         """Decide every record of `request`, delete the dropped ones, annotate the kept ones."""
-        policy, rules = self._policy, self._rules
-        outcome = SampleOutcome()
-        record_exemptions = tuple(e for e in policy.exemptions if e.scope != "resource")
-        resource_exemptions = tuple(e for e in policy.exemptions if e.scope == "resource")
-        shadow = policy.shadow
-        index = 0
+        now = self._clock()
+        if int(now) != self._second:
+            self._second = int(now)
+            self._per_second = {}
+            self._anomaly_budget = self._anomaly_keep_per_second
+        batch = _Batch(self._policy, self._rules, now)
         for resource_logs in request.resource_logs:
             resource_attributes = resource_logs.resource.attributes
-            service = service_name(resource_attributes)
-            resource_exemption = _matching_exemption(resource_exemptions, resource_attributes, "")
+            batch.service = service_name(resource_attributes)
+            batch.resource_exemption = _matching_exemption(
+                batch.resource_exemptions, resource_attributes, ""
+            )
             for scope_logs in resource_logs.scope_logs:
+                batch.scope_key = None
+                batch.resource_logs, batch.scope_logs = resource_logs, scope_logs
                 records = scope_logs.log_records
-                dropped_indexes = []
-                for position, record in enumerate(records):
-                    index += 1
-                    if len(record.attributes) > self._max_attributes:
-                        dropped_indexes.append(position)
-                        outcome.rejected += 1
-                        outcome.rejection_message = (
-                            f"{outcome.rejected} record(s) with more than "
-                            f"{self._max_attributes} attributes (sampler.max_attributes_per_record)"
-                        )
-                        continue
-                    body = record.body
-                    if body.WhichOneof("value") == "string_value":
-                        text = body.string_value
-                        template = self.template(text)
-                    else:
-                        text = ""
-                        template = template_of_value(body, self._max_body_chars)
-                    pid = self.pattern_id(service, template)
-                    severity = record.severity_number or self._infer(record, template)
-                    rule_key = (pid, severity)
-                    rule = rules.get(rule_key)
-                    if rule is None:
-                        rule = rules[rule_key] = policy.rule_for(pid, severity)
-                    exemption = resource_exemption or (
-                        record_exemptions
-                        and _matching_exemption(record_exemptions, record.attributes, text)
-                    )
-                    if exemption:
-                        keep, rate, reason = True, 1.0, exemption.reason
-                    elif rule.rate >= 1.0:
-                        keep, rate, reason = True, 1.0, rule.reason
-                    else:
-                        body_key = text.encode("utf-8", "surrogatepass") if text else b""
-                        randomness = record_randomness(record, body_key, index)
-                        keep, rate, reason = randomness < rule.threshold, rule.rate, rule.reason
-                    counts = self._aggregates.counter(service, pid, severity_bucket(severity))
-                    counts.received += 1
-                    if counts.received == 1:
-                        self._aggregates.note_pattern(pid, service, template, text or template)
-                    if shadow:
-                        annotate(record, 1.0, pid, reason)
-                        _add_attribute(record, ATTR_WOULD_KEEP).value.bool_value = keep
-                        keep = True
-                    elif keep:
-                        annotate(record, rate, pid, reason)
-                    if keep:
-                        counts.kept += 1
-                        outcome.kept += 1
-                        outcome.kept_by_reason[reason] += 1
-                    else:
-                        dropped_indexes.append(position)
-                        outcome.dropped_by_reason[reason] += 1
-                outcome.received += len(records)
-                for position in reversed(dropped_indexes):
+                dropped = [p for p, record in enumerate(records) if not self._sample(record, batch)]
+                for position in reversed(dropped):
                     del records[position]
+                batch.outcome.received += len(records) + len(dropped)
         _prune_empty(request)
-        return outcome
+        if batch.recalled:
+            _append_recalled(request, batch.recalled)
+        return batch.outcome
+
+    def _sample(self, record: LogRecord, batch: _Batch) -> bool:
+        """Decide, count and annotate one record; False when it is to be deleted."""
+        batch.index += 1
+        outcome = batch.outcome
+        if len(record.attributes) > self._max_attributes:
+            outcome.rejected += 1
+            outcome.rejection_message = (
+                f"{outcome.rejected} record(s) with more than {self._max_attributes} "
+                "attributes (sampler.max_attributes_per_record)"
+            )
+            return False
+        body = record.body
+        if body.WhichOneof("value") == "string_value":
+            text = body.string_value
+            template = self.template(text)
+        else:
+            text = ""
+            template = template_of_value(body, self._max_body_chars)
+        signature_id = self.pattern_id(batch.service, template)
+        severity = record.severity_number or self._infer(record, template)
+        rule_key = (signature_id, severity)
+        rule = batch.rules.get(rule_key)
+        if rule is None:
+            rule = batch.rules[rule_key] = batch.policy.rule_for(signature_id, severity)
+        keep, rate, reason = self._decide(record, rule, text, batch)
+        counts = self._aggregates.counter(batch.service, signature_id, severity_bucket(severity))
+        counts.received += 1
+        if counts.received == 1:
+            self._aggregates.note_pattern(signature_id, batch.service, template, text or template)
+        trace_id = record.trace_id
+        context = self._error_context
+        if context is not None and len(trace_id) == 16:
+            if severity >= batch.policy.severity_floor:
+                batch.recalled.extend(context.recall(trace_id, batch.now))
+            elif not keep and not batch.policy.shadow:
+                if context.is_hot(trace_id, batch.now):
+                    keep, rate, reason = True, 0.0, REASON_ERROR_CONTEXT
+                else:
+                    context.remember(batch.remembered(record, trace_id))
+        if batch.policy.shadow:
+            annotate(record, 1.0, rule.pattern_id, reason)
+            _add_attribute(record, ATTR_WOULD_KEEP).value.bool_value = keep
+            keep = True
+        elif keep:
+            annotate(record, rate, rule.pattern_id, reason)
+        if keep:
+            counts.kept += 1
+            outcome.kept += 1
+            outcome.kept_by_reason[reason] += 1
+        else:
+            outcome.dropped_by_reason[reason] += 1
+        return keep
+
+    def _decide(self, record: LogRecord, rule: Rule, text: str, batch: _Batch):
+        """(keep, rate, reason): exemptions, receiver-local anomalies, then the policy's draw."""
+        exemption = batch.resource_exemption or (
+            batch.record_exemptions
+            and _matching_exemption(batch.record_exemptions, record.attributes, text)
+        )
+        if exemption:
+            return True, 1.0, exemption.reason
+        if rule.rate >= 1.0:
+            if rule.known or self._take_anomaly_budget():
+                return True, 1.0, rule.reason
+            rule = batch.policy.rule_for_unknown(rule.pattern_id, record.severity_number)
+        elif rule.baseline_per_second:
+            seen = self._per_second.get(rule.pattern_id, 0) + 1
+            self._per_second[rule.pattern_id] = seen
+            limit = self._burst_factor * max(rule.baseline_per_second, self._burst_min)
+            if seen > limit and self._take_anomaly_budget():
+                return True, 1.0, REASON_BURST
+        body_key = text.encode("utf-8", "surrogatepass") if text else b""
+        randomness = record_randomness(record, body_key, batch.index)
+        return randomness < rule.threshold, rule.rate, rule.reason
+
+    def _take_anomaly_budget(self) -> bool:
+        """Anomaly keeps are capped per second, so a flood of new templates stays sampled."""
+        if self._anomaly_budget <= 0:
+            return False
+        self._anomaly_budget -= 1
+        return True
 
     def _infer(self, record: LogRecord, template: str) -> int:
         """Severity of a record sent without one, cached per (severity_text, template)."""
         if record.body.WhichOneof("value") != "string_value":
             return infer_severity(0, record.severity_text, record.body)
+        if template.startswith(("{", "<<*>>")):
+            # JSON levels and syslog PRI numbers are masked out of the template: read the text.
+            return severity_from_text(record.severity_text) or severity_from_body(
+                record.body.string_value
+            )
         key = (record.severity_text, template)
         severity = self._inferred.get(key)
         if severity is None:
@@ -249,6 +339,71 @@ class Sampler:
                 self._inferred.clear()
             self._inferred[key] = severity
         return severity
+
+
+class _Batch:
+    """Per-request state shared by the records of one `sample()` call."""
+
+    __slots__ = (
+        "index",
+        "now",
+        "outcome",
+        "policy",
+        "recalled",
+        "record_exemptions",
+        "resource_exemption",
+        "resource_exemptions",
+        "resource_logs",
+        "rules",
+        "scope_key",
+        "scope_logs",
+        "service",
+    )
+
+    def __init__(self, policy: Policy, rules: dict[tuple[str, int], Rule], now: float) -> None:
+        self.policy = policy
+        self.rules = rules
+        self.now = now
+        self.outcome = SampleOutcome()
+        self.index = 0
+        self.record_exemptions = tuple(e for e in policy.exemptions if e.scope != "resource")
+        self.resource_exemptions = tuple(e for e in policy.exemptions if e.scope == "resource")
+        self.resource_exemption: Exemption | None = None
+        self.service = UNKNOWN_SERVICE
+        self.resource_logs = None
+        self.scope_logs = None
+        self.scope_key: tuple[bytes, bytes] | None = None
+        self.recalled: list[Remembered] = []
+
+    def remembered(self, record: LogRecord, trace_id: bytes) -> Remembered:
+        if self.scope_key is None:
+            # Serialized once per scope, and only when a traced record is dropped.
+            self.scope_key = (
+                self.resource_logs.resource.SerializeToString(),
+                self.scope_logs.scope.SerializeToString(),
+            )
+        resource, scope = self.scope_key
+        return Remembered(trace_id, self.now, resource, scope, record.SerializeToString())
+
+
+def _append_recalled(request: ExportLogsServiceRequest, recalled: list[Remembered]) -> None:
+    """Forward remembered records with the request, under their original resource and scope.
+
+    Their adjusted count is 0: the records kept from their pattern already stand for them, so
+    the backend's volume sums stay exact.
+    """
+    groups: dict[tuple[bytes, bytes], list[Remembered]] = {}
+    for entry in recalled:
+        groups.setdefault((entry.resource, entry.scope), []).append(entry)
+    for (resource, scope), entries in groups.items():
+        resource_logs = request.resource_logs.add()
+        resource_logs.resource.MergeFromString(resource)
+        scope_logs = resource_logs.scope_logs.add()
+        scope_logs.scope.MergeFromString(scope)
+        for entry in entries:
+            record = scope_logs.log_records.add()
+            record.MergeFromString(entry.record)
+            annotate_context(record)
 
 
 def _prune_empty(request: ExportLogsServiceRequest) -> None:

@@ -35,6 +35,19 @@ def wait_for_line(stream, needle: str, timeout_s: float) -> str:
     raise AssertionError(f"{needle!r} not seen; output was:\n{''.join(seen)}")
 
 
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
 def test_make_run_serves_and_prints_debug_summary():
     grpc_port, metrics_port = free_port(), free_port()
     args = f"--grpc-endpoint 127.0.0.1:{grpc_port} --metrics-endpoint 127.0.0.1:{metrics_port}"
@@ -57,8 +70,12 @@ def test_make_run_serves_and_prints_debug_summary():
         line = wait_for_line(process.stdout, "lipservice debug exporter:", timeout_s=30)
         assert "records=21" in line
         assert "severity=1" in line
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        # SIGTERM to the server alone, as Kubernetes would send it; make reports its status.
+        (server,) = children_of(process.pid)
+        os.kill(server, signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
     assert "shutting down" in output
     assert process.returncode == 0

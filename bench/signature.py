@@ -1,0 +1,175 @@
+"""Inline signatures against Drain3: speed and grouping accuracy on Loghub samples.
+
+For every system directory holding ``*_2k.log_structured_corrected.csv`` (or, failing that,
+``*_2k.log_structured.csv``) this feeds the ``Content`` column, in file order, to
+``lipservice_otel.signature.template_of_text`` and to a ``drain3.TemplateMiner`` with its
+default configuration, and reports for each:
+
+- bodies/s, best of ``--repeat`` passes, each from a cold start: the signature module is
+  reloaded (empty token memos) and Drain3 gets a new miner (empty tree), so a pass pays for
+  learning its 2k lines' vocabulary, as a freshly started receiver would;
+- grouping accuracy (GA) against the ``EventId`` ground truth, as defined by Zhu et al.,
+  "Tools and Benchmarks for Automated Log Parsing", ICSE-SEIP 2019: a message is correctly
+  grouped iff the set of messages sharing its predicted group equals the set sharing its
+  ground-truth event; GA is the share of correctly grouped messages.
+
+The table goes to stdout and the numbers to ``bench/results/signature.json``.
+
+Usage (from the repository root, with the package installed, e.g. by ``make``)::
+
+    python bench/signature.py --loghub ../shared/loghub
+
+Data: Loghub, used read-only under its research licence. Cite: Jieming Zhu, Shilin He, Pinjia He,
+Jinyang Liu, Michael R. Lyu, "Loghub: A Large Collection of System Log Datasets for AI-driven Log
+Analytics", ISSRE 2023; and Zhihan Jiang et al., "A Large-scale Evaluation for Log Parsing
+Techniques: How Far are We?", ISSTA 2024 (corrected ground truth).
+"""
+
+import argparse
+import csv
+import importlib
+import json
+import platform
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Hashable, Sequence
+from pathlib import Path
+
+from drain3 import TemplateMiner
+from drain3.template_miner_config import TemplateMinerConfig
+
+from lipservice_otel import signature
+
+RESULTS = Path(__file__).resolve().parent / "results" / "signature.json"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--loghub", type=Path, default=Path("../shared/loghub"))
+    parser.add_argument("--repeat", type=int, default=5, help="timed passes per parser")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    samples = find_samples(args.loghub)
+    if not samples:
+        print(f"no *_2k.log_structured*.csv under {args.loghub}", file=sys.stderr)
+        return 2
+
+    rows = [measure(system, path, args.repeat) for system, path in samples]
+    print_table(rows)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "loghub": str(args.loghub),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "repeat": args.repeat,
+        "systems": rows,
+        "mean": mean_row(rows),
+    }
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+def find_samples(root: Path) -> list[tuple[str, Path]]:
+    samples = []
+    for system in sorted(p for p in root.iterdir() if p.is_dir()):
+        corrected = sorted(system.glob("*_2k.log_structured_corrected.csv"))
+        plain = sorted(system.glob("*_2k.log_structured.csv"))
+        if corrected or plain:
+            samples.append((system.name, (corrected or plain)[0]))
+    return samples
+
+
+def measure(system: str, path: Path, repeat: int) -> dict:
+    with path.open(newline="", encoding="utf-8") as f:
+        records = list(csv.DictReader(f))
+    bodies = [r["Content"] for r in records]
+    truth = [r["EventId"] for r in records]
+
+    template_of_text = importlib.reload(signature).template_of_text
+    inline_groups = [template_of_text(body) for body in bodies]
+    inline_rate = best_rate(bodies, lambda: importlib.reload(signature).template_of_text, repeat)
+
+    miner = new_drain3_miner()
+    drain_groups = [miner.add_log_message(body)["cluster_id"] for body in bodies]
+    drain_rate = best_rate(bodies, lambda: new_drain3_miner().add_log_message, repeat)
+
+    return {
+        "system": system,
+        "file": path.name,
+        "messages": len(bodies),
+        "events": len(set(truth)),
+        "inline_bodies_per_s": round(inline_rate),
+        "drain3_bodies_per_s": round(drain_rate),
+        "speedup": round(inline_rate / drain_rate, 1),
+        "inline_ga": round(grouping_accuracy(truth, inline_groups), 4),
+        "drain3_ga": round(grouping_accuracy(truth, drain_groups), 4),
+        "inline_templates": len(set(inline_groups)),
+        "drain3_templates": len(set(drain_groups)),
+    }
+
+
+def new_drain3_miner() -> TemplateMiner:
+    # An explicit config: TemplateMiner() alone reads a drain3.ini from the working directory.
+    return TemplateMiner(config=TemplateMinerConfig())
+
+
+def best_rate(
+    bodies: list[str], new_parser: Callable[[], Callable[[str], object]], repeat: int
+) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        parse = new_parser()
+        start = time.perf_counter()
+        for body in bodies:
+            parse(body)
+        best = min(best, time.perf_counter() - start)
+    return len(bodies) / best
+
+
+def grouping_accuracy(truth: Sequence[Hashable], predicted: Sequence[Hashable]) -> float:
+    """Share of messages whose predicted group has exactly their true event's members."""
+    truth_sizes = Counter(truth)
+    members: dict[Hashable, list[Hashable]] = {}
+    for event, group in zip(truth, predicted, strict=True):
+        members.setdefault(group, []).append(event)
+    correct = 0
+    for events in members.values():
+        # One true event in the group, and none of that event's messages elsewhere.
+        if len(set(events)) == 1 and truth_sizes[events[0]] == len(events):
+            correct += len(events)
+    return correct / len(truth)
+
+
+def mean_row(rows: list[dict]) -> dict:
+    keys = ("inline_bodies_per_s", "drain3_bodies_per_s", "speedup", "inline_ga", "drain3_ga")
+    return {key: round(sum(row[key] for row in rows) / len(rows), 4) for key in keys}
+
+
+def print_table(rows: list[dict]) -> None:
+    header = (
+        f"{'system':<10} {'inline/s':>10} {'drain3/s':>10} {'ratio':>6} "
+        f"{'GA inline':>9} {'GA drain3':>9} {'templates':>9} {'events':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        print(
+            f"{row['system']:<10} {row['inline_bodies_per_s']:>10,} "
+            f"{row['drain3_bodies_per_s']:>10,} {row['speedup']:>5}x "
+            f"{row['inline_ga']:>9.3f} {row['drain3_ga']:>9.3f} "
+            f"{row['inline_templates']:>9} {row['events']:>6}"
+        )
+    mean = mean_row(rows)
+    print("-" * len(header))
+    print(
+        f"{'mean':<10} {round(mean['inline_bodies_per_s']):>10,} "
+        f"{round(mean['drain3_bodies_per_s']):>10,} {mean['speedup']:>5.1f}x "
+        f"{mean['inline_ga']:>9.3f} {mean['drain3_ga']:>9.3f}"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
