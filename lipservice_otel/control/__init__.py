@@ -1,0 +1,1 @@
+"""The control plane: aggregates up from receivers, policy versions down to them."""

@@ -1,0 +1,111 @@
+"""Receiver side of the control plane: stream reports up, apply policies that come down.
+
+The client reconnects forever with jittered exponential backoff. While the analysis service is
+unreachable the receiver keeps sampling with its last policy, which is also written to a local
+cache file so a restarted receiver resumes it before it can reach the analyzer again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import tempfile
+from collections.abc import Callable
+
+import grpc
+
+from lipservice_otel._proto.lipservice.v1 import control_pb2, control_pb2_grpc
+from lipservice_otel.aggregates import IntervalReport
+from lipservice_otel.control.codec import policy_from_bytes, policy_from_proto, report_to_proto
+from lipservice_otel.policy import Policy
+
+log = logging.getLogger(__name__)
+
+INITIAL_BACKOFF_S = 0.2
+# Reports waiting while disconnected; older ones are dropped (the analyzer learns from the next).
+PENDING_REPORTS = 16
+
+
+def read_policy_cache(path: str | None) -> Policy | None:
+    if not path or not os.path.exists(path):
+        return None
+    try:
+        with open(path, "rb") as handle:
+            return policy_from_bytes(handle.read())
+    except Exception as exc:  # a corrupt cache must not stop the receiver from starting
+        log.warning("ignoring unreadable policy cache %s: %s", path, exc)
+        return None
+
+
+def write_policy_cache(path: str, payload: bytes) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".policy-")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(payload)
+    os.replace(temporary, path)
+
+
+class ControlClient:
+    def __init__(
+        self,
+        endpoint: str,
+        receiver_id: str,
+        on_policy: Callable[[Policy], None],
+        current_version: Callable[[], int],
+        reconnect_max_s: float,
+        policy_cache_file: str | None,
+    ) -> None:
+        self._endpoint = endpoint
+        self._receiver_id = receiver_id
+        self._on_policy = on_policy
+        self._current_version = current_version
+        self._reconnect_max_s = reconnect_max_s
+        self._cache_file = policy_cache_file
+        self._reports: asyncio.Queue[IntervalReport] = asyncio.Queue(PENDING_REPORTS)
+        self.connected = asyncio.Event()
+
+    def report(self, report: IntervalReport) -> None:
+        if self._reports.full():
+            self._reports.get_nowait()
+        self._reports.put_nowait(report)
+
+    async def run(self) -> None:
+        backoff = INITIAL_BACKOFF_S
+        while True:
+            try:
+                await self._session()
+                backoff = INITIAL_BACKOFF_S
+            except (grpc.aio.AioRpcError, OSError) as exc:
+                log.warning("control plane %s unreachable: %s", self._endpoint, exc)
+            self.connected.clear()
+            await asyncio.sleep(backoff * (0.5 + random.random()))
+            backoff = min(backoff * 2, self._reconnect_max_s)
+
+    async def _session(self) -> None:
+        async with grpc.aio.insecure_channel(self._endpoint) as channel:
+            stub = control_pb2_grpc.ControlPlaneStub(channel)
+            call = stub.Sync(self._requests())
+            async for response in call:
+                self.connected.set()
+                self._apply(response.policy)
+
+    async def _requests(self):
+        yield control_pb2.SyncRequest(
+            hello=control_pb2.ReceiverHello(
+                receiver_id=self._receiver_id, policy_version=self._current_version()
+            )
+        )
+        while True:
+            report = await self._reports.get()
+            yield control_pb2.SyncRequest(
+                report=report_to_proto(report, self._receiver_id, self._current_version())
+            )
+
+    def _apply(self, message: control_pb2.Policy) -> None:
+        policy = policy_from_proto(message)
+        self._on_policy(policy)
+        if self._cache_file:
+            write_policy_cache(self._cache_file, message.SerializeToString())
+        log.info("policy version %d from %s", policy.version, self._endpoint)

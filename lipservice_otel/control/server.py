@@ -1,0 +1,159 @@
+"""The control-plane gRPC service in front of an analysis loop.
+
+`Sync` is a bidirectional stream per receiver: reports come up and are folded into the next
+analysis cycle; every new policy version goes down to every connected receiver. The admin
+calls back the `lipservice-otel policy` commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import grpc
+
+from lipservice_otel._proto.lipservice.v1 import control_pb2, control_pb2_grpc
+from lipservice_otel.analysis.loop import AnalysisLoop, PatternView
+from lipservice_otel.analysis.state import Override
+from lipservice_otel.control.codec import (
+    exemption_from_proto,
+    policy_to_proto,
+    report_from_proto,
+)
+from lipservice_otel.policy import Policy
+from lipservice_otel.store import Store
+
+log = logging.getLogger(__name__)
+
+# Policies waiting for a slow receiver; only the newest matters, so older ones are dropped.
+SUBSCRIBER_QUEUE = 4
+
+
+def pattern_to_proto(view: PatternView) -> control_pb2.PatternStatus:
+    return control_pb2.PatternStatus(
+        pattern_id=view.pattern_id,
+        service=view.service,
+        template=view.template,
+        examples=view.examples,
+        volume_per_second=view.volume_per_second,
+        error_share=view.error_share,
+        rate=view.rate,
+        reason=view.reason,
+        explanation=view.explanation,
+        first_seen_unix_nano=int(view.first_seen * 1e9),
+        last_seen_unix_nano=int(view.last_seen * 1e9),
+        merged_signatures=view.merged_signatures,
+    )
+
+
+class ControlPlaneService(control_pb2_grpc.ControlPlaneServicer):
+    def __init__(self, loop: AnalysisLoop, store: Store) -> None:
+        self._loop = loop
+        self._store = store
+        self._subscribers: set[asyncio.Queue[Policy]] = set()
+        self.receivers: dict[str, int] = {}  # receiver id -> policy version it reported
+        loop.subscribe(self.publish)
+
+    def publish(self, policy: Policy) -> None:
+        for queue in self._subscribers:
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(policy)
+
+    async def Sync(self, request_iterator, context):
+        queue: asyncio.Queue[Policy] = asyncio.Queue(SUBSCRIBER_QUEUE)
+        self._subscribers.add(queue)
+        reader = asyncio.create_task(self._read_reports(request_iterator, queue))
+        try:
+            while not reader.done():
+                getter = asyncio.ensure_future(queue.get())
+                await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    yield control_pb2.SyncResponse(policy=policy_to_proto(getter.result()))
+                else:
+                    getter.cancel()
+        finally:
+            self._subscribers.discard(queue)
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+                await reader
+
+    async def _read_reports(self, request_iterator, queue: asyncio.Queue[Policy]) -> None:
+        async for request in request_iterator:
+            kind = request.WhichOneof("message")
+            if kind == "hello":
+                hello = request.hello
+                self.receivers[hello.receiver_id] = hello.policy_version
+                current = self._loop.policy
+                if current is not None and current.version != hello.policy_version:
+                    queue.put_nowait(current)
+                log.info(
+                    "receiver %s connected (policy %d)", hello.receiver_id, hello.policy_version
+                )
+            elif kind == "report":
+                self.receivers[request.report.receiver_id] = request.report.policy_version
+                self._loop.ingest(report_from_proto(request.report))
+
+    async def GetPolicy(self, request, context):
+        policy = self._loop.policy
+        if policy is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no policy has been generated yet")
+        return policy_to_proto(policy)
+
+    async def ListPatterns(self, request, context):
+        views = self._loop.patterns(request.service)
+        if request.limit:
+            views = views[: request.limit]
+        return control_pb2.ListPatternsResponse(patterns=[pattern_to_proto(v) for v in views])
+
+    async def Regenerate(self, request, context):
+        policy = await self._loop.regenerate()
+        return policy_to_proto(policy or self._loop.policy or Policy())
+
+    async def SetOverride(self, request, context):
+        has_exemption = request.HasField("exemption")
+        if not request.pattern_id and not has_exemption:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "an override needs pattern_id or exemption"
+            )
+        if request.pattern_id and not 0 <= request.rate <= 1:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"rate must be 0-1, got {request.rate}"
+            )
+        if request.expires_unix_nano and request.expires_unix_nano < time.time_ns():
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "expires_unix_nano is past")
+        exemption = None
+        if has_exemption:
+            try:
+                exemption = exemption_from_proto(request.exemption)
+            except Exception as exc:  # re.error and friends: a bad regex from a person
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"exemption: {exc}")
+        key = request.pattern_id or f"exemption/{request.exemption.name}"
+        override = Override(
+            key=key,
+            rate=request.rate if request.pattern_id else None,
+            exemption=exemption,
+            expires_at=request.expires_unix_nano / 1e9,
+            note=request.note,
+        )
+        policy = await self._loop.set_override(override)
+        return policy_to_proto(policy or self._loop.policy or Policy())
+
+    async def History(self, request, context):
+        versions = await self._store.history(request.limit or 20)
+        return control_pb2.HistoryResponse(versions=[policy_to_proto(p) for p in versions])
+
+
+async def start_control_server(
+    service: ControlPlaneService, endpoint: str
+) -> tuple[grpc.aio.Server, int]:
+    server = grpc.aio.server()
+    control_pb2_grpc.add_ControlPlaneServicer_to_server(service, server)
+    port = server.add_insecure_port(endpoint)
+    if not port:
+        raise OSError(f"control.listen: cannot bind {endpoint}")
+    await server.start()
+    log.info("control plane listening on %s", endpoint)
+    return server, port

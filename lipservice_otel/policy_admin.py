@@ -1,0 +1,118 @@
+"""`lipservice-otel policy ...`: read and steer the live policy over the control-plane API."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime
+
+import grpc
+
+from lipservice_otel._proto.lipservice.v1 import control_pb2, control_pb2_grpc
+
+EXIT_UNAVAILABLE = 3
+EXAMPLE_WIDTH = 60
+
+
+def _shorten(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def format_patterns(patterns) -> str:
+    rows = [("PATTERN", "SERVICE", "VOLUME/S", "RATE", "REASON", "EXAMPLE")]
+    for p in patterns:
+        example = p.examples[0] if p.examples else p.template
+        rows.append(
+            (
+                p.pattern_id,
+                p.service,
+                f"{p.volume_per_second:.2f}",
+                f"{p.rate:g}",
+                p.reason,
+                _shorten(example, EXAMPLE_WIDTH),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+        + "  "
+        + row[-1]
+        for row in rows
+    )
+
+
+def format_explanation(pattern) -> str:
+    seen = datetime.fromtimestamp(pattern.first_seen_unix_nano / 1e9, UTC)
+    lines = [
+        f"pattern   {pattern.pattern_id} (service {pattern.service})",
+        f"template  {pattern.template}",
+        f"volume    {pattern.volume_per_second:.2f} records/s, "
+        f"{pattern.error_share:.1%} at the severity floor",
+        f"rate      {pattern.rate:g} (reason: {pattern.reason})",
+        f"why       {pattern.explanation}",
+        f"first     {seen:%Y-%m-%d %H:%M:%S} UTC",
+    ]
+    if len(pattern.merged_signatures) > 1:
+        lines.append(f"merged    {', '.join(pattern.merged_signatures)}")
+    lines.extend(f"example   {_shorten(e, 100)}" for e in pattern.examples)
+    return "\n".join(lines)
+
+
+def format_history(versions) -> str:
+    lines = []
+    for policy in versions:
+        created = datetime.fromtimestamp(policy.created_unix_nano / 1e9, UTC)
+        lines.append(
+            f"v{policy.version:<5} {created:%Y-%m-%d %H:%M:%S}  {policy.generator:<8} "
+            f"{len(policy.pattern_rules):>5} patterns  {policy.summary}"
+        )
+    return "\n".join(lines) or "no policy versions yet"
+
+
+def run_policy_command(args: argparse.Namespace) -> int:
+    with grpc.insecure_channel(args.control_plane) as channel:
+        stub = control_pb2_grpc.ControlPlaneStub(channel)
+        try:
+            print(_call(stub, args))
+        except grpc.RpcError as error:
+            print(
+                f"lipservice-otel policy: {args.control_plane}: {error.code().name}: "
+                f"{error.details()}",
+                file=sys.stderr,
+            )
+            return EXIT_UNAVAILABLE
+        except LookupError as missing:
+            print(f"lipservice-otel policy: {missing.args[0]}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def _call(stub, args: argparse.Namespace) -> str:
+    timeout = 10
+    if args.action == "show":
+        request = control_pb2.ListPatternsRequest(service=args.service, limit=args.limit)
+        return format_patterns(stub.ListPatterns(request, timeout=timeout).patterns)
+    if args.action == "explain":
+        for pattern in stub.ListPatterns(
+            control_pb2.ListPatternsRequest(), timeout=timeout
+        ).patterns:
+            if (
+                args.pattern_id == pattern.pattern_id
+                or args.pattern_id in pattern.merged_signatures
+            ):
+                return format_explanation(pattern)
+        raise LookupError(f"no pattern {args.pattern_id} in the live policy")
+    if args.action == "history":
+        request = control_pb2.HistoryRequest(limit=args.limit)
+        return format_history(stub.History(request, timeout=timeout).versions)
+    if args.action == "pin":
+        expires = int((time.time() + args.for_s) * 1e9) if args.for_s else 0
+        override = control_pb2.Override(
+            pattern_id=args.pattern_id, rate=args.rate, expires_unix_nano=expires, note=args.note
+        )
+        policy = stub.SetOverride(override, timeout=timeout)
+        return f"policy version {policy.version}: {args.pattern_id} pinned at {args.rate:g}"
+    policy = stub.Regenerate(control_pb2.RegenerateRequest(), timeout=timeout)
+    return f"policy version {policy.version}: {policy.summary}"

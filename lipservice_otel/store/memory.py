@@ -1,0 +1,85 @@
+"""In-process store, optionally persisted to a snapshot file (written atomically)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from collections.abc import Awaitable, Callable
+
+from lipservice_otel._proto.lipservice.v1 import control_pb2
+from lipservice_otel.control.codec import policy_from_proto, policy_to_proto
+from lipservice_otel.policy import Policy
+
+SNAPSHOT_MAGIC = b"LSV1"  # file format: magic, then a serialized StoreSnapshot-like HistoryResponse
+
+
+class MemoryStore:
+    def __init__(self, snapshot_file: str | None, history_limit: int) -> None:
+        self._snapshot_file = snapshot_file
+        self._history_limit = history_limit
+        self._history: list[Policy] = []
+        self._state: bytes | None = None
+        if snapshot_file and os.path.exists(snapshot_file):
+            self._read_snapshot(snapshot_file)
+
+    async def latest_policy(self) -> Policy | None:
+        return self._history[0] if self._history else None
+
+    async def save_policy(self, policy: Policy) -> None:
+        self._history.insert(0, policy)
+        del self._history[self._history_limit :]
+
+    async def history(self, limit: int) -> list[Policy]:
+        return self._history[:limit]
+
+    async def load_state(self) -> bytes | None:
+        return self._state
+
+    async def save_state(self, state: bytes) -> None:
+        self._state = state
+
+    async def acquire_writer(self, owner: str) -> bool:
+        return True  # one process, one writer
+
+    async def watch(self, on_policy: Callable[[Policy], Awaitable[None]]) -> None:
+        await asyncio.Event().wait()  # nobody else writes to this store
+
+    async def close(self) -> None:
+        self.snapshot()
+
+    def snapshot(self) -> None:
+        """Write history and state to the snapshot file (temp file + rename: never torn)."""
+        if not self._snapshot_file:
+            return
+        message = control_pb2.HistoryResponse(versions=[policy_to_proto(p) for p in self._history])
+        payload = SNAPSHOT_MAGIC + _frame(message.SerializeToString()) + _frame(self._state or b"")
+        directory = os.path.dirname(os.path.abspath(self._snapshot_file))
+        fd, temporary = tempfile.mkstemp(dir=directory, prefix=".snapshot-")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self._snapshot_file)
+
+    def _read_snapshot(self, path: str) -> None:
+        with open(path, "rb") as handle:
+            payload = handle.read()
+        if not payload.startswith(SNAPSHOT_MAGIC):
+            raise ValueError(f"store.snapshot_file: {path} is not a lipservice snapshot")
+        history, rest = _unframe(payload[len(SNAPSHOT_MAGIC) :])
+        state, _ = _unframe(rest)
+        versions = control_pb2.HistoryResponse.FromString(history).versions
+        self._history = [policy_from_proto(v) for v in versions]
+        self._state = state or None
+
+
+def _frame(blob: bytes) -> bytes:
+    return len(blob).to_bytes(8, "big") + blob
+
+
+def _unframe(payload: bytes) -> tuple[bytes, bytes]:
+    size = int.from_bytes(payload[:8], "big")
+    if len(payload) < 8 + size:
+        raise ValueError("store snapshot is truncated")
+    return payload[8 : 8 + size], payload[8 + size :]

@@ -1,0 +1,233 @@
+"""The analysis loop's pieces on synthetic reports with a controlled clock."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import pytest
+
+from lipservice_otel.aggregates import IntervalReport, PatternCounts, PatternInfo
+from lipservice_otel.analysis.anomaly import Baseline, detect_error_surge, detect_spike
+from lipservice_otel.analysis.loop import AnalysisLoop
+from lipservice_otel.analysis.rules import PatternLoad, allocate_keeps, allocate_service
+from lipservice_otel.analysis.state import AnalysisState, Override, SnapshotError
+from lipservice_otel.config import AnalysisConfig
+from lipservice_otel.control.codec import (
+    policy_from_bytes,
+    policy_to_bytes,
+    report_from_proto,
+    report_to_proto,
+)
+from lipservice_otel.policy import Exemption, PatternRule, Policy, policy_from_document
+from lipservice_otel.store.memory import MemoryStore
+
+
+def test_allocation_spends_the_budget_with_log_weights():
+    volumes = {"heavy": 10_000.0, "medium": 100.0, "light": 2.0}
+    keeps = allocate_keeps(volumes, budget=500.0, floor=0.5)
+    assert sum(keeps.values()) == pytest.approx(500.0, rel=1e-3)
+    assert keeps["light"] == 2.0  # quiet patterns stay whole
+    assert keeps["heavy"] > keeps["medium"]
+    # Log weighting: 100x the volume buys about log-ratio more keeps, not 100x.
+    assert keeps["heavy"] / keeps["medium"] < 5
+
+
+def test_floors_win_over_a_tiny_budget():
+    keeps = allocate_keeps({"a": 100.0, "b": 100.0}, budget=0.1, floor=1.0)
+    assert keeps == {"a": 1.0, "b": 1.0}
+
+
+def test_service_allocation_reasons_and_target():
+    loads = [
+        PatternLoad("noisy", 900.0, 0.0),
+        PatternLoad("errors", 0.0, 50.0),
+        PatternLoad("rare", 0.1, 0.0),
+        PatternLoad("spiking", 40.0, 0.0, fixed_rate=1.0, fixed_reason="anomaly/spike"),
+    ]
+    allocations = allocate_service(loads, 0.8, None, min_examples_per_interval=5, interval_s=10)
+    assert allocations["rare"].reason == "rare" and allocations["rare"].rate == 1.0
+    assert allocations["spiking"].rate == 1.0
+    assert allocations["noisy"].reason == "budget"
+    kept = 900 * allocations["noisy"].rate + 50 + 0.1 + 40
+    assert kept == pytest.approx(0.2 * 990.1, rel=0.05)
+
+
+def test_target_records_per_second_replaces_the_reduction():
+    loads = [PatternLoad("noisy", 1000.0, 0.0)]
+    allocations = allocate_service(loads, 0.8, 10.0, 5, 10)
+    assert allocations["noisy"].rate == pytest.approx(0.01)
+
+
+def test_spike_needs_both_ratio_and_deviation():
+    steady = Baseline()
+    for value in (100, 102, 98, 101, 99):
+        steady.update(value, 0.3)
+    assert detect_spike(steady, 110, 1100, 10, 3.0, 4.0, 20) is None
+    found = detect_spike(steady, 1000, 10_000, 10, 3.0, 4.0, 20)
+    assert found is not None and found[0] == "critical"
+    quiet = Baseline()
+    for value in (0.1, 0.1, 0.1):
+        quiet.update(value, 0.3)
+    assert detect_spike(quiet, 0.4, 4, 10, 3.0, 4.0, 20) is None  # too few records
+
+
+def test_error_surge():
+    share = Baseline()
+    for value in (0.01, 0.012, 0.009):
+        share.update(value, 0.3)
+    assert detect_error_surge(share, 0.02, 100, 0.05, 20) is None
+    assert detect_error_surge(share, 0.30, 300, 0.05, 20)[0] == "critical"
+
+
+def test_baseline_tracks_mean_and_variance():
+    baseline = Baseline()
+    for value in [10.0, 20.0] * 50:
+        baseline.update(value, 0.1)
+    assert baseline.mean == pytest.approx(15.0, abs=1.0)
+    assert baseline.stddev == pytest.approx(5.0, abs=1.0)
+
+
+def test_policy_survives_the_wire_format():
+    policy = policy_from_document(
+        {
+            "mode": "shadow",
+            "severity_rates": {"debug": 0.1},
+            "exemptions": [{"name": "audit", "attribute": "audit", "matches": "^y"}],
+        },
+        version=7,
+    )
+    policy = Policy(
+        **{
+            **{f: getattr(policy, f) for f in policy.__dataclass_fields__},
+            "pattern_rules": {"abc": PatternRule(0.25, "budget", 12.5)},
+            "pattern_aliases": {"x": "abc"},
+            "learned": True,
+            "summary": "s",
+        }
+    )
+    again = policy_from_bytes(policy_to_bytes(policy))
+    assert again.version == 7 and again.mode == "shadow" and again.learned
+    assert again.pattern_rules == {"abc": PatternRule(0.25, "budget", 12.5)}
+    assert again.pattern_aliases == {"x": "abc"}
+    assert again.severity_rates == {"debug": 0.1}
+    assert again.exemptions[0].matches_value("yes")
+
+
+def test_report_survives_the_wire_format():
+    report = IntervalReport(
+        counts=[PatternCounts("svc", "p1", "info", 10, 2)],
+        patterns={"p1": PatternInfo("svc", "hello <*>", ["hello 1"])},
+        overflow_records=3,
+    )
+    again = report_from_proto(report_to_proto(report, "r1", 4))
+    assert again == report
+
+
+def test_state_snapshot_round_trip_and_errors():
+    state = AnalysisState(cycles=3)
+    state.error_share["svc"] = Baseline(0.1, 0.01, 4)
+    state.boosts["p"] = ("anomaly/spike", 123.0)
+    exemption = Exemption("audit", "attribute", "audit", equals="true")
+    state.overrides["exemption/audit"] = Override("exemption/audit", exemption=exemption)
+    again = AnalysisState.from_bytes(state.to_bytes())
+    assert again.cycles == 3 and again.boosts == state.boosts
+    assert again.overrides["exemption/audit"].exemption == exemption
+    with pytest.raises(SnapshotError, match="schema"):
+        AnalysisState.from_bytes(b'{"schema": 99}')
+    with pytest.raises(SnapshotError, match="not valid JSON"):
+        AnalysisState.from_bytes(b"\x00garbage")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def report(volumes: dict[str, int], service: str = "svc", bucket: str = "info") -> IntervalReport:
+    return IntervalReport(
+        counts=[PatternCounts(service, pid, bucket, n, 0) for pid, n in volumes.items()],
+        patterns={
+            pid: PatternInfo(service, f"template {pid} <*>", [f"{pid} 1"]) for pid in volumes
+        },
+        overflow_records=0,
+    )
+
+
+STEADY = {f"p{i}": int(5000 / (i + 1)) for i in range(10)}  # Zipf-like, per 10 s interval
+
+
+def run_cycles(loop: AnalysisLoop, clock: Clock, volumes: dict[str, int], cycles: int):
+    policies = []
+    for _ in range(cycles):
+        clock.now += 10
+        loop.ingest(report(volumes))
+        policies.append(asyncio.run(loop.cycle()))
+    return policies
+
+
+def expected_reduction(policy: Policy, volumes: dict[str, int]) -> float:
+    kept = sum(n * policy.pattern_rules[pid].rate for pid, n in volumes.items())
+    return 1 - kept / sum(volumes.values())
+
+
+def make_loop(clock: Clock, **config) -> AnalysisLoop:
+    settings = AnalysisConfig(interval_s=10, merge_patterns=False, **config)
+    return AnalysisLoop(settings, MemoryStore(None, 100), Policy(), clock=clock)
+
+
+def test_loop_converges_to_the_target_and_boosts_anomalies():
+    clock = Clock()
+    loop = make_loop(clock)
+    run_cycles(loop, clock, STEADY, 4)
+    policy = loop.policy
+    assert policy.learned
+    assert expected_reduction(policy, STEADY) == pytest.approx(0.8, abs=0.03)
+    assert policy.pattern_rules["p0"].rate < policy.pattern_rules["p9"].rate
+
+    spiking = dict(STEADY, p5=STEADY["p5"] * 10, fresh=50)
+    (spiked,) = run_cycles(loop, clock, spiking, 1)
+    assert spiked.pattern_rules["p5"].rate == 1.0
+    assert spiked.pattern_rules["p5"].reason == "anomaly/spike"
+    assert spiked.pattern_rules["fresh"].reason == "anomaly/new_pattern"
+    assert {a.kind for a in loop.anomalies} == {"spike", "new_pattern"}
+    # After the cooldown the boosts expire and the budget rules return.
+    clock.now += 400
+    run_cycles(loop, clock, STEADY, 3)
+    assert loop.policy.pattern_rules["p5"].reason == "budget"
+
+
+def test_unchanged_traffic_publishes_no_new_version():
+    clock = Clock()
+    loop = make_loop(clock)
+    policies = run_cycles(loop, clock, STEADY, 8)
+    assert policies[0] is not None
+    assert policies[-1] is None  # stable volumes, stable rates, no churn
+
+
+def test_override_pins_a_rate_until_it_expires():
+    clock = Clock()
+    loop = make_loop(clock)
+    run_cycles(loop, clock, STEADY, 3)
+    pinned = asyncio.run(loop.set_override(Override("p0", rate=0.5, expires_at=clock.now + 30)))
+    assert pinned.pattern_rules["p0"] == PatternRule(
+        0.5, "override", pytest.approx(500.0, rel=0.05)
+    )
+    clock.now += 60
+    run_cycles(loop, clock, STEADY, 1)
+    assert loop.policy.pattern_rules["p0"].reason == "budget"
+
+
+def test_explain_and_history():
+    clock = Clock()
+    loop = make_loop(clock)
+    run_cycles(loop, clock, STEADY, 3)
+    view = loop.explain("p0")
+    assert view.reason == "budget" and "service budget" in view.explanation
+    assert math.isclose(view.volume_per_second, STEADY["p0"] / 10, rel_tol=0.05)
+    history = asyncio.run(loop._store.history(10))
+    assert history[0].version == loop.policy.version
+    assert history[-1].summary.startswith("10 patterns")
