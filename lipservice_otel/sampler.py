@@ -9,8 +9,8 @@ Per-record work is kept to dictionary lookups: templates are cached by body text
 by (service, template) and rules by (pattern, severity) for the current policy version.
 
 Two receiver-local reactions do not wait for the analysis loop: a pattern whose count in the
-current second exceeds `burst_factor` x its policy baseline is kept whole (reason
-`anomaly/burst`), and under a learned policy a pattern the policy has never seen is kept whole
+current second exceeds `burst_factor` x its policy baseline is kept whole for the rest of that
+second and the next (reason `anomaly/burst`), and under a learned policy a pattern the policy has never seen is kept whole
 (`anomaly/new_pattern`); both draw on one per-second budget so a flood cannot pass unsampled.
 Records dropped with a trace id are remembered briefly and forwarded if an error of the same
 trace follows (see error_context.py).
@@ -176,6 +176,7 @@ class Sampler:
         # Receiver-local anomaly state, per wall-clock second.
         self._second = -1
         self._per_second: dict[str, int] = {}
+        self._bursting: dict[str, int] = {}  # pattern id -> last second it is kept whole
         self._anomaly_budget = 0
         context = config.error_context
         self._error_context = (
@@ -219,6 +220,7 @@ class Sampler:
         if int(now) != self._second:
             self._second = int(now)
             self._per_second = {}
+            self._bursting = {p: s for p, s in self._bursting.items() if s >= self._second}
             self._anomaly_budget = self._anomaly_keep_per_second
         batch = _Batch(self._policy, self._rules, now)
         for resource_logs in request.resource_logs:
@@ -306,10 +308,15 @@ class Sampler:
                 return True, 1.0, rule.reason
             rule = batch.policy.rule_for_unknown(rule.pattern_id, record.severity_number)
         elif rule.baseline_per_second:
-            seen = self._per_second.get(rule.pattern_id, 0) + 1
-            self._per_second[rule.pattern_id] = seen
+            pid = rule.pattern_id
+            seen = self._per_second.get(pid, 0) + 1
+            self._per_second[pid] = seen
             limit = self._burst_factor * max(rule.baseline_per_second, self._burst_min)
-            if seen > limit and self._take_anomaly_budget():
+            if seen > limit:
+                # Held through the next second too, so a burst is not re-sampled each time the
+                # second turns over while the analyzer has yet to react.
+                self._bursting[pid] = self._second + 1
+            if self._bursting.get(pid, -1) >= self._second and self._take_anomaly_budget():
                 return True, 1.0, REASON_BURST
         body_key = text.encode("utf-8", "surrogatepass") if text else b""
         randomness = record_randomness(record, body_key, batch.index)

@@ -89,16 +89,18 @@ def allocate_service(
     interval_s: float,
 ) -> dict[str, Allocation]:
     """Rates for one service's patterns under its budget."""
-    total = sum(p.sampled_per_second + p.floor_per_second for p in loads)
+    # Patterns with a fixed rate (an anomaly boost, an override) sit outside the budget: an
+    # incident is kept on top of the target rather than starving every other pattern.
+    budgeted = [p for p in loads if p.fixed_rate is None]
+    total = sum(p.sampled_per_second + p.floor_per_second for p in budgeted)
     budget = keep_budget(total, target_reduction, target_per_second)
-    spent = sum(p.floor_per_second for p in loads)
-    spent += sum(p.sampled_per_second * p.fixed_rate for p in loads if p.fixed_rate is not None)
-    free = {p.pattern_id: p.sampled_per_second for p in loads if p.fixed_rate is None}
+    spent = sum(p.floor_per_second for p in budgeted)
+    free = {p.pattern_id: p.sampled_per_second for p in budgeted}
     remaining = max(0.0, budget - spent)
     floor = min_examples_per_interval / interval_s
     keeps = allocate_keeps(free, remaining, floor)
     share = f"service budget {budget:.1f}/s of {total:.1f}/s, {remaining:.1f}/s left for "
-    share += f"{len(free)} sampled patterns after floors and fixed rates"
+    share += f"{len(free)} sampled patterns after the severity floor"
     allocations = {}
     for load in loads:
         pid = load.pattern_id
