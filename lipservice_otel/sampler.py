@@ -10,8 +10,9 @@ by (service, template) and rules by (pattern, severity) for the current policy v
 
 Two receiver-local reactions do not wait for the analysis loop: a pattern whose count in the
 current second exceeds `burst_factor` x its policy baseline is kept whole for the rest of that
-second and the next (reason `anomaly/burst`), and under a learned policy a pattern the policy has never seen is kept whole
-(`anomaly/new_pattern`); both draw on one per-second budget so a flood cannot pass unsampled.
+second and the next (reason `anomaly/burst`), and under a learned policy a pattern the policy
+has never seen is kept whole (`anomaly/new_pattern`); both draw on one per-second budget so a
+flood cannot pass unsampled.
 Records dropped with a trace id are remembered briefly and forwarded if an error of the same
 trace follows (see error_context.py).
 """
