@@ -218,7 +218,9 @@ class AnalysisLoop:
             pattern.rate.update(sum(pattern.last_counts.values()) / elapsed, config.ema_alpha)
         for service, share in self._error_shares().items():
             state.error_share.setdefault(service, Baseline()).update(share[0], config.ema_alpha)
-        state.cycles += 1
+        if pending.reports:
+            # Only cycles that saw traffic count: "new" means new since traffic was first seen.
+            state.cycles += 1
         self._forget(now)
 
     def _merge(self) -> None:

@@ -77,8 +77,14 @@ class ControlClient:
             try:
                 await self._session()
                 backoff = INITIAL_BACKOFF_S
-            except (grpc.aio.AioRpcError, OSError) as exc:
-                log.warning("control plane %s unreachable: %s", self._endpoint, exc)
+            except grpc.aio.AioRpcError as exc:
+                log.warning(
+                    "control plane %s: %s: %s; keeping policy version %d",
+                    self._endpoint,
+                    exc.code().name,
+                    exc.details(),
+                    self._current_version(),
+                )
             self.connected.clear()
             await asyncio.sleep(backoff * (0.5 + random.random()))
             backoff = min(backoff * 2, self._reconnect_max_s)
