@@ -1,0 +1,1 @@
+"""The control path: merges patterns, finds anomalies and turns traffic into policy."""

@@ -1,0 +1,343 @@
+"""Merge templates that differ only where the inline signature could not see a variable.
+
+The signature masks what looks variable in a token on its own: numbers, ids, addresses, paths
+with digits. A variable that is a plain word (a user, host, pod or service name) stays, so
+``session closed for user alice`` and ``session closed for user bob`` become two patterns, and
+a service with many users gets many patterns. Many templates seen together show which
+positions are variables: the analysis loop calls this per service, off the hot path.
+
+How it works, per service:
+
+1. Templates are bucketed by token count: only equal-length templates merge, position by
+   position.
+2. Each bucket becomes term-frequency vectors of position-tagged tokens (``4:alice``;
+   scikit-learn's ``TfidfVectorizer`` with IDF off, see ``_clusters``) and DBSCAN (cosine
+   distance, ``min_samples=1``) clusters them. It only proposes candidates: it cannot tell a
+   name from a word that changes the meaning.
+3. Inside a cluster, templates are grouped greedily by how many positions differ
+   (``max_differing_positions``, ``min_token_overlap``); then every differing position must
+   hold one variable's values (``_column_varies``), or the group is split by that position's
+   value and its parts are checked again.
+4. A group's merged template masks the positions where its members differ. Its canonical
+   pattern id is ``signature.pattern_id(service, merged template)``: every analyzer, before
+   and after a restart, names the same group the same way.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from lipservice_otel.config import ConfigError
+from lipservice_otel.signature import MASK, pattern_id
+
+__all__ = [
+    "DEFAULT_EPS",
+    "DEFAULT_MAX_DIFFERING_POSITIONS",
+    "DEFAULT_MAX_TEMPLATES",
+    "DEFAULT_MERGE_CONFIG",
+    "DEFAULT_MIN_DISTINCT_VALUES",
+    "DEFAULT_MIN_TOKEN_OVERLAP",
+    "MergeConfig",
+    "merge_by_service",
+    "merge_templates",
+    "merged_template",
+]
+
+DEFAULT_EPS = 0.5
+DEFAULT_MIN_TOKEN_OVERLAP = 0.6
+DEFAULT_MAX_DIFFERING_POSITIONS = 2
+DEFAULT_MIN_DISTINCT_VALUES = 4
+DEFAULT_MAX_TEMPLATES = 5000
+
+_NEIGHBOURS = 32
+_WORKING_MEMORY_MIB = 8
+
+
+def _require(condition: bool, key: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(f"{key}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class MergeConfig:
+    # DBSCAN radius in cosine distance, (0, 1]. Two templates that differ at a share d of their
+    # positions are at most d apart, so from 1 - min_token_overlap up DBSCAN never separates
+    # templates the positional check would merge; below, it is a stricter filter.
+    eps: float = DEFAULT_EPS
+    # Share of positions whose token every member of a group shares, (0, 1]. The default keeps
+    # two-token templates apart: one shared word is not enough to call two messages one event.
+    min_token_overlap: float = DEFAULT_MIN_TOKEN_OVERLAP
+    # Positions where the members of a group may differ, >= 1.
+    max_differing_positions: int = DEFAULT_MAX_DIFFERING_POSITIONS
+    # Distinct plain words a position needs before it counts as a variable, >= 2.
+    min_distinct_values: int = DEFAULT_MIN_DISTINCT_VALUES
+    # Templates considered per service per call, >= 1; the rest stay unmerged (bounded CPU).
+    max_templates: int = DEFAULT_MAX_TEMPLATES
+
+    def __post_init__(self) -> None:
+        _require(0 < self.eps <= 1, "eps", "must be in (0, 1]")
+        _require(0 < self.min_token_overlap <= 1, "min_token_overlap", "must be in (0, 1]")
+        _require(self.max_differing_positions >= 1, "max_differing_positions", "must be >= 1")
+        _require(self.min_distinct_values >= 2, "min_distinct_values", "must be >= 2")
+        _require(self.max_templates >= 1, "max_templates", "must be >= 1")
+
+
+DEFAULT_MERGE_CONFIG = MergeConfig()
+
+
+def merge_templates(
+    templates: Mapping[str, str], config: MergeConfig = DEFAULT_MERGE_CONFIG
+) -> dict[str, str]:
+    """Alias map for one service's ``pattern_id -> template``: merged id -> canonical id.
+
+    A group's canonical id is the member whose template is the merged template, if there is
+    one, else its smallest id. Ids that stay themselves are absent. ``merge_by_service``
+    names groups by their merged template instead, which does not change as members come.
+    """
+    aliases = {}
+    for members in _groups(templates, config):
+        merged = merged_template([templates[pid] for pid in members])
+        canonical = min([pid for pid in members if templates[pid] == merged] or members)
+        aliases.update((pid, canonical) for pid in members if pid != canonical)
+    return aliases
+
+
+def merged_template(templates: Sequence[str]) -> str:
+    """The template of a group: where its members differ, the token becomes ``<*>``.
+
+    Where one member's masked token has a shape all the others fit, that token stays:
+    ``chdir(<*>)`` over ``chdir(pwd)``, ``tty=<*>`` over ``tty=NODEVssh``.
+    """
+    rows = [template.split() for template in templates]
+    if not rows or any(len(row) != len(rows[0]) for row in rows):
+        raise ValueError("merged_template needs one or more templates of equal token count")
+    return " ".join(
+        column[0] if len(set(column)) == 1 else _covering_token(column) or MASK
+        for column in zip(*rows, strict=True)
+    )
+
+
+def merge_by_service(
+    patterns: Iterable[tuple[str, str, str]], config: MergeConfig = DEFAULT_MERGE_CONFIG
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Merge ``(pattern_id, service, template)`` triples within each service, never across.
+
+    Returns ``(aliases, canonical_templates)``: merged id -> canonical id, and canonical id ->
+    merged template. A canonical id is ``pattern_id(service, merged template)``, a function of
+    the members' templates alone: equal on every analyzer, after restarts, in any input order.
+    """
+    by_service: dict[str, dict[str, str]] = {}
+    for pid, service, template in patterns:
+        by_service.setdefault(service, {})[pid] = template
+    aliases: dict[str, str] = {}
+    canonical_templates: dict[str, str] = {}
+    for service, templates in sorted(by_service.items()):
+        for members in _groups(templates, config):
+            merged = merged_template([templates[pid] for pid in members])
+            canonical = pattern_id(service, merged)
+            canonical_templates[canonical] = merged
+            aliases.update((pid, canonical) for pid in members if pid != canonical)
+    return aliases, canonical_templates
+
+
+def _groups(templates: Mapping[str, str], config: MergeConfig) -> list[list[str]]:
+    """Sorted groups of two or more pattern ids to merge; input order does not matter."""
+    # Ids are hashes, so the first max_templates of them are a fair sample of the service.
+    by_length: dict[int, list[tuple[str, str]]] = {}
+    for pid in sorted(templates)[: config.max_templates]:
+        template = templates[pid]
+        by_length.setdefault(len(template.split()), []).append((template, pid))
+    groups = []
+    for length, items in by_length.items():
+        most_varying = _most_varying_positions(length, config)
+        if most_varying == 0 or len(items) < 2:
+            continue
+        items.sort()
+        rows = [template.split() for template, _ in items]
+        for cluster in _clusters(rows, config.eps):
+            for group in _positional_groups(
+                [rows[i] for i in cluster], most_varying, config.min_distinct_values
+            ):
+                groups.append(sorted(items[cluster[i]][1] for i in group))
+    return sorted(groups)
+
+
+def _most_varying_positions(length: int, config: MergeConfig) -> int:
+    # Zero for a single token (it shares no position with anything) and for short templates
+    # that min_token_overlap leaves nothing to vary in. The epsilon absorbs float rounding
+    # (5 x (1 - 0.6) is 1.9999...).
+    by_overlap = math.floor(length * (1 - config.min_token_overlap) + 1e-9)
+    return min(config.max_differing_positions, by_overlap)
+
+
+def _clusters(rows: list[list[str]], eps: float) -> list[list[int]]:
+    """DBSCAN clusters of two or more equal-length rows, as ascending indices into ``rows``."""
+    # Imported here: scikit-learn is heavy, and only the analysis loop needs it.
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    # Term frequencies without IDF: IDF weighs a token by its rarity, and a variable's values
+    # are the rarest tokens, so it would push apart exactly the templates to merge, the more
+    # so the more values the variable takes. Without it, the cosine distance between two
+    # templates is at most the share of positions where they differ. A token that no other
+    # template has at that position says nothing about which templates are alike: min_df=2
+    # leaves it out.
+    vectorizer = TfidfVectorizer(
+        tokenizer=str.split, token_pattern=None, lowercase=False, min_df=2, use_idf=False
+    )
+    try:
+        vectors = vectorizer.fit_transform(
+            " ".join(f"{i}:{token}" for i, token in enumerate(row)) for row in rows
+        )
+    except ValueError:
+        return []  # No two templates share a token at the same position.
+    # Rows with the same features have the same vector: DBSCAN sees each vector once, which
+    # keeps its neighbourhood lists (quadratic in the points) small when a name takes many
+    # values. Rows without features share nothing with any other row and are left out.
+    rows_by_vector: dict[tuple[int, ...], list[int]] = {}
+    for index in range(len(rows)):
+        features = vectors.indices[vectors.indptr[index] : vectors.indptr[index + 1]]
+        if len(features):
+            rows_by_vector.setdefault(tuple(sorted(features.tolist())), []).append(index)
+    points = list(rows_by_vector.values())
+    labels = _dbscan(vectors[[point[0] for point in points]], eps) if len(points) > 1 else [0]
+    clusters: dict[int, list[int]] = {}
+    for label, point in zip(labels, points, strict=True):
+        clusters.setdefault(int(label), []).extend(point)
+    return sorted(sorted(cluster) for cluster in clusters.values() if len(cluster) > 1)
+
+
+def _dbscan(vectors, eps: float):
+    """DBSCAN labels (cosine, min_samples=1) over each point's nearest neighbours only."""
+    import sklearn
+    from sklearn.cluster import DBSCAN
+    from sklearn.neighbors import NearestNeighbors, sort_graph_by_row_values
+
+    # DBSCAN's own neighbourhood lists grow with the square of the points when many
+    # templates are alike (400 MB for 5000 of one family). A graph of each point's nearest
+    # neighbours, made symmetric, keeps such a family connected in n x _NEIGHBOURS memory;
+    # distances are computed in slices of bounded size.
+    with sklearn.config_context(working_memory=_WORKING_MEMORY_MIB):
+        neighbours = NearestNeighbors(
+            n_neighbors=min(_NEIGHBOURS, vectors.shape[0] - 1), metric="cosine"
+        ).fit(vectors)
+        graph = neighbours.kneighbors_graph(mode="distance")
+    graph = sort_graph_by_row_values(graph.maximum(graph.T).tocsr(), warn_when_not_sorted=False)
+    return DBSCAN(eps=eps, min_samples=1, metric="precomputed").fit_predict(graph)
+
+
+@dataclass(slots=True)
+class _Group:
+    members: list[int]
+    # The members' shared token at each position, None where they differ.
+    tokens: list[str | None]
+
+
+def _positional_groups(
+    rows: list[list[str]], most_varying: int, min_distinct_values: int
+) -> list[list[int]]:
+    """Groups (indices into equal-length ``rows``, two or more) that pass the positional check."""
+    # Greedy, in the caller's (sorted) order: a row joins the first group it differs from in
+    # at most most_varying positions, counting those where the group already varies.
+    # Candidates come from an index: split the positions into most_varying + 1 blocks, and a
+    # row that fits a group equals that group's constant tokens on at least one whole block.
+    length = len(rows[0])
+    blocks = [
+        range(length * b // (most_varying + 1), length * (b + 1) // (most_varying + 1))
+        for b in range(most_varying + 1)
+    ]
+    groups: list[_Group] = []
+    index: dict[tuple[int, tuple[str | None, ...]], list[int]] = {}
+    for r, row in enumerate(rows):
+        keys = [(b, tuple(row[p] for p in block)) for b, block in enumerate(blocks)]
+        candidates = sorted({g for key in keys for g in index.get(key, ())})
+        for g in candidates:
+            group = groups[g]
+            differing = [p for p, token in enumerate(group.tokens) if token != row[p]]
+            if len(differing) <= most_varying:
+                group.members.append(r)
+                for p in differing:
+                    group.tokens[p] = None
+                break
+        else:
+            groups.append(_Group([r], list(row)))
+            for key in keys:
+                index.setdefault(key, []).append(len(groups) - 1)
+    # Index entries of blocks where a group came to vary are stale; the differing count above
+    # rejects them, so they are not removed.
+    passed = []
+    for group in groups:
+        if len(group.members) > 1:
+            passed.extend(_split_until_valid(group.members, rows, min_distinct_values))
+    return [members for members in passed if len(members) > 1]
+
+
+def _split_until_valid(
+    members: list[int], rows: list[list[str]], min_distinct_values: int
+) -> list[list[int]]:
+    for column in zip(*(rows[i] for i in members), strict=True):
+        if len(set(column)) > 1 and not _column_varies(column, min_distinct_values):
+            by_value: dict[str, list[int]] = {}
+            for member, value in zip(members, column, strict=True):
+                by_value.setdefault(value, []).append(member)
+            return [
+                part
+                for same_value in by_value.values()
+                if len(same_value) > 1
+                for part in _split_until_valid(same_value, rows, min_distinct_values)
+            ]
+    return [members]
+
+
+def _column_varies(column: Sequence[str], min_distinct_values: int) -> bool:
+    """Whether the tokens a group has at one position are the values of one variable.
+
+    Yes if the signature masked a variable there in one member and the others fit its shape
+    (``_covering_token``). Otherwise the position needs ``min_distinct_values`` distinct
+    name-like words: two or three words at one place are more often alternatives the code
+    picks from ("closed" / "reset", "startup" / "shutdown") than names, and keeping them
+    apart costs a few patterns; names (users, hosts, pods) keep coming, and merging them is
+    the point.
+    """
+    if _covering_token(column) is not None:
+        return True
+    return len(set(column)) >= min_distinct_values and all(_is_name_like(t) for t in column)
+
+
+# Letters or digits: a token with neither ("->", "|", "****") is the message's punctuation.
+_ALNUM = re.compile(r"[^\W_]").search
+# Paths, dotted names and key=value pairs are values whatever their case ("org.acme.Job").
+_QUALIFIED = re.compile(r"[/=]|\w\.\w").search
+
+
+def _is_name_like(token: str) -> bool:
+    # Names of users, hosts, pods and services are lowercase. A capitalised word is a keyword,
+    # state or class the code picked from a fixed set ("GET", "Paused", "LOOKING").
+    if MASK in token:
+        return True
+    return bool(_ALNUM(token)) and (token.lower() == token or bool(_QUALIFIED(token)))
+
+
+def _covering_token(column: Sequence[str]) -> str | None:
+    """The most specific masked token whose shape every token of ``column`` fits, if any.
+
+    The signature saw a variable there in one record, so ``chdir(<*>)`` covers ``chdir(pwd)``
+    and ``<*>:`` covers ``./run.sh:``. Punctuation is covered only where the variable was
+    empty (``(<*>)`` covers ``()``): a bare ``<*>`` against ``****`` or ``->`` is more likely
+    a separator or a placeholder the code printed than a value.
+    """
+    values = set(column)
+    covering = []
+    for token in values:
+        if MASK not in token:
+            continue
+        parts = token.split(MASK)
+        shape = re.compile(".*".join(re.escape(part) for part in parts), re.DOTALL).fullmatch
+        empty = "".join(parts)
+        if all(
+            shape(other) and (MASK in other or other == empty or _ALNUM(other)) for other in values
+        ):
+            covering.append(token)
+    return min(covering, key=lambda token: (-len(token), token)) if covering else None

@@ -1,0 +1,284 @@
+"""Pattern merging: templates that differ by a word-valued variable become one pattern."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from lipservice_otel.analysis.patterns import (
+    DEFAULT_MERGE_CONFIG,
+    DEFAULT_MIN_DISTINCT_VALUES,
+    MergeConfig,
+    merge_by_service,
+    merge_templates,
+    merged_template,
+)
+from lipservice_otel.config import ConfigError
+from lipservice_otel.signature import MASK, pattern_id, template_of_text
+
+USERS = ("alice", "bob", "carol", "dave", "erin")
+
+
+def ids(service: str, templates: list[str]) -> dict[str, str]:
+    return {pattern_id(service, template): template for template in templates}
+
+
+def merge(service: str, templates: list[str], config: MergeConfig = DEFAULT_MERGE_CONFIG):
+    patterns = [(pid, service, template) for pid, template in ids(service, templates).items()]
+    return merge_by_service(patterns, config)
+
+
+def groups(service: str, templates: list[str], config: MergeConfig = DEFAULT_MERGE_CONFIG):
+    """The merged template of each canonical id -> the sorted templates merged into it."""
+    aliases, canonical_templates = merge(service, templates, config)
+    by_canonical: dict[str, list[str]] = {}
+    for pid, template in ids(service, templates).items():
+        if pid in aliases or pid in canonical_templates:
+            by_canonical.setdefault(aliases.get(pid, pid), []).append(template)
+    return {canonical_templates[c]: sorted(members) for c, members in by_canonical.items()}
+
+
+def test_merges_user_names_in_sshd_templates():
+    accepted = [f"Accepted password for {user} from <*> port <*> ssh2" for user in USERS]
+    invalid = [f"Invalid user {user} from <*>" for user in USERS]
+
+    assert groups("sshd", accepted + invalid) == {
+        "Accepted password for <*> from <*> port <*> ssh2": sorted(accepted),
+        "Invalid user <*> from <*>": sorted(invalid),
+    }
+
+
+def test_merges_kubernetes_pod_names():
+    pods = ["checkout", "payments", "frontend", "cartservice", "recommendations"]
+    restarted = [f"pod {pod} restarted" for pod in pods]
+
+    assert groups("kubelet", restarted) == {"pod <*> restarted": sorted(restarted)}
+
+
+def test_merges_what_the_inline_signature_leaves_of_real_bodies():
+    bodies = [
+        f"Accepted password for {user} from 10.0.{i}.7 port {52000 + i} ssh2"
+        for i, user in enumerate(USERS)
+    ]
+    templates = sorted({template_of_text(body) for body in bodies})
+    assert len(templates) == len(USERS)  # one pattern per user inline
+
+    assert list(groups("sshd", templates)) == ["Accepted password for <*> from <*> port <*> ssh2"]
+
+
+def test_few_alternatives_at_one_position_stay_apart():
+    # "closed" and "reset" look like user names, but two (or three) words at one place are
+    # more often alternatives the code picks from than names: a position counts as a variable
+    # only with min_distinct_values distinct words. Keeping alternatives apart costs a pattern
+    # or two; names keep coming and reach the threshold.
+    templates = ["Connection closed by <*>", "Connection reset by <*>"]
+    assert merge("sshd", templates) == ({}, {})
+
+    three_users = [f"session opened for user {user}" for user in USERS[:3]]
+    assert DEFAULT_MIN_DISTINCT_VALUES == 4
+    assert merge("pam", three_users) == ({}, {})
+    assert len(groups("pam", three_users, MergeConfig(min_distinct_values=3))) == 1
+
+
+def test_capitalised_words_are_keywords_not_names():
+    lifecycle = [
+        f"[instance: <*>] VM {event} (Lifecycle Event)"
+        for event in ("Paused", "Resumed", "Started", "Stopped")
+    ]
+    methods = [
+        f"<*> {method} <*> status: <*> len: <*>" for method in ("GET", "POST", "PUT", "DELETE")
+    ]
+    assert merge("nova", lifecycle + methods) == ({}, {})
+
+
+def test_dotted_names_and_paths_are_values_whatever_their_case():
+    classes = [
+        f"Registering class org.acme.{name}Event for class org.acme.{name}Handler"
+        for name in ("Job", "Task", "Commit", "Speculator")
+    ]
+    assert groups("yarn", classes) == {"Registering class <*> for class <*>": sorted(classes)}
+
+
+def test_a_masked_token_covers_the_words_that_fit_its_shape():
+    # The signature saw a variable in chdir(<*>): one other template is enough evidence.
+    templates = ["LOGIN chdir(<*>) failed: <*>", "LOGIN chdir(pwd) failed: <*>"]
+    assert groups("ciod", templates) == {"LOGIN chdir(<*>) failed: <*>": sorted(templates)}
+
+    # An empty value fits too: (<*>) covers ().
+    templates = ["connection from <*> (<*>) at <*>", "connection from <*> () at <*>"]
+    assert groups("ftpd", templates) == {"connection from <*> (<*>) at <*>": sorted(templates)}
+
+
+def test_a_bare_mask_does_not_cover_punctuation():
+    # "****" (or "->", "|") where another template has a value is a placeholder or separator
+    # the code printed: a different message shape, not another value.
+    templates = ["Fan speeds ( <*> <*> **** <*> )", "Fan speeds ( <*> <*> <*> <*> )"]
+    assert merge("hpc", templates) == ({}, {})
+
+
+def test_different_token_counts_stay_apart():
+    templates = [f"Invalid user {user} from <*>" for user in USERS[:3]]
+    templates += ["Invalid user mallory smith from <*>", "Invalid user <*> <*> <*> from <*>"]
+
+    assert merge("sshd", templates) == ({}, {})
+
+
+def test_too_many_differing_positions_stay_apart():
+    spread = [f"job {user} moved {user}-src to {user}-dst" for user in USERS]
+    at_the_end = [f"copy job started {user} {user}-src {user}-dst" for user in USERS]
+    assert merge("batch", spread + at_the_end) == ({}, {})
+
+    config = MergeConfig(max_differing_positions=3, min_token_overlap=0.5)
+    assert sorted(groups("batch", spread + at_the_end, config)) == [
+        "copy job started <*> <*> <*>",
+        "job <*> moved <*> to <*>",
+    ]
+
+
+def test_short_templates_and_single_tokens_do_not_merge():
+    # One shared word of two is not enough to call two messages one event.
+    states = ["FOLLOWING", "LEADING", "LOOKING", "OBSERVING"]
+    pairs = [f"Server {word}" for word in ("alpha", "beta", "gamma", "delta")]
+    assert merge("zk", states + pairs + ["", " "]) == ({}, {})
+
+
+@pytest.mark.parametrize("templates", [[], ["Invalid user alice from <*>"], [""]])
+def test_nothing_to_merge(templates):
+    assert merge("svc", templates) == ({}, {})
+    assert merge_templates(ids("svc", templates)) == {}
+
+
+def test_output_does_not_depend_on_input_order():
+    templates = [f"Accepted password for {user} from <*> port <*> ssh2" for user in USERS]
+    templates += [f"Invalid user {user} from <*>" for user in USERS]
+    templates += ["Connection closed by <*>", "Connection reset by <*>", "pod web restarted"]
+    patterns = [(pid, "sshd", template) for pid, template in ids("sshd", templates).items()]
+    expected = merge_by_service(sorted(patterns))
+
+    shuffler = random.Random(7)
+    for _ in range(10):
+        shuffler.shuffle(patterns)
+        assert merge_by_service(patterns) == expected
+        assert merge_templates({pid: t for pid, _, t in patterns}) == merge_templates(
+            {pid: t for pid, _, t in sorted(patterns)}
+        )
+
+
+def test_canonical_id_is_the_pattern_id_of_the_merged_template():
+    templates = [f"Invalid user {user} from <*>" for user in USERS]
+    aliases, canonical_templates = merge("sshd", templates)
+
+    canonical = pattern_id("sshd", merged_template(templates))
+    assert canonical_templates == {canonical: "Invalid user <*> from <*>"}
+    assert aliases == {pid: canonical for pid in ids("sshd", templates)}
+
+
+def test_canonical_id_stays_when_members_come_and_go():
+    # Another analyzer, or this one after a restart, sees a different set of users.
+    first = merge("sshd", [f"Invalid user {user} from <*>" for user in USERS[:4]])
+    later = merge("sshd", [f"Invalid user {user} from <*>" for user in USERS[1:]])
+    assert first[1] == later[1]
+
+    # The generic template, seen once inline, is the canonical pattern itself.
+    with_generic = [f"Invalid user {user} from <*>" for user in USERS] + [
+        "Invalid user <*> from <*>"
+    ]
+    aliases, canonical_templates = merge("sshd", with_generic)
+    assert canonical_templates == first[1]
+    assert pattern_id("sshd", "Invalid user <*> from <*>") not in aliases
+
+
+def test_services_are_never_merged_across():
+    services = ("auth-a", "auth-b")
+    two_users = [f"Invalid user {user} from <*>" for user in USERS[:2]]
+    patterns = [
+        (pattern_id(service, template), service, template)
+        for service in services
+        for template in two_users
+    ]
+    # Two users per service: four templates in all, but no service has enough names.
+    assert merge_by_service(patterns) == ({}, {})
+
+    all_users = [f"Invalid user {user} from <*>" for user in USERS]
+    patterns = [
+        (pattern_id(service, template), service, template)
+        for service in services
+        for template in all_users
+    ]
+    aliases, canonical_templates = merge_by_service(patterns)
+    canonical = {service: pattern_id(service, "Invalid user <*> from <*>") for service in services}
+    assert len(set(canonical.values())) == 2
+    assert set(canonical_templates) == set(canonical.values())
+    assert aliases == {pid: canonical[service] for pid, service, _ in patterns}
+
+
+def test_merge_templates_names_groups_by_a_member():
+    templates = ids("sshd", [f"Invalid user {user} from <*>" for user in USERS])
+    aliases = merge_templates(templates)
+    smallest = min(templates)
+    assert aliases == {pid: smallest for pid in templates if pid != smallest}
+
+    generic = pattern_id("sshd", "Invalid user <*> from <*>")
+    aliases = merge_templates({**templates, generic: "Invalid user <*> from <*>"})
+    assert aliases == {pid: generic for pid in templates}
+
+
+def test_work_is_bounded_by_max_templates():
+    templates = [f"pod web-{name} restarted" for name in _words(300)]
+    config = MergeConfig(max_templates=100)
+    aliases, canonical_templates = merge("kubelet", templates, config)
+
+    assert canonical_templates  # the sample still merges
+    assert len(aliases) <= config.max_templates
+    # The sample is the smallest ids, the same on every call whatever the input order.
+    considered = sorted(ids("kubelet", templates))[: config.max_templates]
+    assert set(aliases) <= set(considered)
+
+
+def test_many_templates_of_one_family_merge_into_one():
+    # Each name is in two templates, so it weighs in the TF vectors: with IDF it would be the
+    # heaviest feature and keep every variant away from the others.
+    names = _words(2400)
+    templates = [f"user {name} logged {way} from <*>" for name in names for way in ("in", "out")]
+    aliases, canonical_templates = merge("login", templates)
+    assert sorted(canonical_templates.values()) == [
+        "user <*> logged in from <*>",
+        "user <*> logged out from <*>",
+    ]
+    assert len(aliases) == len(templates)
+
+
+def test_merged_template_masks_differing_positions():
+    assert merged_template(["a x c", "a y c"]) == f"a {MASK} c"
+    assert merged_template(["a b c"]) == "a b c"
+    assert merged_template(["tty=NODEVssh rhost=<*>", "tty=<*> rhost="]) == "tty=<*> rhost=<*>"
+    with pytest.raises(ValueError, match="equal token count"):
+        merged_template(["a b", "a b c"])
+    with pytest.raises(ValueError, match="equal token count"):
+        merged_template([])
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("eps", 0.0),
+        ("eps", 1.5),
+        ("min_token_overlap", 0.0),
+        ("min_token_overlap", 1.1),
+        ("max_differing_positions", 0),
+        ("min_distinct_values", 1),
+        ("max_templates", 0),
+    ],
+)
+def test_config_rejects_bad_values_naming_the_field(field, value):
+    with pytest.raises(ConfigError, match=f"^{field}: "):
+        MergeConfig(**{field: value})
+
+
+def _words(count: int) -> list[str]:
+    """Distinct lowercase names without digits, which the inline signature keeps as words."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    return [
+        letters[i % 26] + letters[i // 26 % 26] + letters[i // 676 % 26] + "x" for i in range(count)
+    ]
