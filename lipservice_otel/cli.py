@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="receive OTLP logs, sample them, forward the rest")
     serve.add_argument("--policy", help="YAML policy file, re-read when it changes")
     serve.add_argument("--grpc-endpoint", help="OTLP/gRPC listen address (receiver.grpc.endpoint)")
+    serve.add_argument(
+        "--http-endpoint", help="OTLP/HTTP listen address, '' disables (receiver.http.endpoint)"
+    )
     serve.add_argument("--exporter", choices=("debug", "otlp"), help="exporter.type")
     serve.add_argument("--otlp-endpoint", help="downstream OTLP/gRPC host:port (exporter.otlp)")
     serve.add_argument("--metrics-endpoint", help="/metrics address ('' disables)")
@@ -97,6 +100,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     flags = {
         "policy.file": "policy",
         "receiver.grpc.endpoint": "grpc_endpoint",
+        "receiver.http.endpoint": "http_endpoint",
         "exporter.type": "exporter",
         "exporter.otlp.endpoint": "otlp_endpoint",
         "telemetry.metrics_endpoint": "metrics_endpoint",
@@ -134,8 +138,9 @@ async def serve(settings: Settings) -> int:
     else:
         analysis = "no analysis"
     log.info(
-        "lipservice-otel serving: OTLP/gRPC %s -> %s exporter; %s; metrics %s",
+        "lipservice-otel serving: OTLP/gRPC %s, OTLP/HTTP %s -> %s exporter; %s; metrics %s",
         settings.receiver.grpc.endpoint,
+        settings.receiver.http.endpoint or "off",
         settings.exporter.type,
         analysis,
         settings.telemetry.metrics_endpoint or "off",

@@ -21,6 +21,8 @@ import yaml
 
 DEFAULT_GRPC_ENDPOINT = "0.0.0.0:4317"
 DEFAULT_MAX_RECV_MSG_SIZE_MIB = 16
+DEFAULT_HTTP_ENDPOINT = "0.0.0.0:4318"
+DEFAULT_MAX_REQUEST_BODY_MIB = 16
 DEFAULT_MAX_BODY_CHARS = 2048
 DEFAULT_MAX_AGGREGATE_KEYS = 100_000
 DEFAULT_TEMPLATE_CACHE_SIZE = 200_000
@@ -54,6 +56,8 @@ DEFAULT_SPIKE_MIN_RECORDS = 20
 DEFAULT_ANOMALY_COOLDOWN_S = 300.0
 DEFAULT_SURGE_MIN_SHARE_INCREASE = 0.05
 DEFAULT_MAX_PATTERNS = 50_000
+DEFAULT_ERROR_LIKE_MIN_RATE = 0.05
+DEFAULT_ERROR_LIKE_MIN_EXAMPLES = 20
 DEFAULT_PATTERN_TTL_S = 3600.0
 DEFAULT_HISTORY_LIMIT = 100
 DEFAULT_SNAPSHOT_INTERVAL_S = 60.0
@@ -104,11 +108,30 @@ class GrpcReceiverConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpReceiverConfig:
+    # Address the OTLP/HTTP server listens on (POST /v1/logs); empty string disables it.
+    endpoint: str = DEFAULT_HTTP_ENDPOINT
+    # Largest accepted body in MiB, both as sent and after gzip decompression.
+    max_request_body_mib: int = DEFAULT_MAX_REQUEST_BODY_MIB
+
+    def validate(self, key: str) -> None:
+        if self.endpoint:
+            _check_endpoint(self.endpoint, f"{key}.endpoint")
+        _require(
+            1 <= self.max_request_body_mib <= 1024,
+            f"{key}.max_request_body_mib",
+            f"must be 1-1024, got {self.max_request_body_mib}",
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ReceiverConfig:
     grpc: GrpcReceiverConfig = field(default_factory=GrpcReceiverConfig)
+    http: HttpReceiverConfig = field(default_factory=HttpReceiverConfig)
 
     def validate(self, key: str) -> None:
         self.grpc.validate(f"{key}.grpc")
+        self.http.validate(f"{key}.http")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +155,15 @@ class ErrorContextConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SeverityInferenceConfig:
+    # Infer a severity for records sent without one (severity_number 0), from severity_text
+    # or the body; the severity floor then applies to it.
+    enabled: bool = True
+    # Also write it into kept records (severity_number/text, lipservice.severity_inferred).
+    write: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class SamplerConfig:
     # Bodies longer than this are signed on their prefix, so huge bodies cost no more CPU.
     max_body_chars: int = DEFAULT_MAX_BODY_CHARS
@@ -151,6 +183,7 @@ class SamplerConfig:
     # Records per second that bursts and never-seen patterns may keep whole, together.
     anomaly_keep_per_second: int = DEFAULT_ANOMALY_KEEP_PER_SECOND
     error_context: ErrorContextConfig = field(default_factory=ErrorContextConfig)
+    infer_severity: SeverityInferenceConfig = field(default_factory=SeverityInferenceConfig)
 
     def validate(self, key: str) -> None:
         _require(self.max_body_chars >= 16, f"{key}.max_body_chars", "must be >= 16")
@@ -298,6 +331,13 @@ class AnalysisConfig:
     pattern_ttl_s: float = DEFAULT_PATTERN_TTL_S
     # Merge templates that differ only in word-valued variables (TF-IDF + DBSCAN).
     merge_patterns: bool = True
+    # Patterns whose words say something failed keep at least error_like_min_rate and
+    # error_like_min_examples_per_interval records, whatever their volume (reason error_like).
+    error_like: bool = True
+    error_like_min_rate: float = DEFAULT_ERROR_LIKE_MIN_RATE
+    error_like_min_examples_per_interval: int = DEFAULT_ERROR_LIKE_MIN_EXAMPLES
+    # Words that make a template error-like; empty uses the built-in list (see README).
+    error_like_words: list[str] = field(default_factory=list)
 
     def validate(self, key: str) -> None:
         _require(self.interval_s > 0, f"{key}.interval_s", "must be > 0")
@@ -321,6 +361,17 @@ class AnalysisConfig:
         )
         _require(self.max_patterns >= 1, f"{key}.max_patterns", "must be >= 1")
         _require(self.pattern_ttl_s > 0, f"{key}.pattern_ttl_s", "must be > 0")
+        _require(0 <= self.error_like_min_rate <= 1, f"{key}.error_like_min_rate", "must be 0-1")
+        _require(
+            self.error_like_min_examples_per_interval >= 0,
+            f"{key}.error_like_min_examples_per_interval",
+            "must be >= 0",
+        )
+        _require(
+            all(word.strip() for word in self.error_like_words),
+            f"{key}.error_like_words",
+            "words must not be empty",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -508,6 +559,10 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
             return None
         (inner,) = [a for a in args if a is not type(None)]
         return _coerce(inner, value, key)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__}")
+        return [_coerce(args[0], item, f"{key}[{n}]") for n, item in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")

@@ -18,6 +18,9 @@ from lipservice_otel.exporter.queue import SendingQueue
 from lipservice_otel.sampler import Sampler, count_records
 from lipservice_otel.telemetry import Telemetry
 
+# How long a sender is asked to wait when our queue is full: about one export round trip.
+QUEUE_FULL_RETRY_DELAY_S = 1
+
 
 @dataclass(slots=True)
 class ConsumeResult:

@@ -46,6 +46,7 @@ ATTR_ADJUSTED_COUNT = "sampling.adjusted_count"
 ATTR_PATTERN_ID = "lipservice.pattern_id"
 ATTR_REASON = "lipservice.reason"
 ATTR_WOULD_KEEP = "lipservice.would_keep"
+ATTR_SEVERITY_INFERRED = "lipservice.severity_inferred"
 REASON_BURST = "anomaly/burst"
 REASON_ERROR_CONTEXT = "error_context"
 SERVICE_NAME_KEY = "service.name"
@@ -137,6 +138,14 @@ def annotate(record: LogRecord, rate: float, pattern: str, reason: str) -> None:
     _add_attribute(record, ATTR_REASON).value.string_value = reason
 
 
+def write_inferred_severity(record: LogRecord, severity: int) -> None:
+    """Opt-in (sampler.infer_severity.write): make the inferred level visible downstream."""
+    record.severity_number = severity
+    if not record.severity_text:
+        record.severity_text = severity_bucket(severity).upper()
+    _add_attribute(record, ATTR_SEVERITY_INFERRED).value.bool_value = True
+
+
 def annotate_context(record: LogRecord) -> None:
     """Stamp a record forwarded as error context over its earlier drop (adjusted count 0)."""
     attributes = record.attributes
@@ -167,6 +176,8 @@ class Sampler:
         self._burst_factor = config.burst_factor
         self._burst_min = config.burst_min_per_second
         self._anomaly_keep_per_second = config.anomaly_keep_per_second
+        self._infer_severity = config.infer_severity.enabled
+        self._write_severity = config.infer_severity.write
         self._aggregates = aggregates
         self._clock = clock
         self._templates: dict[str, str] = {}
@@ -262,7 +273,9 @@ class Sampler:
             text = ""
             template = template_of_value(body, self._max_body_chars)
         signature_id = self.pattern_id(batch.service, template)
-        severity = record.severity_number or self._infer(record, template)
+        severity = record.severity_number
+        if not severity and self._infer_severity:
+            severity = self._infer(record, template)
         rule_key = (signature_id, severity)
         rule = batch.rules.get(rule_key)
         if rule is None:
@@ -289,6 +302,8 @@ class Sampler:
         elif keep:
             annotate(record, rate, rule.pattern_id, reason)
         if keep:
+            if self._write_severity and severity and not record.severity_number:
+                write_inferred_severity(record, severity)
             counts.kept += 1
             outcome.kept += 1
             outcome.kept_by_reason[reason] += 1

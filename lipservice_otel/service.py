@@ -1,8 +1,8 @@
 """The running processes: `serve` (receiver, sampler, exporter, and by default an embedded
 analysis loop) and `analyze` (the analysis loop alone, for many receivers).
 
-Service.start(): metrics endpoint, sending queue, receiver, policy source, interval ticker.
-Service.stop():  the receiver stops taking calls (in-flight calls finish), the last interval is
+Service.start(): metrics endpoint, sending queue, receivers, policy source, interval ticker.
+Service.stop():  the receivers stop taking calls (in-flight calls finish), the last interval is
                  reported, the queue drains up to the shutdown deadline, the store is persisted,
                  the metrics endpoint closes.
 """
@@ -27,6 +27,7 @@ from lipservice_otel.pipeline import Pipeline
 from lipservice_otel.policy import Policy, policy_from_document
 from lipservice_otel.policy_source import PolicyFileWatcher, read_policy_file
 from lipservice_otel.receiver.otlp_grpc import GrpcLogsReceiver
+from lipservice_otel.receiver.otlp_http import HttpLogsReceiver
 from lipservice_otel.sampler import Sampler
 from lipservice_otel.store import Store, build_store
 from lipservice_otel.telemetry import Telemetry
@@ -126,6 +127,7 @@ class Service:
         self._report_sinks: list[ReportSink] = [report_sink] if report_sink else []
         self.queue: SendingQueue | None = None
         self.receiver: GrpcLogsReceiver | None = None
+        self.http_receiver: HttpLogsReceiver | None = None
         self.analyzer: Analyzer | None = None
         self.control_client: ControlClient | None = None
         self.metrics_port: int | None = None
@@ -159,6 +161,11 @@ class Service:
         pipeline = Pipeline(self.sampler, self.queue, self.telemetry)
         self.receiver = GrpcLogsReceiver(settings.receiver.grpc, pipeline)
         await self.receiver.start()
+        if settings.receiver.http.endpoint:
+            self.http_receiver = HttpLogsReceiver(
+                settings.receiver.http, pipeline, self._receiver_grace_s()
+            )
+            await self.http_receiver.start()
         self.set_policy(self.sampler.policy)
         if self.analyzer is not None:
             await self.analyzer.start(settings.control.listen)
@@ -178,8 +185,12 @@ class Service:
     async def stop(self) -> int:
         """Graceful stop; returns the number of records that could not be exported in time."""
         deadline = self.settings.shutdown_timeout_s
+        stopping = []
         if self.receiver is not None:
-            await self.receiver.stop(grace_s=min(deadline, 5.0))
+            stopping.append(self.receiver.stop(grace_s=self._receiver_grace_s()))
+        if self.http_receiver is not None:
+            stopping.append(self.http_receiver.stop())
+        await asyncio.gather(*stopping)
         await _cancel(self._tasks)
         self._report()
         left = await self.queue.shutdown(deadline) if self.queue is not None else 0
@@ -187,6 +198,10 @@ class Service:
             await self.analyzer.stop()
         self.telemetry.shutdown()
         return left
+
+    def _receiver_grace_s(self) -> float:
+        """How long calls in progress may take to finish once a receiver stops."""
+        return min(self.settings.shutdown_timeout_s, 5.0)
 
     async def _report_every_interval(self) -> None:
         while True:

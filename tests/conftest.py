@@ -117,6 +117,8 @@ class RunningService:
         self.service = self.call(lambda: _build(settings, service_kwargs))
         self.call(self.service.start)
         self.endpoint = f"127.0.0.1:{self.service.receiver.port}"
+        http = self.service.http_receiver
+        self.http_url = f"http://127.0.0.1:{http.port}/v1/logs" if http else None
 
     def call(self, fn: Callable):
         async def run():
@@ -142,6 +144,7 @@ def _build(settings: Settings, kwargs) -> Service:
 def make_settings(sink_endpoint: str | None = None, **overrides) -> Settings:
     base = {
         "receiver.grpc.endpoint": "127.0.0.1:0",
+        "receiver.http.endpoint": "127.0.0.1:0",
         "telemetry.metrics_endpoint": "127.0.0.1:0",
         "control.listen": "127.0.0.1:0",
         "exporter.queue.batch_timeout_s": 0.05,

@@ -52,7 +52,7 @@ def test_make_run_serves_and_prints_debug_summary():
     grpc_port, metrics_port = free_port(), free_port()
     args = (
         f"--grpc-endpoint 127.0.0.1:{grpc_port} --metrics-endpoint 127.0.0.1:{metrics_port} "
-        f"--set control.listen=127.0.0.1:{free_port()}"
+        f"--http-endpoint 127.0.0.1:{free_port()} --set control.listen=127.0.0.1:{free_port()}"
     )
     process = subprocess.Popen(
         ["make", "--no-print-directory", "run", f"ARGS={args}"],

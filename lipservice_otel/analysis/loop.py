@@ -17,6 +17,7 @@ The loop does no network I/O itself: its store and subscribers are given to it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -33,10 +34,16 @@ from lipservice_otel.analysis.anomaly import (
     detect_spike,
 )
 from lipservice_otel.analysis.patterns import merge_by_service
-from lipservice_otel.analysis.rules import REASON_OVERRIDE, PatternLoad, allocate_service
+from lipservice_otel.analysis.rules import (
+    REASON_OVERRIDE,
+    ErrorLikeFloor,
+    PatternLoad,
+    allocate_service,
+)
 from lipservice_otel.analysis.state import AnalysisState, Override, PatternState
 from lipservice_otel.config import AnalysisConfig
 from lipservice_otel.policy import SEVERITY_LEVELS, PatternRule, Policy
+from lipservice_otel.severity import DEFAULT_ERROR_WORDS, compile_error_words
 from lipservice_otel.store import Store
 
 log = logging.getLogger(__name__)
@@ -87,6 +94,15 @@ class AnalysisLoop:
         # What people configured (mode, floor, default rates, exemptions); learned rules go on top.
         self._base = base
         self._floor_buckets = floor_buckets(base.severity_floor)
+        self._error_like_floor = (
+            ErrorLikeFloor(config.error_like_min_rate, config.error_like_min_examples_per_interval)
+            if config.error_like
+            else None
+        )
+        words = tuple(config.error_like_words) or DEFAULT_ERROR_WORDS
+        self._error_like = functools.lru_cache(maxsize=config.max_patterns)(
+            compile_error_words(words)
+        )
         self.state = AnalysisState()
         self._pending = _Interval()
         self._last_cycle = clock()
@@ -339,8 +355,11 @@ class AnalysisLoop:
                 fixed_rate, fixed_reason = 1.0, boost[0]
             floor = sum(m.rate.mean * _floor_share(m, self._floor_buckets) for m in members)
             total = sum(m.rate.mean for m in members)
+            error_like = any(self._error_like(m.template) for m in members)
             by_service.setdefault(members[0].service, []).append(
-                PatternLoad(canonical, max(total - floor, 0.0), floor, fixed_rate, fixed_reason)
+                PatternLoad(
+                    canonical, max(total - floor, 0.0), floor, fixed_rate, fixed_reason, error_like
+                )
             )
         rules: dict[str, PatternRule] = {}
         views: dict[str, PatternView] = {}
@@ -351,6 +370,7 @@ class AnalysisLoop:
                 config.target_records_per_second.get(service),
                 config.min_examples_per_interval,
                 config.interval_s,
+                self._error_like_floor,
             )
             for load in loads:
                 allocation = allocations[load.pattern_id]

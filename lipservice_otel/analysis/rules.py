@@ -15,6 +15,7 @@ from dataclasses import dataclass
 REASON_BUDGET = "budget"
 REASON_RARE = "rare"
 REASON_OVERRIDE = "override"
+REASON_ERROR_LIKE = "error_like"
 
 _SEARCH_STEPS = 60
 
@@ -31,6 +32,16 @@ class PatternLoad:
     # Rate fixed before allocation (an anomaly boost or an override), with its reason.
     fixed_rate: float | None = None
     fixed_reason: str = ""
+    # Its words say something failed (severity.is_error_like on the template).
+    error_like: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorLikeFloor:
+    """The least an error-like pattern keeps, however loud it is."""
+
+    min_rate: float
+    min_examples_per_interval: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +98,7 @@ def allocate_service(
     target_per_second: float | None,
     min_examples_per_interval: int,
     interval_s: float,
+    error_like_floor: ErrorLikeFloor | None = None,
 ) -> dict[str, Allocation]:
     """Rates for one service's patterns under its budget."""
     # Patterns with a fixed rate (an anomaly boost, an override) sit outside the budget: an
@@ -117,9 +129,30 @@ def allocate_service(
             )
             continue
         rate = significant(keeps[pid] / volume) if volume > 0 else 1.0
-        allocations[pid] = Allocation(
+        allocation = Allocation(
             rate,
             REASON_BUDGET,
             f"{volume:.1f}/s sampled at {rate:g} -> {volume * rate:.1f}/s kept; {share}",
         )
+        if load.error_like and error_like_floor is not None:
+            allocation = _raise_to_error_like_floor(
+                allocation, volume, interval_s, error_like_floor
+            )
+        allocations[pid] = allocation
     return allocations
+
+
+def _raise_to_error_like_floor(
+    allocation: Allocation, volume: float, interval_s: float, floor: ErrorLikeFloor
+) -> Allocation:
+    by_examples = floor.min_examples_per_interval / (volume * interval_s)
+    floor_rate = significant(min(1.0, max(floor.min_rate, by_examples)))
+    if allocation.rate >= floor_rate:
+        return allocation
+    return Allocation(
+        floor_rate,
+        REASON_ERROR_LIKE,
+        f"error-like template: at least rate {floor.min_rate:g} and "
+        f"{floor.min_examples_per_interval} records per interval (budget alone gave "
+        f"{allocation.rate:g}); {volume * floor_rate:.1f}/s kept of {volume:.1f}/s",
+    )

@@ -17,12 +17,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from lipservice_otel.config import GrpcReceiverConfig
-from lipservice_otel.pipeline import Pipeline
+from lipservice_otel.pipeline import QUEUE_FULL_RETRY_DELAY_S, Pipeline
 
 SERVICE_NAME = "opentelemetry.proto.collector.logs.v1.LogsService"
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
-# How long a sender is asked to wait when our queue is full: about one export round trip.
-QUEUE_FULL_RETRY_DELAY_S = 1
 
 log = logging.getLogger(__name__)
 

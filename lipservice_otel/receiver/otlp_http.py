@@ -1,0 +1,133 @@
+"""OTLP/HTTP front door: `POST /v1/logs` with a protobuf or JSON ExportLogsServiceRequest.
+
+Answers as the OTLP/HTTP specification asks: 200 with an ExportLogsServiceResponse (partial
+success included) in the request's encoding; errors carry a google.rpc.Status body in that
+encoding. 400 for a body that does not decode, 413 past the size limit (as sent or after
+gzip), 415 for an unknown content type or encoding, 429 with Retry-After when the sending
+queue is full (the sender retries; nothing of the request was kept).
+
+The body is decompressed here, not by the server library, so the size limit also bounds what
+a gzip bomb inflates to.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from google.rpc import code_pb2
+
+from lipservice_otel.config import HttpReceiverConfig
+from lipservice_otel.pipeline import QUEUE_FULL_RETRY_DELAY_S, Pipeline
+from lipservice_otel.receiver.http_codec import (
+    CONTENT_TYPE_JSON,
+    CONTENT_TYPE_PROTOBUF,
+    BadRequest,
+    Encoding,
+    body_encoding,
+    decode_request,
+    decompress,
+    encode_message,
+    encode_status,
+)
+
+LOGS_PATH = "/v1/logs"
+_CONTENT_TYPES: dict[Encoding, str] = {"protobuf": CONTENT_TYPE_PROTOBUF, "json": CONTENT_TYPE_JSON}
+# google.rpc codes matching the HTTP statuses we answer, for the Status body.
+_RPC_CODES = {
+    400: code_pb2.INVALID_ARGUMENT,
+    413: code_pb2.RESOURCE_EXHAUSTED,
+    415: code_pb2.INVALID_ARGUMENT,
+    429: code_pb2.RESOURCE_EXHAUSTED,
+}
+
+log = logging.getLogger(__name__)
+
+
+def error_response(
+    status: int, message: str, encoding: Encoding, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        status=status,
+        body=encode_status(_RPC_CODES.get(status, code_pb2.UNKNOWN), message, encoding),
+        content_type=_CONTENT_TYPES[encoding],
+        headers=headers,
+    )
+
+
+class HttpLogsReceiver:
+    def __init__(
+        self, config: HttpReceiverConfig, pipeline: Pipeline, shutdown_grace_s: float
+    ) -> None:
+        self._config = config
+        self._pipeline = pipeline
+        self._max_bytes = config.max_request_body_mib * 1024 * 1024
+        self._grace_s = shutdown_grace_s
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    async def start(self) -> int:
+        app = web.Application(client_max_size=self._max_bytes)
+        app.router.add_post(LOGS_PATH, self._export)
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            auto_decompress=False,
+            shutdown_timeout=self._grace_s,
+        )
+        await self._runner.setup()
+        host, _, port = self._config.endpoint.rpartition(":")
+        site = web.TCPSite(self._runner, host.strip("[]"), int(port))
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            self._runner = None
+            raise OSError(
+                f"receiver.http.endpoint: cannot bind {self._config.endpoint}: {exc.strerror}"
+            ) from None
+        self.port = site.port
+        log.info("OTLP/HTTP receiver listening on %s", self._config.endpoint)
+        return self.port
+
+    async def stop(self) -> None:
+        """Stop listening; requests in progress finish within the shutdown grace period."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _export(self, request: web.Request) -> web.Response:
+        encoding = body_encoding(request.headers.get("Content-Type", ""))
+        if encoding is None:
+            self._pipeline.refused(0, "http", "invalid")
+            return web.Response(
+                status=415,
+                text=f"Content-Type must be {CONTENT_TYPE_PROTOBUF} or {CONTENT_TYPE_JSON}",
+            )
+        if (request.content_length or 0) > self._max_bytes:
+            return self._invalid(413, f"body exceeds {self._max_bytes} bytes", encoding)
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self._invalid(413, f"body exceeds {self._max_bytes} bytes", encoding)
+        try:
+            raw = decompress(body, request.headers.get("Content-Encoding", ""), self._max_bytes)
+            otlp = decode_request(raw, encoding)
+        except BadRequest as exc:
+            return self._invalid(exc.status, exc.message, encoding)
+        result = self._pipeline.consume(otlp, "http")
+        if result.queue_full:
+            message = (
+                f"sending queue full ({result.records} records refused); retry after "
+                f"{QUEUE_FULL_RETRY_DELAY_S}s"
+            )
+            return error_response(
+                429, message, encoding, {"Retry-After": str(QUEUE_FULL_RETRY_DELAY_S)}
+            )
+        return web.Response(
+            body=encode_message(result.response, encoding), content_type=_CONTENT_TYPES[encoding]
+        )
+
+    def _invalid(self, status: int, message: str, encoding: Encoding) -> web.Response:
+        self._pipeline.refused(0, "http", "invalid")
+        return error_response(status, message, encoding)
