@@ -46,10 +46,10 @@ class Pipeline:
             self.refused(records, transport, "queue_full")
             return ConsumeResult(ExportLogsServiceResponse(), records, queue_full=True)
         outcome = self._sampler.sample(request)
-        if outcome.kept:
+        forwarded = outcome.kept + outcome.recalled
+        if forwarded:
             # No await since has_room(): the room is still there.
-            queued = self._queue.offer(request.SerializeToString(), outcome.kept)
-            assert queued, "sending queue lost room between check and offer"
+            self._queue.offer(request.SerializeToString(), forwarded, admitted=True)
         self._count(outcome, transport)
         response = ExportLogsServiceResponse()
         if outcome.rejected:
@@ -68,3 +68,5 @@ class Pipeline:
             telemetry.counter("lipservice_sampler_kept_records", reason=reason).inc(n)
         for reason, n in outcome.dropped_by_reason.items():
             telemetry.counter("lipservice_sampler_dropped_records", reason=reason).inc(n)
+        if outcome.recalled:
+            telemetry.counter("lipservice_error_context_recalled_records").inc(outcome.recalled)

@@ -64,6 +64,8 @@ class SampleOutcome:
     # Refused for breaking a limit; reported to the sender as OTLP partial success.
     rejected: int = 0
     rejection_message: str = ""
+    # Records dropped earlier, forwarded now as error context (not part of `received`).
+    recalled: int = 0
     kept_by_reason: Counter[str] = field(default_factory=Counter)
     dropped_by_reason: Counter[str] = field(default_factory=Counter)
 
@@ -252,6 +254,7 @@ class Sampler:
         _prune_empty(request)
         if batch.recalled:
             _append_recalled(request, batch.recalled)
+            batch.outcome.recalled = len(batch.recalled)
         return batch.outcome
 
     def _sample(self, record: LogRecord, batch: _Batch) -> bool:

@@ -52,6 +52,12 @@ METRICS: tuple[MetricSpec, ...] = (
         ("reason",),
     ),
     MetricSpec(
+        "lipservice_error_context_recalled_records",
+        "counter",
+        "{records}",
+        "Records sampled out earlier and forwarded because an error of their trace followed.",
+    ),
+    MetricSpec(
         "lipservice_exporter_sent_records",
         "counter",
         "{records}",

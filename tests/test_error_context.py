@@ -72,3 +72,6 @@ def test_sampled_out_logs_of_a_failing_trace_are_forwarded(sink, start_service):
         "lipservice_sampler_kept_records", reason="error_context"
     )
     assert context_kept == 1  # the later record; the recalled five ride with the error
+    recalled = running.service.telemetry.value("lipservice_error_context_recalled_records")
+    assert recalled == 5
+    assert running.service.telemetry.value("lipservice_exporter_sent_records", exporter="otlp") == 7

@@ -72,9 +72,14 @@ class SendingQueue:
     def has_room(self, records: int) -> bool:
         return not self._closing and self._records + records <= self._config.max_records
 
-    def offer(self, payload: bytes, records: int) -> bool:
-        """Queue a serialized request; False (nothing queued) when full or shutting down."""
-        if not self.has_room(records):
+    def offer(self, payload: bytes, records: int, admitted: bool = False) -> bool:
+        """Queue a serialized request; False (nothing queued) when full or shutting down.
+
+        `admitted`: the caller already checked has_room() for the request it received and the
+        payload may hold a few more records than that (error context recalled from memory,
+        bounded by its byte cap); those must not turn an accepted request into a refusal.
+        """
+        if not admitted and not self.has_room(records):
             return False
         self._pending.append((payload, records, self._clock()))
         self._records += records
