@@ -182,4 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=settings.telemetry.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    return asyncio.run(serve(settings) if args.command == "serve" else analyze(settings))
+    try:
+        return asyncio.run(serve(settings) if args.command == "serve" else analyze(settings))
+    except (ConfigError, PolicyError) as exc:
+        # Found while building components: a policy file or store snapshot that cannot be used.
+        print(f"lipservice-otel: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR

@@ -12,7 +12,7 @@ from lipservice_otel.analysis.anomaly import Baseline, detect_error_surge, detec
 from lipservice_otel.analysis.loop import AnalysisLoop
 from lipservice_otel.analysis.rules import PatternLoad, allocate_keeps, allocate_service
 from lipservice_otel.analysis.state import AnalysisState, Override, SnapshotError
-from lipservice_otel.config import AnalysisConfig
+from lipservice_otel.config import AnalysisConfig, ConfigError
 from lipservice_otel.control.codec import (
     policy_from_bytes,
     policy_to_bytes,
@@ -232,3 +232,32 @@ def test_explain_and_history():
     history = asyncio.run(loop._store.history(10))
     assert history[0].version == loop.policy.version
     assert history[-1].summary.startswith("10 patterns")
+
+
+def test_memory_store_snapshot_resumes_policy_history_and_state(tmp_path):
+    path = str(tmp_path / "analysis.snapshot")
+    clock = Clock()
+    settings = AnalysisConfig(interval_s=10, merge_patterns=False)
+    store = MemoryStore(path, 100)
+    loop = AnalysisLoop(settings, store, Policy(), clock=clock)
+    run_cycles(loop, clock, STEADY, 3)
+    asyncio.run(store.close())  # shutdown writes the snapshot
+
+    restarted_store = MemoryStore(path, 100)
+    restarted = AnalysisLoop(settings, restarted_store, Policy(), clock=clock)
+    asyncio.run(restarted.restore())
+    assert restarted.policy == loop.policy
+    assert set(restarted.state.patterns) == set(loop.state.patterns)
+    assert asyncio.run(restarted_store.history(10)) == asyncio.run(store.history(10))
+    # Known patterns are not "new" to the restarted analyzer.
+    run_cycles(restarted, clock, STEADY, 1)
+    current = restarted.policy
+    assert all(rule.reason != "anomaly/new_pattern" for rule in current.pattern_rules.values())
+    assert current.version >= loop.policy.version
+
+
+def test_unreadable_snapshot_is_a_clear_error(tmp_path):
+    path = tmp_path / "analysis.snapshot"
+    path.write_bytes(b"not a snapshot")
+    with pytest.raises(ConfigError, match=r"store\.snapshot_file: .* not a lipservice snapshot"):
+        MemoryStore(str(path), 100)

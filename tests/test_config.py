@@ -106,3 +106,17 @@ def test_cli_rejects_malformed_set_flag():
     )
     assert result.returncode == 2
     assert "--set: expected KEY=VALUE" in result.stderr
+
+
+def test_cli_exits_non_zero_on_a_damaged_snapshot(tmp_path):
+    snapshot = tmp_path / "analysis.snapshot"
+    snapshot.write_bytes(b"garbage")
+    command = [sys.executable, "-m", "lipservice_otel", "analyze", "--listen", "127.0.0.1:0"]
+    result = subprocess.run(
+        [*command, "--set", f"store.snapshot_file={snapshot}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "store.snapshot_file" in result.stderr and "not a lipservice snapshot" in result.stderr

@@ -7,11 +7,16 @@ import os
 import tempfile
 from collections.abc import Awaitable, Callable
 
+from google.protobuf.message import DecodeError
+
 from lipservice_otel._proto.lipservice.v1 import control_pb2
+from lipservice_otel.config import ConfigError
 from lipservice_otel.control.codec import policy_from_proto, policy_to_proto
 from lipservice_otel.policy import Policy
 
-SNAPSHOT_MAGIC = b"LSV1"  # file format: magic, then a serialized StoreSnapshot-like HistoryResponse
+# File format: this magic, then two length-prefixed blobs: the policy history (a serialized
+# lipservice.v1.HistoryResponse, newest first) and the analysis state snapshot (state.py).
+SNAPSHOT_MAGIC = b"LSV1"
 
 
 class MemoryStore:
@@ -66,10 +71,13 @@ class MemoryStore:
         with open(path, "rb") as handle:
             payload = handle.read()
         if not payload.startswith(SNAPSHOT_MAGIC):
-            raise ValueError(f"store.snapshot_file: {path} is not a lipservice snapshot")
-        history, rest = _unframe(payload[len(SNAPSHOT_MAGIC) :])
-        state, _ = _unframe(rest)
-        versions = control_pb2.HistoryResponse.FromString(history).versions
+            raise ConfigError(f"store.snapshot_file: {path} is not a lipservice snapshot")
+        try:
+            history, rest = _unframe(payload[len(SNAPSHOT_MAGIC) :])
+            state, _ = _unframe(rest)
+            versions = control_pb2.HistoryResponse.FromString(history).versions
+        except (ValueError, DecodeError) as exc:
+            raise ConfigError(f"store.snapshot_file: {path} is damaged: {exc}") from None
         self._history = [policy_from_proto(v) for v in versions]
         self._state = state or None
 
