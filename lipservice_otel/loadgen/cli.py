@@ -20,6 +20,7 @@ from lipservice_otel.loadgen.runner import run
 
 EXIT_REJECTED = 1
 EXIT_BAD_FLAG = 2
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,10 +132,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"otel-gen: --replay: no such file {config.replay!r}", file=sys.stderr)
         return EXIT_BAD_FLAG
     stop = threading.Event()
-    # Ctrl-C ends the run early and still prints the report of what was sent.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    report = run(config, stop, sys.stderr if args.progress else None)
+    # Ctrl-C ends the run early and still prints the report of what was sent; the previous
+    # handlers come back afterwards, for callers that run main() in their own process.
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in STOP_SIGNALS}
+    try:
+        report = run(config, stop, sys.stderr if args.progress else None)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     print(report.summary())
     if args.report_json:
         Path(args.report_json).write_text(report.to_json() + "\n")

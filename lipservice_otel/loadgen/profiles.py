@@ -201,9 +201,9 @@ class RealisticSource:
         return template
 
     def _ids(self, rng: random.Random) -> tuple[bytes, bytes]:
+        if rng.random() >= TRACED_SHARE:
+            return b"", b""
         if not self._trace_left:
-            if rng.random() >= TRACED_SHARE:
-                return b"", b""
             self._trace_left = rng.randrange(1, MAX_TRACE_RECORDS + 1)
             self._trace_id = rng.randbytes(16)
         self._trace_left -= 1
