@@ -150,6 +150,10 @@ class Service:
         self.sampler.set_policy(policy)
         self.telemetry.gauge("lipservice_policy_version").set(policy.version)
 
+    def _set_base_policy(self, base: Policy) -> None:
+        task = asyncio.get_running_loop().create_task(self.analyzer.loop.set_base(base))
+        self._tasks.append(task)
+
     async def start(self) -> None:
         settings = self.settings
         if settings.telemetry.metrics_endpoint:
@@ -172,11 +176,13 @@ class Service:
             self.analyzer.loop.subscribe(self.set_policy)
         if self.control_client is not None:
             self._tasks.append(asyncio.create_task(self.control_client.run(), name="control"))
-        if settings.policy.file and self.analyzer is None and self.control_client is None:
+        if settings.policy.file and self.control_client is None:
+            # Without analysis the file is the policy; with it, the file is the base (mode,
+            # floor, default rates, exemptions) the learned rules are laid over.
             watcher = PolicyFileWatcher(
                 settings.policy.file,
                 settings.policy.reload_interval_s,
-                self.set_policy,
+                self.set_policy if self.analyzer is None else self._set_base_policy,
                 self.sampler.policy.version,
             )
             self._tasks.append(asyncio.create_task(watcher.run(), name="policy-watch"))

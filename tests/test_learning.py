@@ -8,6 +8,7 @@ still add up to what was sent.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import pytest
@@ -125,3 +126,32 @@ def test_learns_target_then_keeps_new_patterns_and_spikes(learning_service, sink
     assert sum(rebuilt.values()) == pytest.approx(sum(sent_by_pattern.values()), rel=0.06)
     for pattern in NOISE:
         assert rebuilt[pattern.name] == pytest.approx(sent_by_pattern[pattern.name], rel=0.3)
+
+
+def test_policy_file_edits_reach_an_embedded_analysis(sink, start_service, tmp_path):
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text("mode: enforce\n")
+    settings = make_settings(
+        sink.endpoint,
+        **{
+            "policy.file": str(policy_file),
+            "policy.reload_interval_s": 0.1,
+            "analysis.interval_s": 0.5,
+            "sampler.report_interval_s": 0.2,
+        },
+    )
+    running = start_service(settings)
+    sender = TrafficSender(running.endpoint)
+    sender.run(NOISE, seconds=1.5, tag="learn")
+    assert running.service.sampler.policy.learned
+    policy_file.write_text(
+        "mode: shadow\nexemptions:\n  - name: audit\n    attribute: audit\n    equals: 'true'\n"
+    )
+    deadline = time.monotonic() + 10
+    while running.service.sampler.policy.mode != "shadow":
+        assert time.monotonic() < deadline, "the edited file never reached the sampler"
+        time.sleep(0.05)
+    policy = running.service.sampler.policy
+    assert policy.learned and policy.pattern_rules, "learned rules stay under the new base"
+    assert [e.name for e in policy.exemptions] == ["audit"]
+    sender.close()

@@ -171,6 +171,12 @@ class AnalysisLoop:
         log.info("policy version %d: %s", policy.version, policy.summary)
         return policy
 
+    async def set_base(self, base: Policy) -> Policy | None:
+        """People changed the configured policy: publish it under the learned rules now."""
+        self._base = base
+        self._floor_buckets = floor_buckets(base.severity_floor)
+        return await self.regenerate()
+
     async def adopt(self, policy: Policy) -> None:
         """Take a version another analyzer replica wrote (this one is on standby)."""
         async with self._lock:
