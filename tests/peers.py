@@ -6,7 +6,6 @@ missing one is an ImportError, never a skip.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
 import subprocess
@@ -23,8 +22,6 @@ from tests.conftest import RunningService
 REPO = Path(__file__).resolve().parent.parent
 COLLECTOR_CONFIG = REPO / "collector-config"
 ROTEL_BINARY = Path(rotel.__file__).parent / "rotel-agent"
-# The OTLP/HTTP receiver is being built alongside; the tests that need it wait for it.
-HTTP_RECEIVER_AVAILABLE = importlib.util.find_spec("lipservice_otel.receiver.otlp_http") is not None
 
 
 def otelcol_binary() -> str:
@@ -62,12 +59,11 @@ def lipservice_settings(path: Path, **overrides):
     """A pipeline's lipservice.yaml, rebound to free local ports for a test."""
     base = {
         "receiver.grpc.endpoint": "127.0.0.1:0",
+        "receiver.http.endpoint": "127.0.0.1:0",
         "telemetry.metrics_endpoint": "127.0.0.1:0",
         "control.listen": "127.0.0.1:0",
         "exporter.queue.batch_timeout_s": 0.05,
     }
-    if HTTP_RECEIVER_AVAILABLE:
-        base["receiver.http.endpoint"] = "127.0.0.1:0"
     base.update(overrides)
     return load_settings(str(path), environ={}, overrides=base)
 

@@ -21,7 +21,6 @@ from lipservice_otel.sampler import ATTR_ADJUSTED_COUNT, ATTR_PATTERN_ID, ATTR_R
 from tests.conftest import free_port
 from tests.peers import (
     COLLECTOR_CONFIG,
-    HTTP_RECEIVER_AVAILABLE,
     ROTEL_BINARY,
     http_port,
     lipservice_settings,
@@ -34,12 +33,6 @@ from tests.peers import (
 from tests.test_otel_gen import attributes_of, metric_samples, total
 
 PIPELINES = sorted(path.name for path in COLLECTOR_CONFIG.iterdir() if path.is_dir())
-NEEDS_HTTP = pytest.mark.skipif(
-    not HTTP_RECEIVER_AVAILABLE,
-    reason="the OTLP/HTTP receiver (receiver/otlp_http.py) has not landed",
-)
-# Pipelines whose lipservice.yaml configures receiver.http.
-HTTP_PIPELINES = {"b-filelog-to-lipservice", "c-lipservice-gateway"}
 GRPC_PORT = 4317
 HTTP_PORT = 4318
 INFO_RATE = 0.2
@@ -55,8 +48,7 @@ def host_of(endpoint: str) -> str:
 
 def test_our_defaults_are_the_standard_otlp_ports():
     assert port_of(defaults.DEFAULT_GRPC_ENDPOINT) == GRPC_PORT
-    if HTTP_RECEIVER_AVAILABLE:
-        assert port_of(defaults.DEFAULT_HTTP_ENDPOINT) == HTTP_PORT
+    assert port_of(defaults.DEFAULT_HTTP_ENDPOINT) == HTTP_PORT
 
 
 def test_every_pipeline_has_its_readme_line():
@@ -72,10 +64,7 @@ def test_every_pipeline_has_its_readme_line():
         assert len(lines) == 1, name
 
 
-@pytest.mark.parametrize(
-    "name",
-    [pytest.param(n, marks=NEEDS_HTTP) if n in HTTP_PIPELINES else n for n in PIPELINES],
-)
+@pytest.mark.parametrize("name", PIPELINES)
 def test_lipservice_settings_load(name):
     settings = lipservice_settings(COLLECTOR_CONFIG / name / "lipservice.yaml")
     assert settings.exporter.type == "otlp"
@@ -172,7 +161,6 @@ def tolerance(n: int, rate: float) -> float:
     return 6 * math.sqrt(n * rate * (1 - rate))
 
 
-@NEEDS_HTTP
 def test_pipeline_b_filelog_collector_into_our_http_receiver(tmp_path, sink, start_service):
     info_lines, error_lines = 500, 25
     log_file = tmp_path / "app.log"
@@ -214,10 +202,7 @@ def test_pipeline_b_filelog_collector_into_our_http_receiver(tmp_path, sink, sta
     assert all(attributes_of(r)[ATTR_ADJUSTED_COUNT] == 1 / INFO_RATE for r in infos)
 
 
-ROTEL_LEGS = ["grpc", pytest.param("http", marks=NEEDS_HTTP)]
-
-
-@pytest.mark.parametrize("upstream_protocol", ROTEL_LEGS)
+@pytest.mark.parametrize("upstream_protocol", ["grpc", "http"])
 def test_pipeline_d_rotel_before_and_after_us(tmp_path, sink, start_service, upstream_protocol):
     folder = COLLECTOR_CONFIG / "d-rotel-chain"
     # Last hop: rotel -> the sink, standing in for the backend Collector.

@@ -10,14 +10,13 @@ from collections import Counter
 from pathlib import Path
 
 import grpc
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from lipservice_otel.loadgen.cli import main as otel_gen
 from lipservice_otel.loadgen.profiles import RealisticSource
 from lipservice_otel.sampler import ATTR_ADJUSTED_COUNT, ATTR_REASON, REASON_ERROR_CONTEXT
 from tests.conftest import make_settings, with_policy
-from tests.peers import HTTP_RECEIVER_AVAILABLE, http_port
+from tests.peers import http_port
 
 SAMPLING = {"severity_rates": {"debug": 0.05, "info": 0.2}}
 
@@ -221,10 +220,6 @@ def test_command_line_progress_and_exit_status(tmp_path, sink, start_service):
     assert bad.returncode == 2 and "--duration" in bad.stderr
 
 
-@pytest.mark.skipif(
-    not HTTP_RECEIVER_AVAILABLE,
-    reason="the OTLP/HTTP receiver (receiver/otlp_http.py) has not landed",
-)
 def test_otlp_http_load_matches_what_arrived(tmp_path, sink, start_service):
     running = start_service(
         with_policy(
