@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--redis-url", help="store.redis.url")
     _add_common(analyze)
 
+    commands.add_parser("gen", help="generate OTLP log load (the otel-gen command)", add_help=False)
     policy = commands.add_parser("policy", help="inspect and steer the live policy")
     policy.add_argument(
         "--control-plane",
@@ -170,6 +171,12 @@ async def analyze(settings: Settings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["gen"]:
+        # The load generator under the one entry point; it parses its own telemetrygen flags.
+        from lipservice_otel.loadgen.cli import main as gen_main
+
+        return gen_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "policy":
         return run_policy_command(args)

@@ -12,7 +12,9 @@ import subprocess
 import sys
 import time
 
+import grpc
 import redis
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.conftest import free_port, make_settings
 from tests.test_learning import NOISE
@@ -201,3 +203,30 @@ def test_policy_command_reports_an_unreachable_control_plane():
     )
     assert result.returncode == 3
     assert "UNAVAILABLE" in result.stderr
+
+
+def test_analyze_answers_grpc_health_checks(redis_server):
+    port = free_port()
+    analyzer = start_analyzer(redis_server.url, port)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=20)
+            stub = health_pb2_grpc.HealthStub(channel)
+            for service in ("", "lipservice.v1.ControlPlane"):
+                request = health_pb2.HealthCheckRequest(service=service)
+                response = stub.Check(request, timeout=5)
+                assert response.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        analyzer.kill()
+        analyzer.wait(10)
+
+
+def test_gen_subcommand_is_otel_gen():
+    result = subprocess.run(
+        [sys.executable, "-m", "lipservice_otel", "gen", "logs", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0
+    assert "--otlp-endpoint" in result.stdout

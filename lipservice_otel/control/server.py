@@ -13,6 +13,7 @@ import logging
 import time
 
 import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from lipservice_otel._proto.lipservice.v1 import control_pb2, control_pb2_grpc
 from lipservice_otel.analysis.loop import AnalysisLoop, PatternView
@@ -27,6 +28,7 @@ from lipservice_otel.store import Store
 
 log = logging.getLogger(__name__)
 
+CONTROL_SERVICE_NAME = "lipservice.v1.ControlPlane"
 # Policies waiting for a slow receiver; only the newest matters, so older ones are dropped.
 SUBSCRIBER_QUEUE = 4
 
@@ -151,9 +153,14 @@ async def start_control_server(
 ) -> tuple[grpc.aio.Server, int]:
     server = grpc.aio.server()
     control_pb2_grpc.add_ControlPlaneServicer_to_server(service, server)
+    # The standard health service, so Kubernetes can probe `analyze` with a grpc probe.
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     port = server.add_insecure_port(endpoint)
     if not port:
         raise OSError(f"control.listen: cannot bind {endpoint}")
     await server.start()
+    for name in ("", CONTROL_SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("control plane listening on %s", endpoint)
     return server, port
