@@ -28,6 +28,7 @@ Techniques: How Far are We?", ISSTA 2024 (corrected ground truth).
 import argparse
 import csv
 import importlib
+import importlib.metadata
 import json
 import platform
 import sys
@@ -51,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
-    samples = find_samples(args.loghub)
+    samples = find_samples(args.loghub) if args.loghub.is_dir() else []
     if not samples:
         print(f"no *_2k.log_structured*.csv under {args.loghub}", file=sys.stderr)
         return 2
@@ -62,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = {
         "loghub": str(args.loghub),
         "python": platform.python_version(),
+        "drain3": importlib.metadata.version("drain3"),
         "machine": platform.machine(),
         "repeat": args.repeat,
         "systems": rows,

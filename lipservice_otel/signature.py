@@ -8,8 +8,12 @@ most tokens of a stream are words seen before, and a dict hit costs far less tha
 
 import json
 import re
+from typing import TYPE_CHECKING
 
 import xxhash
+
+if TYPE_CHECKING:
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 __all__ = [
     "DEFAULT_MAX_BODY_CHARS",
@@ -63,6 +67,7 @@ _QUOTED = re.compile(
 # Quotes and backslashes inside a token are kept out of masks: the quoting pass pairs quotes,
 # and a template read again must pair them the same way.
 _SPLIT_AT_QUOTES = re.compile(r"""(["'\\])""").split
+_QUOTE_OR_BACKSLASH = re.compile(r"""["'\\]""").search
 _MAX_QUOTING_ROUNDS = 8
 _HTTP_METHODS = frozenset(
     ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
@@ -97,8 +102,9 @@ _VARIABLE = re.compile(
         for start in (
             # UUIDs and IPv6 addresses can start with a letter.
             r"(?<![^\W_])[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
-            r"(?<![^\W_])[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{1,4}){0,6}::[0-9a-fA-F:.]*",
-            r"(?<![^\W_])[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{1,4}){7}",
+            r"(?<![^\W_])(?=[0-9a-fA-F:]{0,38}\d)"
+            r"[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{1,4}){0,6}::[0-9a-fA-F:.]*",
+            r"(?<![^\W_])(?=[0-9a-fA-F:]{0,38}\d)[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{1,4}){7}",
             r"(?<![^\s(\[=/])::[0-9a-fA-F][0-9a-fA-F:.]*",
             # Access log dates ("10/Oct/2000:13:55:36"), whose month name is not a number.
             r"(?<![^\W_])\d{1,2}/[A-Z][a-z]{2}/\d{4}",
@@ -152,6 +158,7 @@ def template_of_text(text: str, max_chars: int = DEFAULT_MAX_BODY_CHARS) -> str:
         text = _mask_quoted_strings(text)
     by_token = _token_memo.get
     by_shape = _shape_memo.get
+    # _shape(token), inlined: a call would cost as much as the lookup it serves.
     tokens = [
         by_token(token)
         or by_shape(token.encode("utf-8", "surrogatepass").translate(_DIGITS_TO_ZERO))
@@ -163,7 +170,7 @@ def template_of_text(text: str, max_chars: int = DEFAULT_MAX_BODY_CHARS) -> str:
     return " ".join(tokens)
 
 
-def template_of_value(value, max_chars: int = DEFAULT_MAX_BODY_CHARS) -> str:
+def template_of_value(value: "AnyValue", max_chars: int = DEFAULT_MAX_BODY_CHARS) -> str:
     """The template of an OTLP ``AnyValue`` body: text for a string, structure otherwise."""
     kind = value.WhichOneof("value")
     if kind == "string_value":
@@ -182,15 +189,14 @@ def pattern_id(service_name: str, template: str) -> str:
 
 
 def _mask_token(token: str) -> str:
-    end = token.rstrip(_TRAILING)
-    core = end.lstrip(_LEADING)
-    if _NUMBER_LIKE(core):
-        # The commonest variable tokens; _mask_core would mask the same span, only slower.
-        masked = token[: len(end) - len(core)] + MASK + token[len(end) :]
-    elif _MAY_VARY(core):
-        masked = token[: len(end) - len(core)] + _mask_core(core) + token[len(end) :]
-    else:
+    if not _MAY_VARY(token):
         masked = token
+    else:
+        end = token.rstrip(_TRAILING)
+        core = end.lstrip(_LEADING)
+        # Numbers are the commonest variable tokens; _mask_core would mask them too, slower.
+        masked_core = MASK if _NUMBER_LIKE(core) else _mask_core(core)
+        masked = token[: len(end) - len(core)] + masked_core + token[len(end) :]
     if len(token) <= _MEMO_MAX_TOKEN_CHARS:
         if not _DIGIT(token) or _DIGIT(masked):
             _remember(_token_memo, token, masked)
@@ -203,7 +209,7 @@ def _shape(token: str) -> bytes:
     return token.encode("utf-8", "surrogatepass").translate(_DIGITS_TO_ZERO)
 
 
-def _remember(memo: dict[str, str], key: str, masked: str) -> None:
+def _remember(memo: dict, key: str | bytes, masked: str) -> None:
     if len(memo) >= _MEMO_MAX_ENTRIES:
         memo.clear()
     memo[key] = masked
@@ -211,9 +217,19 @@ def _remember(memo: dict[str, str], key: str, masked: str) -> None:
 
 def _mask_core(core: str) -> str:
     """Mask a token without its surrounding punctuation; ``key=value`` keeps ``key=``."""
-    if '"' in core or "'" in core or "\\" in core:
-        return "".join(_mask_plain(part) for part in _SPLIT_AT_QUOTES(core))
-    return _mask_plain(core)
+    if not _QUOTE_OR_BACKSLASH(core):
+        return _mask_plain(core)
+    equals = core.find("=")
+    if (
+        equals > 0
+        and _KEY_BEFORE_EQUALS(core[:equals])
+        and not _QUOTE_OR_BACKSLASH(core[equals + 1 :].lstrip(_LEADING))
+    ):
+        # key="value": the quotes are the value's own, and stay (see _mask_value).
+        return _mask_value(core, equals)
+    return "".join(
+        _mask_plain(part) if _MAY_VARY(part) else part for part in _SPLIT_AT_QUOTES(core)
+    )
 
 
 def _mask_plain(core: str) -> str:
@@ -300,9 +316,12 @@ def _mask_context_words(tokens: list[str]) -> None:
 
 
 def _shape_of_json_text(text: str, max_chars: int) -> str | None:
+    # Whitespace is normalised first, as the text path does, so text that is not JSON cannot
+    # have a template that is.
     try:
-        parsed = json.loads(text)
-    except ValueError:
+        parsed = json.loads(" ".join(text.split()))
+    except (ValueError, RecursionError):
+        # RecursionError: a body of 2k opening brackets nests deeper than the parser recurses.
         return None
     if not isinstance(parsed, dict):
         return None
@@ -330,7 +349,7 @@ def _shape_of_json(value, depth: int, budget: list[int], max_chars: int) -> str:
     if isinstance(value, dict):
         return _render_map(
             (
-                (key, template_of_text(item, max_chars))
+                (key, _message_template(item, budget, max_chars))
                 if key in _MESSAGE_KEYS and isinstance(item, str)
                 else (key, _shape_of_json(item, depth + 1, budget, max_chars))
                 for key, item in value.items()
@@ -362,7 +381,7 @@ def _shape_of_any(value, depth: int, budget: list[int], max_chars: int) -> str:
     if kind == "kvlist_value":
         return _render_map(
             (
-                (pair.key, template_of_text(pair.value.string_value, max_chars))
+                (pair.key, _message_template(pair.value.string_value, budget, max_chars))
                 if pair.key in _MESSAGE_KEYS and pair.value.WhichOneof("value") == "string_value"
                 else (pair.key, _shape_of_any(pair.value, depth + 1, budget, max_chars))
                 for pair in value.kvlist_value.values
@@ -375,15 +394,23 @@ def _shape_of_any(value, depth: int, budget: list[int], max_chars: int) -> str:
     )
 
 
+def _message_template(text: str, budget: list[int], max_chars: int) -> str:
+    # A message costs the budget as many nodes as its text could have held, so a kvlist of
+    # many long messages stays bounded work too.
+    budget[0] -= min(len(text), max_chars) // 64
+    return template_of_text(text, max_chars) if budget[0] >= 0 else "<str>"
+
+
 def _render_map(items, max_chars: int) -> str:
     parts = []
     for count, (key, shape) in enumerate(items):
         if count == _MAX_ITEMS:
             parts.append("...")
             break
-        # Maps keyed by ids ({"user_42": ...}) would otherwise make one pattern per id.
         parts.append((_mask_token(key[:max_chars]) if key else '""') + ":" + shape)
-    return "{" + " ".join(parts) + "}"
+    # Keys holding ids ({"user_42": ...}) mask alike; such a map is a list, and like a list
+    # its length does not make a new pattern.
+    return "{" + " ".join(dict.fromkeys(parts)) + "}"
 
 
 def _render_list(shapes) -> str:
