@@ -43,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--http-endpoint", help="OTLP/HTTP listen address, '' disables (receiver.http.endpoint)"
     )
-    serve.add_argument("--exporter", choices=("debug", "otlp"), help="exporter.type")
+    serve.add_argument(
+        "--exporter", choices=("debug", "otlp", "otlp_http", "posthog"), help="exporter.type"
+    )
     serve.add_argument("--otlp-endpoint", help="downstream OTLP/gRPC host:port (exporter.otlp)")
     serve.add_argument("--metrics-endpoint", help="/metrics address ('' disables)")
     serve.add_argument(

@@ -38,6 +38,17 @@ DEFAULT_ERROR_CONTEXT_MAX_TRACES = 10_000
 DEFAULT_POLICY_RELOAD_INTERVAL_S = 1.0
 DEFAULT_OTLP_ENDPOINT = "localhost:4319"
 DEFAULT_OTLP_TIMEOUT_S = 10.0
+DEFAULT_OTLP_HTTP_ENDPOINT = "http://localhost:4318/v1/logs"
+POSTHOG_ENDPOINTS = {
+    "us": "https://us.i.posthog.com/i/v1/logs",
+    "eu": "https://eu.i.posthog.com/i/v1/logs",
+}
+# PostHog refuses requests larger than this, compressed or not.
+POSTHOG_MAX_REQUEST_BYTES = 2 * 1024 * 1024
+POSTHOG_API_KEY_ENV = "POSTHOG_API_KEY"
+DEFAULT_QUEUE_MAX_BYTES = 256 * 1024 * 1024
+DEFAULT_FSYNC_INTERVAL_S = 1.0
+DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 DEFAULT_QUEUE_MAX_RECORDS = 200_000
 DEFAULT_BATCH_MAX_RECORDS = 8192
 DEFAULT_BATCH_TIMEOUT_S = 0.2
@@ -246,15 +257,109 @@ class OtlpExporterConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class OtlpHttpExporterConfig:
+    # URL every request is POSTed to (http:// or https://), path included.
+    endpoint: str = DEFAULT_OTLP_HTTP_ENDPOINT
+    # Extra HTTP headers sent with every export, e.g. an authorization header.
+    headers: dict[str, str] = field(default_factory=dict)
+    compression: Literal["gzip", "none"] = "gzip"
+    # Deadline of one export request, in seconds.
+    timeout_s: float = DEFAULT_OTLP_TIMEOUT_S
+    # PEM file of CA certificates to trust for https:// (system roots when unset).
+    ca_file: str | None = None
+    # Client certificate and key (PEM) for mutual TLS; both or neither.
+    cert_file: str | None = None
+    key_file: str | None = None
+    # Largest request body in bytes (uncompressed, so also compressed); larger batches are
+    # split. 0: no limit.
+    max_request_bytes: int = 0
+
+    def validate(self, key: str) -> None:
+        _require(
+            self.endpoint.startswith(("http://", "https://")),
+            f"{key}.endpoint",
+            f"expected an http:// or https:// URL, got {self.endpoint!r}",
+        )
+        _require(self.timeout_s > 0, f"{key}.timeout_s", "must be > 0")
+        _require(
+            (self.cert_file is None) == (self.key_file is None),
+            f"{key}.cert_file",
+            "cert_file and key_file go together (mutual TLS)",
+        )
+        _require(self.max_request_bytes >= 0, f"{key}.max_request_bytes", "must be >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class PosthogExporterConfig:
+    # The project token (phc_..., Project settings); POSTHOG_API_KEY when unset.
+    api_key: str | None = field(default=None, repr=False)
+    # PostHog Cloud region whose logs endpoint is used.
+    region: Literal["us", "eu"] = "us"
+    # Replaces the region's URL: self-hosted PostHog or a proxy.
+    endpoint: str | None = None
+    # Deadline of one export request, in seconds.
+    timeout_s: float = DEFAULT_OTLP_TIMEOUT_S
+
+    @property
+    def url(self) -> str:
+        return self.endpoint or POSTHOG_ENDPOINTS[self.region]
+
+    def validate(self, key: str) -> None:
+        """Checked only with exporter.type posthog: a missing or wrong key fails the start."""
+        _require(
+            bool(self.api_key),
+            f"{key}.api_key",
+            f"required with exporter.type posthog (or set {POSTHOG_API_KEY_ENV})",
+        )
+        token = self.api_key or ""
+        _require(
+            not token.startswith("phx_"),
+            f"{key}.api_key",
+            "is a personal API key (phx_...); logs ingestion takes the project token "
+            "(phc_..., Project settings)",
+        )
+        _require(
+            token.startswith("phc_"),
+            f"{key}.api_key",
+            "expected a project token starting with phc_",
+        )
+        _require(
+            self.url.startswith(("http://", "https://")),
+            f"{key}.endpoint",
+            f"expected an http:// or https:// URL, got {self.url!r}",
+        )
+        _require(self.timeout_s > 0, f"{key}.timeout_s", "must be > 0")
+
+
+@dataclass(frozen=True, slots=True)
 class DebugExporterConfig:
     # basic: one summary line per batch; detailed: also one line per record.
     verbosity: Literal["basic", "detailed"] = "basic"
 
 
 @dataclass(frozen=True, slots=True)
+class PersistentQueueConfig:
+    # Directory of the write-ahead journal; unset keeps the queue in memory only. When set, a
+    # request is answered only once its kept records are written, and replayed on start.
+    directory: str | None = None
+    # always: fsync before answering (survives power loss); interval: fsync every
+    # fsync_interval_s (survives a crash of this process); never: leave it to the OS.
+    fsync: Literal["always", "interval", "never"] = "always"
+    fsync_interval_s: float = DEFAULT_FSYNC_INTERVAL_S
+    # A journal file is closed at this size and deleted once all its requests are done.
+    segment_bytes: int = DEFAULT_SEGMENT_BYTES
+
+    def validate(self, key: str) -> None:
+        _require(self.fsync_interval_s > 0, f"{key}.fsync_interval_s", "must be > 0")
+        _require(self.segment_bytes >= 1024 * 1024, f"{key}.segment_bytes", "must be >= 1 MiB")
+
+
+@dataclass(frozen=True, slots=True)
 class QueueConfig:
     # Records waiting to be exported; when full the receivers answer RESOURCE_EXHAUSTED.
     max_records: int = DEFAULT_QUEUE_MAX_RECORDS
+    # Serialized bytes waiting to be exported; the same answer when this is reached first.
+    max_bytes: int = DEFAULT_QUEUE_MAX_BYTES
     # A batch is sent when it holds this many records ...
     batch_max_records: int = DEFAULT_BATCH_MAX_RECORDS
     # ... or when its oldest record has waited this long, in seconds.
@@ -262,8 +367,12 @@ class QueueConfig:
     # Batches exported concurrently.
     consumers: int = DEFAULT_QUEUE_CONSUMERS
 
+    persistent: PersistentQueueConfig = field(default_factory=PersistentQueueConfig)
+
     def validate(self, key: str) -> None:
         _require(self.max_records >= 1, f"{key}.max_records", "must be >= 1")
+        _require(self.max_bytes >= 1024, f"{key}.max_bytes", "must be >= 1024")
+        self.persistent.validate(f"{key}.persistent")
         _require(self.batch_max_records >= 1, f"{key}.batch_max_records", "must be >= 1")
         _require(self.batch_timeout_s >= 0, f"{key}.batch_timeout_s", "must be >= 0")
         _require(1 <= self.consumers <= 64, f"{key}.consumers", "must be 1-64")
@@ -289,15 +398,21 @@ class RetryConfig:
 
 @dataclass(frozen=True, slots=True)
 class ExporterConfig:
-    # Where kept records go: `debug` prints them, `otlp` sends them over OTLP/gRPC.
-    type: Literal["debug", "otlp"] = "debug"
+    # Where kept records go: `debug` prints them, `otlp` sends them over OTLP/gRPC,
+    # `otlp_http` over OTLP/HTTP, `posthog` to PostHog's logs ingestion.
+    type: Literal["debug", "otlp", "otlp_http", "posthog"] = "debug"
     otlp: OtlpExporterConfig = field(default_factory=OtlpExporterConfig)
+    otlp_http: OtlpHttpExporterConfig = field(default_factory=OtlpHttpExporterConfig)
+    posthog: PosthogExporterConfig = field(default_factory=PosthogExporterConfig)
     debug: DebugExporterConfig = field(default_factory=DebugExporterConfig)
     queue: QueueConfig = field(default_factory=QueueConfig)
     retry: RetryConfig = field(default_factory=RetryConfig)
 
     def validate(self, key: str) -> None:
         self.otlp.validate(f"{key}.otlp")
+        self.otlp_http.validate(f"{key}.otlp_http")
+        if self.type == "posthog":
+            self.posthog.validate(f"{key}.posthog")
         self.queue.validate(f"{key}.queue")
         self.retry.validate(f"{key}.retry")
 
@@ -474,8 +589,14 @@ def load_settings(
     document: dict[str, Any] = {}
     if path:
         document = _read_yaml(path)
-    for dotted, value in _env_overrides(os.environ if environ is None else environ).items():
+    environ = os.environ if environ is None else environ
+    for dotted, value in _env_overrides(environ).items():
         _set_dotted(document, dotted, value)
+    if environ.get(POSTHOG_API_KEY_ENV):
+        # PostHog's own variable, below every setting that names the key explicitly.
+        exporter = document.setdefault("exporter", {})
+        if isinstance(exporter, dict) and isinstance(exporter.setdefault("posthog", {}), dict):
+            exporter["posthog"].setdefault("api_key", environ[POSTHOG_API_KEY_ENV])
     for dotted, value in (overrides or {}).items():
         if value is not None:
             _set_dotted(document, dotted, value)

@@ -2,11 +2,13 @@
 
 Shared by every receiver so all front doors behave the same. The room check comes before
 sampling: a request refused for lack of space is retried by its sender, and must not have been
-counted (or annotated) the first time.
+counted (or annotated) the first time. With the persistent queue the answer waits until the
+kept records are written, so an acknowledged request survives a crash.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
@@ -20,13 +22,18 @@ from lipservice_otel.telemetry import Telemetry
 
 # How long a sender is asked to wait when our queue is full: about one export round trip.
 QUEUE_FULL_RETRY_DELAY_S = 1
+QUEUE_FULL = "sending queue full"
+JOURNAL_FAILED = "persistent queue cannot write"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class ConsumeResult:
     response: ExportLogsServiceResponse
     records: int
-    queue_full: bool = False
+    # Why the request was refused with a retryable error (nothing of it is acknowledged).
+    refusal: str | None = None
 
 
 class Pipeline:
@@ -40,17 +47,30 @@ class Pipeline:
             "lipservice_receiver_refused_records", transport=transport, reason=reason
         ).inc(records)
 
-    def consume(self, request: ExportLogsServiceRequest, transport: str) -> ConsumeResult:
+    async def consume(
+        self, request: ExportLogsServiceRequest, transport: str, size: int
+    ) -> ConsumeResult:
+        """`size`: the request's serialized bytes as received, for the queue's byte bound."""
         records = count_records(request)
-        if not self._queue.has_room(records):
+        if not self._queue.has_room(records, size):
             self.refused(records, transport, "queue_full")
-            return ConsumeResult(ExportLogsServiceResponse(), records, queue_full=True)
+            return ConsumeResult(ExportLogsServiceResponse(), records, QUEUE_FULL)
         outcome = self._sampler.sample(request)
         forwarded = outcome.kept + outcome.recalled
-        if forwarded:
-            # No await since has_room(): the room is still there.
-            self._queue.offer(request.SerializeToString(), forwarded, admitted=True)
         self._count(outcome, transport)
+        if forwarded:
+            # No await since has_room(): the room is still there; only a journal that cannot
+            # be written refuses now.
+            queued = self._queue.offer(request.SerializeToString(), forwarded, admitted=True)
+            try:
+                if queued:
+                    await self._queue.durable()
+            except OSError as exc:
+                log.error("persistent queue: cannot make %d records durable: %s", records, exc)
+                queued = False
+            if not queued:
+                self.refused(records, transport, "journal")
+                return ConsumeResult(ExportLogsServiceResponse(), records, JOURNAL_FAILED)
         response = ExportLogsServiceResponse()
         if outcome.rejected:
             response.partial_success.rejected_log_records = outcome.rejected

@@ -22,6 +22,7 @@ from lipservice_otel.config import Settings
 from lipservice_otel.control.client import ControlClient, read_policy_cache
 from lipservice_otel.control.server import ControlPlaneService, start_control_server
 from lipservice_otel.exporter import Exporter, build_exporter
+from lipservice_otel.exporter.journal import Journal
 from lipservice_otel.exporter.queue import SendingQueue
 from lipservice_otel.pipeline import Pipeline
 from lipservice_otel.policy import Policy, policy_from_document
@@ -158,8 +159,13 @@ class Service:
         settings = self.settings
         if settings.telemetry.metrics_endpoint:
             self.metrics_port = self.telemetry.serve(settings.telemetry.metrics_endpoint)
+        persistent = settings.exporter.queue.persistent
         self.queue = SendingQueue(
-            self._exporter, settings.exporter.queue, settings.exporter.retry, self.telemetry
+            self._exporter,
+            settings.exporter.queue,
+            settings.exporter.retry,
+            self.telemetry,
+            journal=Journal(persistent) if persistent.directory else None,
         )
         self.queue.start()
         pipeline = Pipeline(self.sampler, self.queue, self.telemetry)

@@ -85,6 +85,18 @@ METRICS: tuple[MetricSpec, ...] = (
         "Records waiting in the sending queue.",
     ),
     MetricSpec(
+        "lipservice_queue_bytes",
+        "gauge",
+        "By",
+        "Serialized bytes waiting in the sending queue.",
+    ),
+    MetricSpec(
+        "lipservice_queue_replayed_records",
+        "counter",
+        "{records}",
+        "Records read back from the persistent queue on start, to be exported again.",
+    ),
+    MetricSpec(
         "lipservice_queue_capacity_records",
         "gauge",
         "{records}",

@@ -30,7 +30,7 @@ class OtlpSink(logs_service_pb2_grpc.LogsServiceServicer):
     restarting (UNAVAILABLE) or shedding load (RESOURCE_EXHAUSTED with RetryInfo).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.requests: list[logs_service_pb2.ExportLogsServiceRequest] = []
         self.calls = 0
         self._failures: list[tuple[grpc.StatusCode, float | None]] = []
@@ -40,7 +40,8 @@ class OtlpSink(logs_service_pb2_grpc.LogsServiceServicer):
             options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
         )
         logs_service_pb2_grpc.add_LogsServiceServicer_to_server(self, self.server)
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        # A fixed port lets a test stop this sink and start another in its place.
+        self.port = self.server.add_insecure_port(f"127.0.0.1:{port}")
         self.endpoint = f"127.0.0.1:{self.port}"
 
     def fail_next(self, n: int, code: grpc.StatusCode, retry_delay_s: float | None = None):

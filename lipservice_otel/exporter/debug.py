@@ -9,6 +9,7 @@ from typing import TextIO
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from lipservice_otel.config import DebugExporterConfig
+from lipservice_otel.exporter import Prepared, as_is
 from lipservice_otel.sampler import ATTR_ADJUSTED_COUNT, ATTR_PATTERN_ID, ATTR_REASON
 
 SUMMARY_PREFIX = "lipservice debug exporter:"
@@ -20,6 +21,9 @@ class DebugExporter:
     def __init__(self, config: DebugExporterConfig, stream: TextIO | None = None) -> None:
         self._detailed = config.verbosity == "detailed"
         self._stream = stream or sys.stdout
+
+    def prepare(self, payload: bytes, records: int) -> Prepared:
+        return as_is(payload, records)
 
     async def export(self, payload: bytes, records: int) -> int:
         request = ExportLogsServiceRequest.FromString(payload)

@@ -9,7 +9,7 @@ from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
 from lipservice_otel.config import OtlpExporterConfig
-from lipservice_otel.exporter import ExportError
+from lipservice_otel.exporter import ExportError, Prepared, as_is
 
 EXPORT_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
@@ -25,6 +25,13 @@ RETRYABLE_CODES = frozenset(
         grpc.StatusCode.UNAVAILABLE,
         grpc.StatusCode.DATA_LOSS,
     }
+)
+
+# gRPC's own reconnect backoff grows to 120 s, so after a long outage the channel could stay
+# down for minutes once the downstream is back; our retry loop already paces the attempts.
+CHANNEL_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2000),
 )
 
 log = logging.getLogger(__name__)
@@ -66,20 +73,27 @@ class OtlpGrpcExporter:
         # Created lazily so the channel binds to the event loop that exports.
         if self._call is None:
             if self._config.insecure:
-                self._channel = grpc.aio.insecure_channel(self._config.endpoint)
+                self._channel = grpc.aio.insecure_channel(
+                    self._config.endpoint, options=CHANNEL_OPTIONS
+                )
             else:
                 root = None
                 if self._config.ca_file:
                     with open(self._config.ca_file, "rb") as handle:
                         root = handle.read()
                 credentials = grpc.ssl_channel_credentials(root_certificates=root)
-                self._channel = grpc.aio.secure_channel(self._config.endpoint, credentials)
+                self._channel = grpc.aio.secure_channel(
+                    self._config.endpoint, credentials, options=CHANNEL_OPTIONS
+                )
             self._call = self._channel.unary_unary(
                 EXPORT_METHOD,
                 request_serializer=_identity,
                 response_deserializer=ExportLogsServiceResponse.FromString,
             )
         return self._call
+
+    def prepare(self, payload: bytes, records: int) -> Prepared:
+        return as_is(payload, records)
 
     async def export(self, payload: bytes, records: int) -> int:
         call = self._connect()

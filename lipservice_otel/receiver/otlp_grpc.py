@@ -89,10 +89,10 @@ class GrpcLogsReceiver:
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"request is not a valid ExportLogsServiceRequest: {exc}",
             )
-        result = self._pipeline.consume(request, "grpc")
-        if result.queue_full:
+        result = await self._pipeline.consume(request, "grpc", len(payload))
+        if result.refusal:
             message = (
-                f"sending queue full ({result.records} records refused); retry after "
+                f"{result.refusal} ({result.records} records refused); retry after "
                 f"{QUEUE_FULL_RETRY_DELAY_S}s"
             )
             await context.abort(

@@ -115,10 +115,10 @@ class HttpLogsReceiver:
             otlp = decode_request(raw, encoding)
         except BadRequest as exc:
             return self._invalid(exc.status, exc.message, encoding)
-        result = self._pipeline.consume(otlp, "http")
-        if result.queue_full:
+        result = await self._pipeline.consume(otlp, "http", len(raw))
+        if result.refusal:
             message = (
-                f"sending queue full ({result.records} records refused); retry after "
+                f"{result.refusal} ({result.records} records refused); retry after "
                 f"{QUEUE_FULL_RETRY_DELAY_S}s"
             )
             return error_response(

@@ -1,0 +1,121 @@
+"""The write-ahead journal behind the persistent queue, on a real directory."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from lipservice_otel.config import PersistentQueueConfig
+from lipservice_otel.exporter.journal import (
+    KIND_DATA,
+    Journal,
+    decode_entries,
+    encode_entry,
+    pending_entries,
+)
+from tests.conftest import make_settings
+from tests.numbered import numbered_request, seq_of
+from tests.test_http_receiver import post
+
+MIB = 1024 * 1024
+
+
+def journal_config(path, **overrides) -> PersistentQueueConfig:
+    return PersistentQueueConfig(directory=str(path), **overrides)
+
+
+def test_torn_or_corrupt_tail_ends_the_segment():
+    first = encode_entry(KIND_DATA, 1, 3, b"first payload")
+    second = encode_entry(KIND_DATA, 2, 1, b"second payload")
+    entries, intact = decode_entries(first + second[:-4])
+    assert [seq for _, seq, _, _ in entries] == [1]
+    assert intact == len(first)
+    flipped = bytearray(first + second)
+    flipped[-1] ^= 0xFF
+    entries, _ = decode_entries(bytes(flipped))
+    assert [seq for _, seq, _, _ in entries] == [1]
+
+
+def test_done_entries_are_not_replayed(tmp_path):
+    async def scenario():
+        journal = Journal(journal_config(tmp_path))
+        assert journal.open() == []
+        seqs = [journal.append(f"payload {n}".encode(), n + 1) for n in range(5)]
+        await journal.durable(seqs[-1])
+        journal.done([seqs[1], seqs[3]])
+        # No close(): as after kill -9, only what reached the kernel counts.
+        reopened = Journal(journal_config(tmp_path))
+        replay = reopened.open()
+        assert [(e.seq, e.payload, e.records) for e in replay] == [
+            (1, b"payload 0", 1),
+            (3, b"payload 2", 3),
+            (5, b"payload 4", 5),
+        ]
+        assert reopened.append(b"after restart", 1) == 6  # sequence numbers keep growing
+        await reopened.close()
+        await journal.close()
+
+    asyncio.run(scenario())
+
+
+def test_segments_roll_and_done_ones_are_deleted(tmp_path):
+    async def scenario():
+        journal = Journal(journal_config(tmp_path, segment_bytes=MIB))
+        journal.open()
+        chunk = b"x" * (256 * 1024)
+        seqs = [journal.append(chunk, 1) for _ in range(12)]  # about 3 segments
+        assert len(list(tmp_path.glob("*.wal"))) >= 3
+        journal.done(seqs[4:])  # the oldest requests are still pending: nothing deleted
+        assert len(list(tmp_path.glob("*.wal"))) >= 3
+        journal.done(seqs[:4])
+        journal.append(b"y", 1)
+        journal.append(chunk * 4, 1)  # rolls again, after which only the active segment stays
+        journal.append(b"z", 1)
+        segments = sorted(tmp_path.glob("*.wal"))
+        assert len(segments) <= 2
+        pending = pending_entries([path.read_bytes() for path in segments])
+        assert sum(len(entry.payload) for entry in pending) == 1 + 4 * len(chunk) + 1
+        await journal.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("fsync", ["always", "interval", "never"])
+def test_every_fsync_policy_answers_and_replays(tmp_path, fsync):
+    async def scenario():
+        journal = Journal(journal_config(tmp_path, fsync=fsync, fsync_interval_s=0.05))
+        journal.open()
+        seqs = [journal.append(b"p", 1) for _ in range(50)]
+        await asyncio.gather(*(journal.durable(seq) for seq in seqs))
+        await asyncio.sleep(0.1)
+        await journal.close()
+        assert len(Journal(journal_config(tmp_path)).open()) == 50
+
+    asyncio.run(scenario())
+
+
+def test_unwritable_journal_refuses_with_a_retryable_answer(sink, start_service, tmp_path):
+    directory = tmp_path / "journal"
+    settings = make_settings(
+        sink.endpoint,
+        **{"exporter.queue.persistent.directory": str(directory), "analysis.embedded": False},
+    )
+    running = start_service(settings)
+    assert post(running.http_url, numbered_request(0, 2).SerializeToString())[0] == 200
+    # The journal's file stops taking writes (EBADF), like a device gone read-only.
+    journal = running.service.queue._journal
+    writable, journal._fd = journal._fd, os.open(os.devnull, os.O_RDONLY)
+    try:
+        status, headers, _ = post(running.http_url, numbered_request(2, 2).SerializeToString())
+    finally:
+        os.close(journal._fd)
+        journal._fd = writable
+    assert status == 429 and headers["Retry-After"] == "1"
+    refused = running.service.telemetry.value(
+        "lipservice_receiver_refused_records", transport="http", reason="journal"
+    )
+    assert refused == 2
+    assert post(running.http_url, numbered_request(4, 1).SerializeToString())[0] == 200
+    assert sorted(seq_of(r) for _, r in sink.wait_for_records(3)) == [0, 1, 4]
