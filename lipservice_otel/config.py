@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -70,6 +71,17 @@ DEFAULT_MAX_PATTERNS = 50_000
 DEFAULT_ERROR_LIKE_MIN_RATE = 0.05
 DEFAULT_ERROR_LIKE_MIN_EXAMPLES = 20
 DEFAULT_PATTERN_TTL_S = 3600.0
+DEFAULT_LLM_MODEL = "gpt-4o-mini"
+DEFAULT_LLM_API_KEY_ENV = "OPENAI_API_KEY"
+DEFAULT_LLM_TIMEOUT_S = 15.0
+DEFAULT_LLM_MAX_TOKENS = 2000
+DEFAULT_LLM_TEMPERATURE = 0.0
+DEFAULT_LLM_MAX_PATTERNS_PER_CALL = 20
+DEFAULT_LLM_CALLS_PER_HOUR = 60
+DEFAULT_LLM_TOKEN_BUDGET_PER_HOUR = 200_000
+DEFAULT_LLM_JUDGEMENT_TTL_S = 86_400.0
+DEFAULT_LLM_CIRCUIT_FAILURES = 3
+DEFAULT_LLM_CIRCUIT_COOLDOWN_S = 300.0
 DEFAULT_HISTORY_LIMIT = 100
 DEFAULT_SNAPSHOT_INTERVAL_S = 60.0
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
@@ -418,6 +430,77 @@ class ExporterConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LlmConfig:
+    # Ask a model (OpenAI or any OpenAI-compatible server) which patterns matter; its judgement
+    # weighs into the budgeted rules but can never lower a safety floor or an override.
+    enabled: bool = False
+    model: str = DEFAULT_LLM_MODEL
+    # An OpenAI-compatible endpoint (Azure OpenAI, vLLM, Ollama, llama.cpp server), e.g.
+    # http://localhost:11434/v1; null uses the openai client's default (OPENAI_BASE_URL or
+    # api.openai.com).
+    base_url: str | None = None
+    # Name of the environment variable that holds the API key. The key itself never goes in
+    # the config file, which tends to end up in version control.
+    api_key_env: str = DEFAULT_LLM_API_KEY_ENV
+    # Sent as the OpenAI-Organization / OpenAI-Project headers when set.
+    organization: str | None = None
+    project: str | None = None
+    # Time the model may take per analysis cycle, all calls together; past it the cycle
+    # uses the rules alone.
+    timeout_s: float = DEFAULT_LLM_TIMEOUT_S
+    # Completion tokens per call, and sampling temperature (0 = most repeatable).
+    max_tokens: int = DEFAULT_LLM_MAX_TOKENS
+    temperature: float = DEFAULT_LLM_TEMPERATURE
+    # Patterns judged per call.
+    max_patterns_per_call: int = DEFAULT_LLM_MAX_PATTERNS_PER_CALL
+    # Cost bounds over any sliding hour: calls, and tokens as the server reports them.
+    calls_per_hour: int = DEFAULT_LLM_CALLS_PER_HOUR
+    token_budget_per_hour: int = DEFAULT_LLM_TOKEN_BUDGET_PER_HOUR
+    # A judgement is asked again after this long (sooner when the pattern's template changes).
+    judgement_ttl_s: float = DEFAULT_LLM_JUDGEMENT_TTL_S
+    # Extra regexes scrubbed from templates and examples before they are sent, on top of
+    # the built-in ones (emails, tokens, keys, passwords, IPs, card numbers).
+    redaction_patterns: list[str] = field(default_factory=list)
+    # After this many failed calls in a row the model is not asked for circuit_cooldown_s;
+    # then one trial call decides whether to resume.
+    circuit_failures: int = DEFAULT_LLM_CIRCUIT_FAILURES
+    circuit_cooldown_s: float = DEFAULT_LLM_CIRCUIT_COOLDOWN_S
+
+    def validate(self, key: str) -> None:
+        _require(bool(self.model.strip()), f"{key}.model", "must not be empty")
+        if self.base_url is not None:
+            _require(
+                self.base_url.startswith(("http://", "https://")),
+                f"{key}.base_url",
+                f"must start with http:// or https://, got {self.base_url!r}",
+            )
+        _require(
+            bool(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.api_key_env)),
+            f"{key}.api_key_env",
+            f"must be the name of an environment variable (not the key), got "
+            f"{self.api_key_env[:4]!r}...",
+        )
+        _require(self.timeout_s > 0, f"{key}.timeout_s", "must be > 0")
+        _require(self.max_tokens >= 1, f"{key}.max_tokens", "must be >= 1")
+        _require(0 <= self.temperature <= 2, f"{key}.temperature", "must be 0-2")
+        _require(
+            1 <= self.max_patterns_per_call <= 500,
+            f"{key}.max_patterns_per_call",
+            "must be 1-500",
+        )
+        _require(self.calls_per_hour >= 1, f"{key}.calls_per_hour", "must be >= 1")
+        _require(self.token_budget_per_hour >= 1, f"{key}.token_budget_per_hour", "must be >= 1")
+        _require(self.judgement_ttl_s > 0, f"{key}.judgement_ttl_s", "must be > 0")
+        for n, pattern in enumerate(self.redaction_patterns):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ConfigError(f"{key}.redaction_patterns[{n}]: invalid regex: {exc}") from None
+        _require(self.circuit_failures >= 1, f"{key}.circuit_failures", "must be >= 1")
+        _require(self.circuit_cooldown_s > 0, f"{key}.circuit_cooldown_s", "must be > 0")
+
+
+@dataclass(frozen=True, slots=True)
 class AnalysisConfig:
     # Run the analysis loop inside `serve` (no network hop). Ignored with control.connect.
     embedded: bool = True
@@ -453,6 +536,7 @@ class AnalysisConfig:
     error_like_min_examples_per_interval: int = DEFAULT_ERROR_LIKE_MIN_EXAMPLES
     # Words that make a template error-like; empty uses the built-in list (see README).
     error_like_words: list[str] = field(default_factory=list)
+    llm: LlmConfig = field(default_factory=LlmConfig)
 
     def validate(self, key: str) -> None:
         _require(self.interval_s > 0, f"{key}.interval_s", "must be > 0")
@@ -487,6 +571,7 @@ class AnalysisConfig:
             f"{key}.error_like_words",
             "words must not be empty",
         )
+        self.llm.validate(f"{key}.llm")
 
 
 @dataclass(frozen=True, slots=True)
@@ -578,6 +663,15 @@ class Settings:
         self.control.validate("control")
         self.telemetry.validate("telemetry")
         _require(self.shutdown_timeout_s >= 0, "shutdown_timeout_s", "must be >= 0")
+        if self.analysis.llm.enabled and self.store.type == "redis":
+            # The writer lock is renewed once per cycle; a cycle that outlives it lets a
+            # standby replica start writing too.
+            _require(
+                self.analysis.interval_s + self.analysis.llm.timeout_s
+                < self.store.redis.lock_ttl_s,
+                "analysis.llm.timeout_s",
+                "analysis.interval_s + analysis.llm.timeout_s must be below store.redis.lock_ttl_s",
+            )
 
 
 def load_settings(

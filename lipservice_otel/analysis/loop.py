@@ -8,10 +8,14 @@ Each cycle (`analysis.interval_s`):
 3. detect anomalies against the moving baselines: spikes, new patterns, error surges; each
    boosts its pattern to rate 1.0 for `anomaly_cooldown_s`;
 4. update the baselines;
-5. allocate each service's keep budget across its patterns (rules.py), honouring overrides;
-6. when the rules changed, store a new policy version and hand it to every subscriber.
+5. when `analysis.llm` is enabled, ask the LLM advisor (llm.py) about patterns without a
+   fresh judgement;
+6. allocate each service's keep budget across its patterns (rules.py), honouring overrides
+   and weighing in the model's judgements;
+7. when the rules changed, store a new policy version and hand it to every subscriber.
 
-The loop does no network I/O itself: its store and subscribers are given to it.
+The loop does no network I/O itself: its store, subscribers and advisor are given to it or
+built from its config.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from lipservice_otel.analysis.anomaly import (
     detect_error_surge,
     detect_spike,
 )
+from lipservice_otel.analysis.judgement import Judgement, PatternBrief, fingerprint
+from lipservice_otel.analysis.llm import STATUS_DISABLED, STATUS_NOT_ASKED, Advisor, Consultation
 from lipservice_otel.analysis.patterns import merge_by_service
 from lipservice_otel.analysis.rules import (
     REASON_OVERRIDE,
@@ -111,6 +117,11 @@ class AnalysisLoop:
         self.anomalies: list[Anomaly] = []
         self._views: dict[str, PatternView] = {}
         self._lock = asyncio.Lock()
+        self._advisor = (
+            Advisor(config.llm, config.interval_s, clock) if config.llm.enabled else None
+        )
+        # What asking the model did in the last cycle; the policy summary reports it.
+        self.consultation = Consultation(STATUS_DISABLED)
 
     # ---- lifecycle ----
 
@@ -160,6 +171,9 @@ class AnalysisLoop:
                 self._last_cycle = now
                 pending, self._pending = self._pending, _Interval()
                 self._learn(pending, now, elapsed)
+                await self._consult(now)
+            elif self._advisor is not None:
+                self.consultation = Consultation(STATUS_NOT_ASKED)
             policy = self._plan(now, force=not learn)
             await self._store.save_state(self.state.to_bytes())
             if policy is None:
@@ -344,6 +358,64 @@ class AnalysisLoop:
         state.overrides = {
             k: o for k, o in state.overrides.items() if not o.expires_at or o.expires_at > now
         }
+        canonical = {state.aliases.get(pid, pid) for pid in state.patterns}
+        expiry = now - self._config.llm.judgement_ttl_s
+        state.judgements = {
+            pid: j
+            for pid, j in state.judgements.items()
+            if pid in canonical and j.judged_at > expiry
+        }
+
+    # ---- the LLM advisor ----
+
+    async def _consult(self, now: float) -> None:
+        if self._advisor is None:
+            return
+        briefs = [
+            self._brief(canonical, members)
+            for canonical, members in self._groups().items()
+            if self._advice(canonical, members, now) is None and not self._overridden(canonical)
+        ]
+        # Loudest first: when the budget or the clock runs out, the patterns that weigh most
+        # in the allocation have been judged.
+        briefs.sort(key=lambda b: b.volume_per_second, reverse=True)
+        self.consultation = await self._advisor.advise(briefs)
+        for judgement in self.consultation.judgements:
+            self.state.judgements[judgement.pattern_id] = judgement
+
+    def _advice(self, canonical: str, members: list[PatternState], now: float) -> Judgement | None:
+        """The model's judgement of a pattern while it is fresh and about its current template."""
+        judgement = self.state.judgements.get(canonical)
+        if (
+            self._advisor is None
+            or judgement is None
+            or judgement.judged_at <= now - self._config.llm.judgement_ttl_s
+            or judgement.fingerprint != fingerprint(self._template(canonical, members))
+        ):
+            return None
+        return judgement
+
+    def _overridden(self, canonical: str) -> bool:
+        override = self.state.overrides.get(canonical)
+        return override is not None and override.rate is not None
+
+    def _brief(self, canonical: str, members: list[PatternState]) -> PatternBrief:
+        counts: dict[str, int] = {}
+        for member in members:
+            for bucket, n in member.last_counts.items():
+                counts[bucket] = counts.get(bucket, 0) + n
+        total = sum(counts.values())
+        return PatternBrief(
+            pattern_id=canonical,
+            service=members[0].service,
+            template=self._template(canonical, members),
+            examples=tuple(e for m in members for e in m.examples)[:MAX_EXAMPLES],
+            severity_mix={b: n / total for b, n in counts.items()} if total else {},
+            volume_per_second=sum(m.rate.mean for m in members),
+        )
+
+    def _template(self, canonical: str, members: list[PatternState]) -> str:
+        return self.state.canonical_templates.get(canonical, members[0].template)
 
     # ---- planning ----
 
@@ -351,6 +423,7 @@ class AnalysisLoop:
         config = self._config
         groups = self._groups()
         by_service: dict[str, list[PatternLoad]] = {}
+        advised = 0
         for canonical, members in groups.items():
             override = self.state.overrides.get(canonical)
             boost = self.state.boosts.get(canonical)
@@ -362,9 +435,18 @@ class AnalysisLoop:
             floor = sum(m.rate.mean * _floor_share(m, self._floor_buckets) for m in members)
             total = sum(m.rate.mean for m in members)
             error_like = any(self._error_like(m.template) for m in members)
+            # A person's override or an anomaly boost outranks the model.
+            advice = self._advice(canonical, members, now) if fixed_rate is None else None
+            advised += advice is not None
             by_service.setdefault(members[0].service, []).append(
                 PatternLoad(
-                    canonical, max(total - floor, 0.0), floor, fixed_rate, fixed_reason, error_like
+                    canonical,
+                    max(total - floor, 0.0),
+                    floor,
+                    fixed_rate,
+                    fixed_reason,
+                    error_like,
+                    advice,
                 )
             )
         rules: dict[str, PatternRule] = {}
@@ -396,22 +478,25 @@ class AnalysisLoop:
             pattern_aliases=aliases,
             exemptions=self._base.exemptions + overridden,
             learned=True,
-            generator="rules",
+            generator="rules+llm" if advised else "rules",
             created_unix_nano=int(now * 1e9),
         )
         changes = describe_changes(previous, candidate)
         if previous is not None and not changes and not force:
             return None
+        llm = self.consultation.describe()
+        if advised:
+            llm += f", judgements applied to {advised} patterns"
         summary = (
             f"{len(rules)} patterns in {len(by_service)} services, "
-            f"{len(self.anomalies)} anomalies; {changes or 'no change'}"
+            f"{len(self.anomalies)} anomalies; {llm}; {changes or 'no change'}"
         )
         return replace(candidate, summary=summary)
 
     def _view(self, canonical, members, allocation, volume) -> PatternView:
         errors = sum(sum(m.last_counts.get(b, 0) for b in self._floor_buckets) for m in members)
         total = sum(sum(m.last_counts.values()) for m in members)
-        template = self.state.canonical_templates.get(canonical, members[0].template)
+        template = self._template(canonical, members)
         examples = tuple(e for m in members for e in m.examples)[:MAX_EXAMPLES]
         return PatternView(
             pattern_id=canonical,

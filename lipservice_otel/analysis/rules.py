@@ -4,6 +4,12 @@ In the spirit of Refinery's EMA dynamic sampler and Cribl's log mode: every patt
 floor of examples per interval, and beyond that patterns are weighted by the logarithm of
 their volume, so a pattern 10,000x louder keeps only ~10x more. Heavy hitters pay for the
 savings; quiet patterns stay whole.
+
+The LLM advisor's judgements (judgement.py) enter as weights and floors inside the same
+budget: a critical pattern is kept whole, a high one keeps at least `HIGH_MIN_RATE`, noise
+weighs less and keeps fewer examples. The budget is then re-balanced, so the service's target
+holds; when the model's floors alone would exceed it they shrink to fit. Overrides, anomaly
+boosts, the severity floor and the error-like floor are never weakened by a judgement.
 """
 
 from __future__ import annotations
@@ -12,10 +18,20 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from lipservice_otel.analysis.judgement import Judgement
+
 REASON_BUDGET = "budget"
 REASON_RARE = "rare"
 REASON_OVERRIDE = "override"
 REASON_ERROR_LIKE = "error_like"
+REASON_LLM = "llm"
+
+# How the model's importance scales a pattern's share of the budget (the log weight).
+IMPORTANCE_WEIGHTS = {"critical": 1.0, "high": 4.0, "normal": 1.0, "low": 0.5, "noise": 0.1}
+# The least rate of a pattern judged high, unless the model named a higher min_rate.
+HIGH_MIN_RATE = 0.1
+# Noise still keeps an example per interval: every pattern stays visible in the backend.
+NOISE_MIN_EXAMPLES_PER_INTERVAL = 1
 
 _SEARCH_STEPS = 60
 
@@ -34,6 +50,8 @@ class PatternLoad:
     fixed_reason: str = ""
     # Its words say something failed (severity.is_error_like on the template).
     error_like: bool = False
+    # The model's current judgement of it; ignored when the rate is fixed.
+    advice: Judgement | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,22 +78,36 @@ def keep_budget(
     return (1.0 - target_reduction) * total_per_second
 
 
-def allocate_keeps(volumes: Mapping[str, float], budget: float, floor: float) -> dict[str, float]:
-    """Records/s to keep per pattern: min(v, max(floor, s*log1p(v))) summing to `budget`.
+def allocate_keeps(
+    volumes: Mapping[str, float],
+    budget: float,
+    floor: float | Mapping[str, float],
+    weights: Mapping[str, float] | None = None,
+) -> dict[str, float]:
+    """Records/s to keep per pattern: min(v, max(floor, s*w*log1p(v))) summing to `budget`.
 
-    `s` is found by bisection (the sum is monotonic in s). When even the floors exceed the
-    budget the floors win: every pattern keeps examples.
+    `floor` and the weight `w` (default 1) may differ per pattern. `s` is found by bisection
+    (the sum is monotonic in s). When even the floors exceed the budget the floors win: every
+    pattern keeps examples.
     """
+    floors = floor if isinstance(floor, Mapping) else dict.fromkeys(volumes, floor)
+    weights = weights or {}
 
     def kept(scale: float) -> dict[str, float]:
         return {
-            pid: min(volume, max(floor, scale * math.log1p(volume)))
+            pid: min(volume, max(floors[pid], scale * weights.get(pid, 1.0) * math.log1p(volume)))
             for pid, volume in volumes.items()
         }
 
     if sum(volumes.values()) <= budget:
         return dict(volumes)
-    low, high = 0.0, max((v / math.log1p(v) for v in volumes.values() if v > 0), default=0.0)
+    low, high = (
+        0.0,
+        max(
+            (v / (weights.get(pid, 1.0) * math.log1p(v)) for pid, v in volumes.items() if v > 0),
+            default=0.0,
+        ),
+    )
     for _ in range(_SEARCH_STEPS):
         middle = (low + high) / 2
         if sum(kept(middle).values()) > budget:
@@ -109,8 +141,9 @@ def allocate_service(
     spent = sum(p.floor_per_second for p in budgeted)
     free = {p.pattern_id: p.sampled_per_second for p in budgeted}
     remaining = max(0.0, budget - spent)
-    floor = min_examples_per_interval / interval_s
-    keeps = allocate_keeps(free, remaining, floor)
+    floors, fitted = _floors(budgeted, remaining, min_examples_per_interval, interval_s)
+    weights = {p.pattern_id: IMPORTANCE_WEIGHTS[p.advice.importance] for p in budgeted if p.advice}
+    keeps = allocate_keeps(free, remaining, floors, weights)
     share = f"service budget {budget:.1f}/s of {total:.1f}/s, {remaining:.1f}/s left for "
     share += f"{len(free)} sampled patterns after the severity floor"
     allocations = {}
@@ -121,12 +154,13 @@ def allocate_service(
             continue
         volume = load.sampled_per_second
         if volume * interval_s <= min_examples_per_interval:
-            allocations[pid] = Allocation(
-                1.0,
-                REASON_RARE,
+            explanation = (
                 f"{volume * interval_s:.0f} records per interval, at most the floor of "
-                f"{min_examples_per_interval}: kept whole",
+                f"{min_examples_per_interval}: kept whole"
             )
+            if load.advice is not None:
+                explanation = f"{_model_said(load.advice)}; {explanation}"
+            allocations[pid] = Allocation(1.0, REASON_RARE, explanation)
             continue
         rate = significant(keeps[pid] / volume) if volume > 0 else 1.0
         allocation = Allocation(
@@ -134,12 +168,63 @@ def allocate_service(
             REASON_BUDGET,
             f"{volume:.1f}/s sampled at {rate:g} -> {volume * rate:.1f}/s kept; {share}",
         )
+        if load.advice is not None:
+            allocation = _advised(allocation, load.advice, fitted)
         if load.error_like and error_like_floor is not None:
             allocation = _raise_to_error_like_floor(
                 allocation, volume, interval_s, error_like_floor
             )
         allocations[pid] = allocation
     return allocations
+
+
+def model_min_rate(advice: Judgement) -> float:
+    """The least rate a judgement asks for (before it is fitted into the budget)."""
+    if advice.importance == "critical":
+        return 1.0
+    if advice.importance == "high":
+        return max(HIGH_MIN_RATE, advice.min_rate or 0.0)
+    return advice.min_rate or 0.0
+
+
+def _floors(
+    loads: list[PatternLoad], remaining: float, min_examples_per_interval: int, interval_s: float
+) -> tuple[dict[str, float], bool]:
+    """Per-pattern least keeps (records/s), and whether the model's floors had to shrink.
+
+    Every pattern keeps its examples floor (noise a smaller one); the model's floors come on
+    top, scaled down together when they would not fit in what is left of the budget.
+    """
+    examples = min_examples_per_interval / interval_s
+    noise = min(min_examples_per_interval, NOISE_MIN_EXAMPLES_PER_INTERVAL) / interval_s
+    base, extra = {}, {}
+    for load in loads:
+        volume = load.sampled_per_second
+        noisy = load.advice is not None and load.advice.importance == "noise"
+        base[load.pattern_id] = min(volume, noise if noisy else examples)
+        wanted = model_min_rate(load.advice) * volume if load.advice else 0.0
+        extra[load.pattern_id] = max(0.0, min(volume, wanted) - base[load.pattern_id])
+    room = remaining - sum(base.values())
+    wanted_total = sum(extra.values())
+    scale = 1.0 if wanted_total <= max(room, 0.0) else max(room, 0.0) / wanted_total
+    return {pid: base[pid] + scale * extra[pid] for pid in base}, scale < 1.0
+
+
+def _model_said(advice: Judgement) -> str:
+    said = f"model {advice.model} judged {advice.importance}"
+    if advice.min_rate is not None:
+        said += f" (min_rate {advice.min_rate:g})"
+    return f"{said}: {advice.reason}"
+
+
+def _advised(allocation: Allocation, advice: Judgement, fitted: bool) -> Allocation:
+    said = _model_said(advice)
+    if fitted and model_min_rate(advice) > allocation.rate:
+        said += "; its floor was shrunk to fit the service budget"
+    if advice.importance == "normal" and advice.min_rate is None:
+        # Nothing changed by it: the budget decided, the model's view is shown for context.
+        return Allocation(allocation.rate, allocation.reason, f"{said}; {allocation.explanation}")
+    return Allocation(allocation.rate, REASON_LLM, f"{said}; {allocation.explanation}")
 
 
 def _raise_to_error_like_floor(

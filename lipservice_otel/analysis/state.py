@@ -1,7 +1,8 @@
 """What the analyzer has learned, and its explicit, versioned snapshot format.
 
 The snapshot is JSON with a `schema` number (never pickled objects), so a newer analyzer can
-read an older snapshot and a store can be inspected by hand.
+read an older snapshot and a store can be inspected by hand. Keys added within a schema are
+optional with a default (`judgements`), so older snapshots of the same schema still load.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from lipservice_otel.analysis.anomaly import Baseline
+from lipservice_otel.analysis.judgement import IMPORTANCES, Judgement
 from lipservice_otel.policy import Exemption
 
 SNAPSHOT_SCHEMA = 1
@@ -51,6 +53,9 @@ class AnalysisState:
     error_share: dict[str, Baseline] = field(default_factory=dict)  # per service
     boosts: dict[str, tuple[str, float]] = field(default_factory=dict)  # pid -> (reason, until)
     overrides: dict[str, Override] = field(default_factory=dict)
+    # The LLM advisor's judgements per canonical pattern id: kept here so a restart or a
+    # standby replica does not pay for asking again.
+    judgements: dict[str, Judgement] = field(default_factory=dict)
     cycles: int = 0
 
     def to_bytes(self) -> bytes:
@@ -64,6 +69,7 @@ class AnalysisState:
                 "error_share": {s: _baseline_to_json(b) for s, b in self.error_share.items()},
                 "boosts": {pid: list(b) for pid, b in self.boosts.items()},
                 "overrides": [_override_to_json(o) for o in self.overrides.values()],
+                "judgements": [_judgement_to_json(j) for j in self.judgements.values()],
             },
             separators=(",", ":"),
         ).encode()
@@ -82,6 +88,7 @@ class AnalysisState:
         try:
             patterns = [_pattern_from_json(p) for p in data["patterns"]]
             overrides = [_override_from_json(o) for o in data["overrides"]]
+            judgements = [_judgement_from_json(j) for j in data.get("judgements", [])]
             return cls(
                 patterns={p.pattern_id: p for p in patterns},
                 aliases=dict(data["aliases"]),
@@ -89,6 +96,7 @@ class AnalysisState:
                 error_share={s: Baseline(*b) for s, b in data["error_share"].items()},
                 boosts={pid: (b[0], float(b[1])) for pid, b in data["boosts"].items()},
                 overrides={o.key: o for o in overrides},
+                judgements={j.pattern_id: j for j in judgements},
                 cycles=int(data["cycles"]),
             )
         except (KeyError, TypeError, ValueError, re.error) as exc:
@@ -162,4 +170,31 @@ def _override_from_json(data: dict) -> Override:
         exemption=exemption,
         expires_at=float(data["expires_at"]),
         note=data["note"],
+    )
+
+
+def _judgement_to_json(judgement: Judgement) -> dict:
+    return {
+        "id": judgement.pattern_id,
+        "importance": judgement.importance,
+        "min_rate": judgement.min_rate,
+        "reason": judgement.reason,
+        "model": judgement.model,
+        "fingerprint": judgement.fingerprint,
+        "judged_at": judgement.judged_at,
+    }
+
+
+def _judgement_from_json(data: dict) -> Judgement:
+    min_rate = data["min_rate"]
+    if data["importance"] not in IMPORTANCES:
+        raise ValueError(f"judgement importance {data['importance']!r}")
+    return Judgement(
+        pattern_id=data["id"],
+        importance=str(data["importance"]),
+        min_rate=None if min_rate is None else float(min_rate),
+        reason=str(data["reason"]),
+        model=str(data["model"]),
+        fingerprint=str(data["fingerprint"]),
+        judged_at=float(data["judged_at"]),
     )
