@@ -148,13 +148,60 @@ class HttpReceiverConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ReceiverTlsConfig:
+    # PEM certificate chain and private key; set both and both receivers speak TLS only.
+    cert_file: str | None = None
+    key_file: str | None = None
+    # PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS).
+    client_ca_file: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
+
+    def validate(self, key: str) -> None:
+        _require(
+            (self.cert_file is None) == (self.key_file is None),
+            f"{key}.cert_file",
+            "cert_file and key_file go together",
+        )
+        _require(
+            self.client_ca_file is None or self.enabled,
+            f"{key}.client_ca_file",
+            "mutual TLS needs cert_file and key_file too",
+        )
+        for name in ("cert_file", "key_file", "client_ca_file"):
+            path = getattr(self, name)
+            _require(path is None or os.path.isfile(path), f"{key}.{name}", f"no such file: {path}")
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverAuthConfig:
+    # When set, every export must carry `Authorization: Bearer <token>` (gRPC metadata or HTTP
+    # header); others get UNAUTHENTICATED / 401. Health checks need no token.
+    bearer_token: str | None = field(default=None, repr=False)
+
+    def validate(self, key: str) -> None:
+        _require(
+            self.bearer_token is None or len(self.bearer_token) >= 16,
+            f"{key}.bearer_token",
+            "must be at least 16 characters",
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ReceiverConfig:
     grpc: GrpcReceiverConfig = field(default_factory=GrpcReceiverConfig)
     http: HttpReceiverConfig = field(default_factory=HttpReceiverConfig)
+    # TLS and authentication apply to both receivers alike.
+    tls: ReceiverTlsConfig = field(default_factory=ReceiverTlsConfig)
+    auth: ReceiverAuthConfig = field(default_factory=ReceiverAuthConfig)
 
     def validate(self, key: str) -> None:
         self.grpc.validate(f"{key}.grpc")
         self.http.validate(f"{key}.http")
+        self.tls.validate(f"{key}.tls")
+        self.auth.validate(f"{key}.auth")
 
 
 @dataclass(frozen=True, slots=True)

@@ -169,11 +169,13 @@ class Service:
         )
         self.queue.start()
         pipeline = Pipeline(self.sampler, self.queue, self.telemetry)
-        self.receiver = GrpcLogsReceiver(settings.receiver.grpc, pipeline)
+        receivers = settings.receiver
+        token = receivers.auth.bearer_token
+        self.receiver = GrpcLogsReceiver(receivers.grpc, pipeline, receivers.tls, token)
         await self.receiver.start()
         if settings.receiver.http.endpoint:
             self.http_receiver = HttpLogsReceiver(
-                settings.receiver.http, pipeline, self._receiver_grace_s()
+                receivers.http, pipeline, self._receiver_grace_s(), receivers.tls, token
             )
             await self.http_receiver.start()
         self.set_policy(self.sampler.policy)

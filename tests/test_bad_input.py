@@ -2,7 +2,8 @@
 
 Tried: garbage bytes, a truncated request, an empty request, a record without a body,
 invalid UTF-8 in a string body, a 10 MB body, a record with 100k attributes, a request over
-the size limit, and a gzip-compressed request. Each gets a clear status or a correct result,
+the size limit, a gzip bomb, nesting past the decoder limit, and a gzip-compressed request
+(a wrong bearer token is in test_tls_auth.py). Each gets a clear status or a correct result,
 and afterwards the server still answers health checks and exports.
 """
 
@@ -42,7 +43,7 @@ def request_with_bodies(*bodies: str | None, attributes: int = 0) -> ExportLogsS
 def receiver(sink, start_service):
     running = start_service(make_settings(sink.endpoint))
     channel = grpc.insecure_channel(
-        running.endpoint, options=[("grpc.max_send_message_length", 64 * 1024 * 1024)]
+        running.endpoint, options=[("grpc.max_send_message_length", 128 * 1024 * 1024)]
     )
     export = channel.unary_unary(
         EXPORT,
@@ -136,3 +137,22 @@ def test_gzip_compressed_request_is_accepted(receiver, sink):
     payload = request_with_bodies("compressed hello", "compressed hello again")
     export(payload.SerializeToString(), timeout=5, compression=grpc.Compression.Gzip)
     assert len(sink.wait_for_records(2)) == 2
+
+
+def test_gzip_bomb_stops_at_the_size_limit(receiver, sink):
+    _, channel, export = receiver
+    bomb = request_with_bodies("\0" * (64 * 1024 * 1024)).SerializeToString()  # ~64 KiB gzipped
+    with pytest.raises(grpc.RpcError) as raised:
+        export(bomb, timeout=60, compression=grpc.Compression.Gzip)
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "Decompressed message larger than max" in raised.value.details()
+    assert_still_serving(channel, export, sink)
+
+
+def test_nesting_past_the_decoder_limit_is_invalid_argument(receiver, sink):
+    from tests.test_http_receiver import deep_protobuf
+
+    _, channel, export = receiver
+    details = expect_status(export, deep_protobuf(), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "ExportLogsServiceRequest" in details
+    assert_still_serving(channel, export, sink)

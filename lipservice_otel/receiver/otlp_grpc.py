@@ -16,8 +16,9 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from lipservice_otel.config import GrpcReceiverConfig
+from lipservice_otel.config import GrpcReceiverConfig, ReceiverTlsConfig
 from lipservice_otel.pipeline import QUEUE_FULL_RETRY_DELAY_S, Pipeline
+from lipservice_otel.receiver.security import bearer_matches, grpc_server_credentials
 
 SERVICE_NAME = "opentelemetry.proto.collector.logs.v1.LogsService"
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
@@ -38,9 +39,17 @@ def _resource_exhausted_details(message: str, delay_s: int) -> tuple[tuple[str, 
 
 
 class GrpcLogsReceiver:
-    def __init__(self, config: GrpcReceiverConfig, pipeline: Pipeline) -> None:
+    def __init__(
+        self,
+        config: GrpcReceiverConfig,
+        pipeline: Pipeline,
+        tls: ReceiverTlsConfig | None = None,
+        bearer_token: str | None = None,
+    ) -> None:
         self._config = config
         self._pipeline = pipeline
+        self._tls = tls
+        self._bearer_token = bearer_token
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
         self.port: int | None = None
@@ -63,7 +72,11 @@ class GrpcLogsReceiver:
         )
         self._server.add_generic_rpc_handlers((handler,))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
-        self.port = self._server.add_insecure_port(self._config.endpoint)
+        if self._tls is not None and self._tls.enabled:
+            credentials = grpc_server_credentials(self._tls)
+            self.port = self._server.add_secure_port(self._config.endpoint, credentials)
+        else:
+            self.port = self._server.add_insecure_port(self._config.endpoint)
         if not self.port:
             raise OSError(f"receiver.grpc.endpoint: cannot bind {self._config.endpoint}")
         await self._server.start()
@@ -81,6 +94,13 @@ class GrpcLogsReceiver:
         self._server = None
 
     async def _export(self, payload: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        if self._bearer_token is not None:
+            authorization = dict(context.invocation_metadata() or ()).get("authorization")
+            if not bearer_matches(authorization, self._bearer_token):
+                self._pipeline.refused(0, "grpc", "unauthenticated")
+                await context.abort(
+                    grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token"
+                )
         try:
             request = ExportLogsServiceRequest.FromString(payload)
         except DecodeError as exc:

@@ -2,9 +2,10 @@
 
 Answers as the OTLP/HTTP specification asks: 200 with an ExportLogsServiceResponse (partial
 success included) in the request's encoding; errors carry a google.rpc.Status body in that
-encoding. 400 for a body that does not decode, 413 past the size limit (as sent or after
-gzip), 415 for an unknown content type or encoding, 429 with Retry-After when the sending
-queue is full (the sender retries; nothing of the request was kept).
+encoding. 400 for a body that does not decode, 401 without the configured bearer token, 413
+past the size limit (as sent or after gzip), 415 for an unknown content type or encoding,
+429 with Retry-After when the sending queue is full (the sender retries; nothing of the
+request was kept).
 
 The body is decompressed here, not by the server library, so the size limit also bounds what
 a gzip bomb inflates to.
@@ -17,7 +18,7 @@ import logging
 from aiohttp import web
 from google.rpc import code_pb2
 
-from lipservice_otel.config import HttpReceiverConfig
+from lipservice_otel.config import HttpReceiverConfig, ReceiverTlsConfig
 from lipservice_otel.pipeline import QUEUE_FULL_RETRY_DELAY_S, Pipeline
 from lipservice_otel.receiver.http_codec import (
     CONTENT_TYPE_JSON,
@@ -30,6 +31,7 @@ from lipservice_otel.receiver.http_codec import (
     encode_message,
     encode_status,
 )
+from lipservice_otel.receiver.security import bearer_matches, http_ssl_context
 
 LOGS_PATH = "/v1/logs"
 _CONTENT_TYPES: dict[Encoding, str] = {"protobuf": CONTENT_TYPE_PROTOBUF, "json": CONTENT_TYPE_JSON}
@@ -37,6 +39,7 @@ _CONTENT_TYPES: dict[Encoding, str] = {"protobuf": CONTENT_TYPE_PROTOBUF, "json"
 _RPC_CODES = {
     400: code_pb2.INVALID_ARGUMENT,
     413: code_pb2.RESOURCE_EXHAUSTED,
+    401: code_pb2.UNAUTHENTICATED,
     415: code_pb2.INVALID_ARGUMENT,
     429: code_pb2.RESOURCE_EXHAUSTED,
 }
@@ -57,10 +60,17 @@ def error_response(
 
 class HttpLogsReceiver:
     def __init__(
-        self, config: HttpReceiverConfig, pipeline: Pipeline, shutdown_grace_s: float
+        self,
+        config: HttpReceiverConfig,
+        pipeline: Pipeline,
+        shutdown_grace_s: float,
+        tls: ReceiverTlsConfig | None = None,
+        bearer_token: str | None = None,
     ) -> None:
         self._config = config
         self._pipeline = pipeline
+        self._tls = tls
+        self._bearer_token = bearer_token
         self._max_bytes = config.max_request_body_mib * 1024 * 1024
         self._grace_s = shutdown_grace_s
         self._runner: web.AppRunner | None = None
@@ -77,7 +87,10 @@ class HttpLogsReceiver:
         )
         await self._runner.setup()
         host, _, port = self._config.endpoint.rpartition(":")
-        site = web.TCPSite(self._runner, host.strip("[]"), int(port))
+        context = (
+            http_ssl_context(self._tls) if self._tls is not None and self._tls.enabled else None
+        )
+        site = web.TCPSite(self._runner, host.strip("[]"), int(port), ssl_context=context)
         try:
             await site.start()
         except OSError as exc:
@@ -98,6 +111,16 @@ class HttpLogsReceiver:
 
     async def _export(self, request: web.Request) -> web.Response:
         encoding = body_encoding(request.headers.get("Content-Type", ""))
+        if self._bearer_token is not None and not bearer_matches(
+            request.headers.get("Authorization"), self._bearer_token
+        ):
+            self._pipeline.refused(0, "http", "unauthenticated")
+            return error_response(
+                401,
+                "missing or wrong bearer token",
+                encoding or "json",
+                {"WWW-Authenticate": 'Bearer realm="lipservice-otel"'},
+            )
         if encoding is None:
             self._pipeline.refused(0, "http", "invalid")
             return web.Response(
