@@ -24,6 +24,7 @@ DEFAULT_GRPC_ENDPOINT = "0.0.0.0:4317"
 DEFAULT_MAX_RECV_MSG_SIZE_MIB = 16
 DEFAULT_HTTP_ENDPOINT = "0.0.0.0:4318"
 DEFAULT_MAX_REQUEST_BODY_MIB = 16
+DEFAULT_MAX_LOG_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_BODY_CHARS = 2048
 DEFAULT_MAX_AGGREGATE_KEYS = 100_000
 DEFAULT_TEMPLATE_CACHE_SIZE = 200_000
@@ -196,8 +197,12 @@ class ReceiverConfig:
     # TLS and authentication apply to both receivers alike.
     tls: ReceiverTlsConfig = field(default_factory=ReceiverTlsConfig)
     auth: ReceiverAuthConfig = field(default_factory=ReceiverAuthConfig)
+    # A record whose body serializes larger than this is refused (OTLP partial success), so
+    # one oversized line cannot block a downstream with a request size limit.
+    max_log_body_bytes: int = DEFAULT_MAX_LOG_BODY_BYTES
 
     def validate(self, key: str) -> None:
+        _require(self.max_log_body_bytes >= 1024, f"{key}.max_log_body_bytes", "must be >= 1024")
         self.grpc.validate(f"{key}.grpc")
         self.http.validate(f"{key}.http")
         self.tls.validate(f"{key}.tls")

@@ -16,7 +16,9 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceResponse,
 )
 
+from lipservice_otel.config import DEFAULT_MAX_LOG_BODY_BYTES
 from lipservice_otel.exporter.queue import SendingQueue
+from lipservice_otel.limits import refuse_large_bodies
 from lipservice_otel.sampler import Sampler, count_records
 from lipservice_otel.telemetry import Telemetry
 
@@ -37,10 +39,17 @@ class ConsumeResult:
 
 
 class Pipeline:
-    def __init__(self, sampler: Sampler, queue: SendingQueue, telemetry: Telemetry) -> None:
+    def __init__(
+        self,
+        sampler: Sampler,
+        queue: SendingQueue,
+        telemetry: Telemetry,
+        max_log_body_bytes: int = DEFAULT_MAX_LOG_BODY_BYTES,
+    ) -> None:
         self._sampler = sampler
         self._queue = queue
         self._telemetry = telemetry
+        self._max_log_body_bytes = max_log_body_bytes
 
     def refused(self, records: int, transport: str, reason: str) -> None:
         self._telemetry.counter(
@@ -55,6 +64,9 @@ class Pipeline:
         if not self._queue.has_room(records, size):
             self.refused(records, transport, "queue_full")
             return ConsumeResult(ExportLogsServiceResponse(), records, QUEUE_FULL)
+        too_large, too_large_message = refuse_large_bodies(request, self._max_log_body_bytes, size)
+        if too_large:
+            self.refused(too_large, transport, "limits")
         outcome = self._sampler.sample(request)
         forwarded = outcome.kept + outcome.recalled
         self._count(outcome, transport)
@@ -72,9 +84,11 @@ class Pipeline:
                 self.refused(records, transport, "journal")
                 return ConsumeResult(ExportLogsServiceResponse(), records, JOURNAL_FAILED)
         response = ExportLogsServiceResponse()
-        if outcome.rejected:
-            response.partial_success.rejected_log_records = outcome.rejected
-            response.partial_success.error_message = outcome.rejection_message
+        if outcome.rejected or too_large:
+            response.partial_success.rejected_log_records = outcome.rejected + too_large
+            response.partial_success.error_message = "; ".join(
+                message for message in (too_large_message, outcome.rejection_message) if message
+            )
         return ConsumeResult(response, records)
 
     def _count(self, outcome, transport: str) -> None:

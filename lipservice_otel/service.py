@@ -168,7 +168,9 @@ class Service:
             journal=Journal(persistent) if persistent.directory else None,
         )
         self.queue.start()
-        pipeline = Pipeline(self.sampler, self.queue, self.telemetry)
+        pipeline = Pipeline(
+            self.sampler, self.queue, self.telemetry, settings.receiver.max_log_body_bytes
+        )
         receivers = settings.receiver
         token = receivers.auth.bearer_token
         self.receiver = GrpcLogsReceiver(receivers.grpc, pipeline, receivers.tls, token)

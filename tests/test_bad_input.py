@@ -1,10 +1,11 @@
 """What the gRPC receiver answers to malformed, empty, huge and hostile requests.
 
 Tried: garbage bytes, a truncated request, an empty request, a record without a body,
-invalid UTF-8 in a string body, a 10 MB body, a record with 100k attributes, a request over
-the size limit, a gzip bomb, nesting past the decoder limit, and a gzip-compressed request
-(a wrong bearer token is in test_tls_auth.py). Each gets a clear status or a correct result,
-and afterwards the server still answers health checks and exports.
+invalid UTF-8 in a string body, a 10 MB body (allowed under a raised limit, refused over the
+default one), a record with 100k attributes, a request over the size limit, a gzip bomb,
+nesting past the decoder limit, and a gzip-compressed request (a wrong bearer token is in
+test_tls_auth.py). Each gets a clear status or a correct result, and afterwards the server
+still answers health checks and exports.
 """
 
 from __future__ import annotations
@@ -104,12 +105,33 @@ def test_empty_request_and_record_without_body(receiver, sink):
     assert_still_serving(channel, export, sink)
 
 
-def test_ten_megabyte_body_is_forwarded_whole(receiver, sink):
-    _, channel, export = receiver
+def test_ten_megabyte_body_is_forwarded_whole_under_a_raised_limit(sink, start_service):
+    limit = 16 * 1024 * 1024
+    running = start_service(make_settings(sink.endpoint, **{"receiver.max_log_body_bytes": limit}))
+    channel = grpc.insecure_channel(
+        running.endpoint, options=[("grpc.max_send_message_length", 64 * 1024 * 1024)]
+    )
+    export = channel.unary_unary(
+        EXPORT,
+        request_serializer=lambda payload: payload,
+        response_deserializer=ExportLogsServiceResponse.FromString,
+    )
     body = "x" * (10 * 1024 * 1024)
     export(request_with_bodies(body).SerializeToString(), timeout=30)
     (forwarded,) = sink.wait_for_records(1)
     assert forwarded[1].body.string_value == body
+    assert_still_serving(channel, export, sink)
+    channel.close()
+
+
+def test_body_over_the_limit_is_refused_as_partial_success(receiver, sink):
+    _, channel, export = receiver
+    request = request_with_bodies("y" * (1024 * 1024 + 1), "fits", "z" * (2 * 1024 * 1024))
+    response = export(request.SerializeToString(), timeout=30)
+    assert response.partial_success.rejected_log_records == 2
+    assert "receiver.max_log_body_bytes" in response.partial_success.error_message
+    (forwarded,) = sink.wait_for_records(1)
+    assert forwarded[1].body.string_value == "fits"
     assert_still_serving(channel, export, sink)
 
 
