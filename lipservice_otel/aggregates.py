@@ -46,6 +46,8 @@ class Aggregates:
         self._counts: dict[tuple[str, str, str], PatternCounts] = {}
         self._patterns: dict[str, PatternInfo] = {}
         self._overflow_records = 0
+        # Bumped by drain(): counters handed out before belong to a finished interval.
+        self.interval = 0
 
     def counter(self, service: str, pattern_id: str, bucket: str) -> PatternCounts:
         """The counter to bump for a record; the caller increments it (cheaper than a call)."""
@@ -92,4 +94,5 @@ class Aggregates:
         self._counts = {}
         self._patterns = {}
         self._overflow_records = 0
+        self.interval += 1
         return report

@@ -5,25 +5,23 @@ bytes). When a record at the severity floor arrives with a trace id, that trace'
 records are handed back to be forwarded, and the trace is marked hot for a while so its later
 records are kept too. Nothing here adds latency to kept records: remembering costs one
 serialization per dropped traced record, recalling happens only on errors.
+
+Remembering runs for most dropped records with a trace id, so a window holds hundreds of
+thousands of entries. They are plain tuples of bytes and floats, never objects or lists: the
+garbage collector stops tracking such tuples, so a full window costs no collection time, and
+building one costs less than any class instance.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from dataclasses import dataclass
 
-
-@dataclass(slots=True)
-class Remembered:
-    trace_id: bytes
-    at: float
-    # Serialized Resource and InstrumentationScope of the record's request, shared between the
-    # records of one scope, so forwarding rebuilds the record where it came from.
-    resource: bytes
-    scope: bytes
-    record: bytes
-    # Set once recalled: the entry then only waits in the window queue to be discarded.
-    taken: bool = False
+# Serialized Resource and InstrumentationScope of the record's request, shared between the
+# records of one scope, so forwarding rebuilds the record where it came from.
+Origin = tuple[bytes, bytes]
+# (trace id, when remembered, origin, serialized LogRecord).
+Remembered = tuple[bytes, float, Origin, bytes]
+_AT, _RECORD = 1, 3
 
 
 class ErrorContext:
@@ -33,7 +31,9 @@ class ErrorContext:
         self._hot_ttl_s = hot_ttl_s
         self._max_hot = max_hot
         self._entries: deque[Remembered] = deque()
-        self._by_trace: dict[bytes, list[Remembered]] = {}
+        # A trace's entries in the order remembered; an entry in the window queue that its
+        # trace no longer lists was recalled already, and is only waiting to be discarded.
+        self._by_trace: dict[bytes, tuple[Remembered, ...]] = {}
         self._bytes = 0
         self._hot: OrderedDict[bytes, float] = OrderedDict()
 
@@ -41,24 +41,30 @@ class ErrorContext:
     def bytes_held(self) -> int:
         return self._bytes
 
-    def remember(self, entry: Remembered) -> None:
+    def remember(self, trace_id: bytes, at: float, origin: Origin, record: bytes) -> None:
+        entry = (trace_id, at, origin, record)
         self._entries.append(entry)
-        self._by_trace.setdefault(entry.trace_id, []).append(entry)
-        self._bytes += len(entry.record)
-        self._evict(entry.at)
+        same_trace = self._by_trace.get(trace_id)
+        self._by_trace[trace_id] = (entry,) if same_trace is None else (*same_trace, entry)
+        self._bytes += len(record)
+        if self._bytes > self._max_bytes or self._entries[0][_AT] < at - self._window_s:
+            self._evict(at)
 
     def _evict(self, now: float) -> None:
         oldest_allowed = now - self._window_s
         entries = self._entries
-        while entries and (entries[0].at < oldest_allowed or self._bytes > self._max_bytes):
+        by_trace = self._by_trace
+        while entries and (entries[0][_AT] < oldest_allowed or self._bytes > self._max_bytes):
             old = entries.popleft()
-            if old.taken:
-                continue
-            self._bytes -= len(old.record)
-            same_trace = self._by_trace[old.trace_id]
-            same_trace.remove(old)
-            if not same_trace:
-                del self._by_trace[old.trace_id]
+            trace_id = old[0]
+            same_trace = by_trace.get(trace_id)
+            if same_trace is None or same_trace[0] is not old:
+                continue  # recalled: its bytes were given back then
+            self._bytes -= len(old[_RECORD])
+            if len(same_trace) == 1:
+                del by_trace[trace_id]
+            else:
+                by_trace[trace_id] = same_trace[1:]
 
     def recall(self, trace_id: bytes, now: float) -> list[Remembered]:
         """The trace's remembered records (oldest first); the trace becomes hot."""
@@ -66,11 +72,10 @@ class ErrorContext:
         self._hot.move_to_end(trace_id)
         while len(self._hot) > self._max_hot:
             self._hot.popitem(last=False)
-        recalled = self._by_trace.pop(trace_id, [])
-        fresh = [e for e in recalled if e.at >= now - self._window_s]
+        recalled = self._by_trace.pop(trace_id, ())
+        fresh = [e for e in recalled if e[_AT] >= now - self._window_s]
         for entry in recalled:
-            self._bytes -= len(entry.record)
-            entry.taken = True
+            self._bytes -= len(entry[_RECORD])
         self._evict(now)
         return fresh
 
