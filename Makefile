@@ -44,7 +44,7 @@ test: lint redis-server
 	$(PY) -m pytest -q
 
 bench: $(GEN)
-	$(PY) bench/pipeline_throughput.py
+	$(PY) bench/throughput.py
 
 clean:
 	rm -rf $(VENV) lipservice_otel/_proto .pytest_cache .ruff_cache
