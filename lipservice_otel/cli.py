@@ -15,6 +15,7 @@ from lipservice_otel.config import ConfigError, Settings, load_settings
 from lipservice_otel.policy import PolicyError
 from lipservice_otel.policy_admin import run_policy_command
 from lipservice_otel.service import Analyzer, Service, configured_policy, default_receiver_id
+from lipservice_otel.workers import serve_workers
 
 EXIT_CONFIG_ERROR = 2
 EXIT_START_FAILED = 1
@@ -52,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--control-plane",
         metavar="HOST:PORT",
         help="follow a remote `analyze` service instead of the embedded analysis loop",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="N receiver processes sharing the OTLP ports (SO_REUSEPORT) and one analysis",
     )
     _add_common(serve)
 
@@ -179,7 +187,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from lipservice_otel.loadgen.cli import main as gen_main
 
         return gen_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "serve" and args.workers < 1:
+        parser.error("--workers: must be >= 1")
     if args.command == "policy":
         return run_policy_command(args)
     try:
@@ -192,6 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
+        if args.command == "serve" and args.workers > 1:
+            return asyncio.run(serve_workers(argv, settings, args.workers))
         return asyncio.run(serve(settings) if args.command == "serve" else analyze(settings))
     except (ConfigError, PolicyError) as exc:
         # Found while building components: a policy file or store snapshot that cannot be used.

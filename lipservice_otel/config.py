@@ -121,6 +121,9 @@ class GrpcReceiverConfig:
     endpoint: str = DEFAULT_GRPC_ENDPOINT
     # Largest accepted request, in MiB, before decompression limits apply.
     max_recv_msg_size_mib: int = DEFAULT_MAX_RECV_MSG_SIZE_MIB
+    # Bind with SO_REUSEPORT so several processes share the port (`serve --workers` sets it);
+    # off by default, so a second process on a taken port fails instead of sharing it.
+    reuse_port: bool = False
 
     def validate(self, key: str) -> None:
         _check_endpoint(self.endpoint, f"{key}.endpoint")
@@ -137,6 +140,8 @@ class HttpReceiverConfig:
     endpoint: str = DEFAULT_HTTP_ENDPOINT
     # Largest accepted body in MiB, both as sent and after gzip decompression.
     max_request_body_mib: int = DEFAULT_MAX_REQUEST_BODY_MIB
+    # Bind with SO_REUSEPORT, as receiver.grpc.reuse_port.
+    reuse_port: bool = False
 
     def validate(self, key: str) -> None:
         if self.endpoint:

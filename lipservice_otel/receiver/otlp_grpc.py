@@ -59,7 +59,7 @@ class GrpcLogsReceiver:
         self._server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", max_bytes),
-                ("grpc.so_reuseport", 0),
+                ("grpc.so_reuseport", int(self._config.reuse_port)),
             ]
         )
         handler = grpc.method_handlers_generic_handler(

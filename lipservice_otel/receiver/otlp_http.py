@@ -90,7 +90,13 @@ class HttpLogsReceiver:
         context = (
             http_ssl_context(self._tls) if self._tls is not None and self._tls.enabled else None
         )
-        site = web.TCPSite(self._runner, host.strip("[]"), int(port), ssl_context=context)
+        site = web.TCPSite(
+            self._runner,
+            host.strip("[]"),
+            int(port),
+            ssl_context=context,
+            reuse_port=self._config.reuse_port,
+        )
         try:
             await site.start()
         except OSError as exc:
