@@ -27,7 +27,7 @@ DEFAULT_MAX_REQUEST_BODY_MIB = 16
 DEFAULT_MAX_LOG_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_BODY_CHARS = 2048
 DEFAULT_MAX_AGGREGATE_KEYS = 100_000
-DEFAULT_TEMPLATE_CACHE_SIZE = 200_000
+DEFAULT_TEMPLATE_CACHE_SIZE = 20_000
 DEFAULT_MAX_ATTRIBUTES_PER_RECORD = 1024
 DEFAULT_REPORT_INTERVAL_S = 10.0
 DEFAULT_BURST_FACTOR = 10.0
@@ -250,7 +250,9 @@ class SamplerConfig:
     # Distinct (service, pattern, severity) counters kept per interval; the rest count as
     # `other`, so a flood of distinct templates cannot exhaust memory.
     max_aggregate_keys: int = DEFAULT_MAX_AGGREGATE_KEYS
-    # Remembered body -> template results; cleared when full.
+    # Remembered body -> template results; cleared when full. It pays for bodies repeated
+    # word for word (heartbeats); most bodies hold a value seen once, so a large cache would
+    # mostly hold those (~200 bytes each) and the signature's token memos cover the rest.
     template_cache_size: int = DEFAULT_TEMPLATE_CACHE_SIZE
     # Records with more attributes are refused (OTLP partial success), not forwarded.
     max_attributes_per_record: int = DEFAULT_MAX_ATTRIBUTES_PER_RECORD

@@ -179,6 +179,9 @@ class Sampler:
     ) -> None:
         self._max_body_chars = config.max_body_chars
         self._cache_size = config.template_cache_size
+        # A slot per counting key is all a counting interval can use: beyond the aggregate key
+        # cap records count as overflow, and a flood of templates must not hold more slots.
+        self._slot_cap = config.max_aggregate_keys
         self._max_attributes = config.max_attributes_per_record
         self._burst_factor = config.burst_factor
         self._burst_min = config.burst_min_per_second
@@ -409,7 +412,7 @@ class Sampler:
         template: str,
         severity: int,
     ) -> _Slot:
-        if len(slots) >= self._cache_size:
+        if len(slots) >= self._slot_cap:
             slots.clear()
         signature_id = pattern_id(service, template)
         rule = policy.rule_for(signature_id, severity)
@@ -474,7 +477,8 @@ class _Slot:
         self.burst_limit = burst_limit
         self.counts: PatternCounts | None = None
         self._annotation: bytes | None = None
-        self._fallbacks: dict[bool, Rule] = {}
+        # Built on first use: most slots never need one, and a slot per template adds up.
+        self._fallbacks: dict[bool, Rule] | None = None
 
     @property
     def annotation(self) -> bytes:
@@ -488,6 +492,8 @@ class _Slot:
     def fallback(self, policy: Policy, severity_number: int) -> Rule:
         """policy.rule_for_unknown() for a record of this slot, by its own severity_number:
         0 when the slot's severity was inferred, else the slot's severity itself."""
+        if self._fallbacks is None:
+            self._fallbacks = {}
         key = bool(severity_number)
         rule = self._fallbacks.get(key)
         if rule is None:
