@@ -53,22 +53,39 @@ TEMPLATES = (
     'request_id={h}{u} method=POST path="/checkout" status=201 duration={n}ms',
     "Starting task {u}.{o} in stage {o} (TID {n})",
 )
+# Stamped with letters, the slot is a word no masking rule touches: every record a template
+# of its own, the worst case for everything keyed by template.
+DISTINCT_TEMPLATES = (
+    "cache entry {u} evicted after {n}ms",
+    "feature flag {u} evaluated for tenant {o}",
+    "worker {u} joined the pool",
+)
+WORKLOADS = {"realistic": (TEMPLATES, False), "distinct-templates": (DISTINCT_TEMPLATES, True)}
 SLOT = "{u}"
+SLOT_WIDTH = 8
+_SLOT_POWERS = 10 ** np.arange(SLOT_WIDTH - 1, -1, -1)
+_LETTER_OFFSET = ord("a") - ord("0")
 # Half the records carry a trace id, in runs of a few consecutive records per trace, as the
 # lines one request logs do.
 TRACED_SHARE = 0.5
 TRACE_RECORDS = 4
-SLOT_WIDTH = 8
 # A policy keeping a quarter of INFO: with 2 % errors about 26 % of records are forwarded.
 BENCH_POLICY = "severity_rates:\n  info: 0.25\n"
 
 
 class Workload:
-    """Pre-serialized requests and where their body slots are; `request(i, n)` stamps n."""
+    """Pre-serialized requests and where their body slots are.
 
-    def __init__(self, count: int, seed: int, error_share: float = 0.02) -> None:
+    `request(i, stamp)` writes stamp x 1000 + the record's position into the slots of request
+    i, so distinct stamps give distinct bodies.
+    """
+
+    def __init__(
+        self, count: int, seed: int, kind: str = "realistic", error_share: float = 0.02
+    ) -> None:
+        templates, self._letters = WORKLOADS[kind]
         rng = random.Random(seed)
-        weights = [1 / (rank + 1) for rank in range(len(TEMPLATES))]  # Zipf-like
+        weights = [1 / (rank + 1) for rank in range(len(templates))]  # Zipf-like
         self._payloads: list[np.ndarray] = []
         self._slots: list[np.ndarray] = []
         for _ in range(count):
@@ -80,7 +97,7 @@ class Workload:
             bodies = []
             trace_id = b""
             for n in range(RECORDS_PER_REQUEST):
-                body = _body(rng, rng.choices(TEMPLATES, weights)[0])
+                body = _body(rng, rng.choices(templates, weights)[0])
                 bodies.append(body)
                 record = scope.log_records.add()
                 record.body.string_value = body
@@ -104,8 +121,12 @@ class Workload:
 
     def request(self, index: int, stamp: int) -> bytes:
         payload = self._payloads[index % len(self._payloads)]
-        digits = np.frombuffer(b"%08d" % (stamp % 10**SLOT_WIDTH), dtype=np.uint8)
-        payload[self._slots[index % len(self._payloads)]] = digits
+        slots = self._slots[index % len(self._payloads)]
+        values = (stamp * RECORDS_PER_REQUEST + np.arange(len(slots))) % 10**SLOT_WIDTH
+        digits = (values[:, None] // _SLOT_POWERS) % 10 + ord("0")
+        if self._letters:
+            digits += _LETTER_OFFSET
+        payload[slots] = digits
         return payload.tobytes()
 
 
@@ -166,12 +187,43 @@ def run_sink(port: int, counter, ready) -> None:
     server.wait_for_termination()
 
 
-def run_sender(endpoint: str, stop_at: float, in_flight: int, seed: int, sent, refused) -> None:
-    """Closed loop (a process target): keeps `in_flight` calls outstanding until `stop_at`."""
-    workload = Workload(8, seed)
-    channel = grpc.insecure_channel(endpoint, options=[("grpc.so_reuseport", 0)])
-    grpc.channel_ready_future(channel).result(timeout=30)
-    export = channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
+def _exports(endpoint: str, connections: int) -> list:
+    """Export callables over `connections` TCP connections of their own.
+
+    Servers sharing a port with SO_REUSEPORT are handed whole connections: a sender needs
+    several to spread over them, as many clients would.
+    """
+    options = [("grpc.use_local_subchannel_pool", 1)]
+    exports = []
+    for _ in range(connections):
+        channel = grpc.insecure_channel(endpoint, options=options)
+        grpc.channel_ready_future(channel).result(timeout=30)
+        exports.append(
+            channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
+        )
+    return exports
+
+
+def _stamp(seed: int, n: int) -> int:
+    # Senders of different seeds stamp disjoint ranges for their first 10^4 requests (10^7
+    # records): no two records alike, for the distinct-templates workload.
+    return seed * 10**4 + n
+
+
+def run_sender(
+    endpoint: str,
+    stop_at: float,
+    in_flight: int,
+    seed: int,
+    sent,
+    refused,
+    kind: str = "realistic",
+    records: float = float("inf"),
+) -> None:
+    """Closed loop (a process target): keeps `in_flight` calls outstanding, each on a
+    connection of its own, until `stop_at` or until `records` have been sent."""
+    workload = Workload(8, seed, kind)
+    exports = _exports(endpoint, in_flight)
     pending: list = []
     n = 0
 
@@ -184,14 +236,14 @@ def run_sender(endpoint: str, stop_at: float, in_flight: int, seed: int, sent, r
         with counter.get_lock():
             counter.value += RECORDS_PER_REQUEST
 
-    while time.time() < stop_at:
+    while time.time() < stop_at and n * RECORDS_PER_REQUEST < records:
         while len(pending) < in_flight:
-            pending.append(export.future(workload.request(n, seed * 10**6 + n), timeout=30))
+            export = exports[n % in_flight]
+            pending.append(export.future(workload.request(n, _stamp(seed, n)), timeout=30))
             n += 1
         settle(pending.pop(0))
     for call in pending:
         settle(call)
-    channel.close()
 
 
 def run_paced_sender(
@@ -199,9 +251,7 @@ def run_paced_sender(
 ) -> None:
     """Open loop (a process target): `rate` requests/s; puts each call's seconds in `results`."""
     workload = Workload(8, seed)
-    channel = grpc.insecure_channel(endpoint, options=[("grpc.so_reuseport", 0)])
-    grpc.channel_ready_future(channel).result(timeout=30)
-    export = channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
+    [export] = _exports(endpoint, 1)
     latencies: list[float] = []
     failures = [0]
 
@@ -215,7 +265,7 @@ def run_paced_sender(
     time.sleep(max(0.0, start_at - time.time()))
     origin = time.perf_counter()
     for n in range(int(seconds * rate)):
-        payload = workload.request(n, seed * 10**6 + n)
+        payload = workload.request(n, _stamp(seed, n))
         delay = origin + n / rate - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
@@ -226,7 +276,6 @@ def run_paced_sender(
     for call in calls:
         with contextlib.suppress(grpc.RpcError):
             call.result()
-    channel.close()
     results.put((latencies, failures[0]))
 
 
