@@ -43,8 +43,17 @@ redis-server: $(STAMP)
 test: lint redis-server
 	$(PY) -m pytest -q
 
+# The quick benchmarks, one after the other (a few minutes), then their tables together.
+# Loghub (research use only, see its LICENSE) is read from LOGHUB, never copied here.
+LOGHUB ?= ../shared/loghub
 bench: $(GEN)
-	$(PY) bench/throughput.py
+	$(PY) bench/throughput.py --workers 1,2 --rounds 3
+	$(PY) bench/latency.py
+	$(PY) bench/memory.py
+	$(PY) bench/signature.py --loghub $(LOGHUB)
+	$(PY) bench/grouping_accuracy.py --loghub $(LOGHUB)
+	$(PY) bench/sampling_quality.py --loghub $(LOGHUB)
+	$(PY) bench/report.py
 
 clean:
 	rm -rf $(VENV) lipservice_otel/_proto .pytest_cache .ruff_cache
