@@ -201,6 +201,15 @@ def test_loop_converges_to_the_target_and_boosts_anomalies():
     assert loop.policy.pattern_rules["p5"].reason == "budget"
 
 
+def test_first_learned_version_follows_the_configured_base():
+    clock = Clock()
+    base = policy_from_document({}, version=1)  # what serve runs before anything is learned
+    loop = AnalysisLoop(AnalysisConfig(interval_s=10), MemoryStore(None, 100), base, clock=clock)
+    first, second = run_cycles(loop, clock, STEADY, 2)
+    assert first.version == 2 and first.learned
+    assert second is None or second.version == 3
+
+
 def test_unchanged_traffic_publishes_no_new_version():
     clock = Clock()
     loop = make_loop(clock)

@@ -91,7 +91,7 @@ def test_error_like_pattern_keeps_its_floor_while_noise_meets_the_target(sink, s
     running = start_service(settings)
     failing = Pattern("failing", "upstream call to inventory {n} failed: timed out", 600, 0)
     sender = TrafficSender(running.endpoint)
-    sender.run([*NOISE, failing], seconds=6.0, tag="run")
+    sender.run([*NOISE, failing], seconds=7.0, tag="run")
     policy = running.service.sampler.policy
     running.stop()
     sender.close()
@@ -102,11 +102,17 @@ def test_error_like_pattern_keeps_its_floor_while_noise_meets_the_target(sink, s
     for _, record in sink.records():
         values = attributes(record)
         kept[values["scenario.pattern"], values["scenario.second"]] += 1
-    last_seconds = sorted({s for (_, _, s) in sender.sent})[-3:-1]  # whole seconds, learned
-    for second in last_seconds:
-        # 60 examples per 1 s interval for the error-like pattern ...
-        assert kept["failing", second] >= 45, kept["failing", second]
-        # ... while the loudest noise pattern is sampled far harder.
-        noise_rate = kept["noise0", second] / sender.sent["run", "noise0", second]
-        failing_rate = kept["failing", second] / sender.sent["run", "failing", second]
-        assert failing_rate > 2 * noise_rate
+    # Three whole seconds after learning, summed: each second's count is binomial around 60
+    # (sd ~7.3), so single seconds would make a flaky bound; three make a 3.5 sd margin.
+    learned = sorted({s for (_, _, s) in sender.sent})[-4:-1]
+
+    def over_learned(pattern: str, counts) -> int:
+        return sum(counts.get((pattern, s), 0) for s in learned)
+
+    sent = {(name, s): n for (_, name, s), n in sender.sent.items()}
+    # 60 examples per 1 s interval for the error-like pattern ...
+    assert over_learned("failing", kept) >= 0.75 * 60 * len(learned), kept
+    # ... while the loudest noise pattern is sampled far harder.
+    noise_rate = over_learned("noise0", kept) / over_learned("noise0", sent)
+    failing_rate = over_learned("failing", kept) / over_learned("failing", sent)
+    assert failing_rate > 2 * noise_rate

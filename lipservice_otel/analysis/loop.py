@@ -164,18 +164,22 @@ class AnalysisLoop:
         return await self._publish(learn=False)
 
     async def _publish(self, learn: bool) -> Policy | None:
+        # Learning, merging and planning are CPU work over every known pattern (seconds under
+        # a template flood, plus scikit-learn's first import): they run in a worker thread so
+        # an embedded analysis loop does not stall the receiver sharing this event loop. The
+        # lock keeps state single-writer; ingest() fills a fresh interval meanwhile.
         async with self._lock:
             now = self._clock()
             if learn:
                 elapsed = max(now - self._last_cycle, 1e-3)
                 self._last_cycle = now
                 pending, self._pending = self._pending, _Interval()
-                self._learn(pending, now, elapsed)
+                await asyncio.to_thread(self._learn, pending, now, elapsed)
                 await self._consult(now)
             elif self._advisor is not None:
                 self.consultation = Consultation(STATUS_NOT_ASKED)
-            policy = self._plan(now, force=not learn)
-            await self._store.save_state(self.state.to_bytes())
+            policy = await asyncio.to_thread(self._plan, now, not learn)
+            await self._store.save_state(await asyncio.to_thread(self.state.to_bytes))
             if policy is None:
                 return None
             await self._store.save_policy(policy)
@@ -204,7 +208,8 @@ class AnalysisLoop:
     # ---- admin ----
 
     async def set_override(self, override: Override) -> Policy | None:
-        self.state.overrides[override.key] = override
+        async with self._lock:  # a cycle's worker thread may be reading the overrides
+            self.state.overrides[override.key] = override
         return await self.regenerate()
 
     def patterns(self, service: str = "") -> list[PatternView]:
@@ -471,9 +476,12 @@ class AnalysisLoop:
         aliases = {pid: c for pid, c in self.state.aliases.items() if pid != c}
         overridden = tuple(o.exemption for o in self.state.overrides.values() if o.exemption)
         previous = self.policy
+        # Above the configured base's version too: receivers already run the base (version 1
+        # from the file) before the first learned policy, and a version says which one applies.
+        version = max(previous.version if previous else 0, self._base.version) + 1
         candidate = replace(
             self._base,
-            version=(previous.version + 1) if previous else 1,
+            version=version,
             pattern_rules=rules,
             pattern_aliases=aliases,
             exemptions=self._base.exemptions + overridden,
