@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from opentelemetry._logs import LogRecord, SeverityNumber
@@ -60,6 +61,18 @@ class Tally:
             f"sent={self.sent} acknowledged={self.acknowledged} delivered={self.delivered} "
             f"duplicated={self.duplicated} missing={self.missing}"
         )
+
+
+def wait_for_seqs(read: Callable[[], list], seqs: set[int], timeout_s: float) -> list:
+    """What `read()` returns once every seq in `seqs` is among its records, or at the timeout.
+    Waiting for a record count instead would stop early when some records arrive twice
+    (at-least-once delivery after a crash) while others are still on their way."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        records = read()
+        if seqs <= {seq_of(record) for _, record in records} or time.monotonic() > deadline:
+            return records
+        time.sleep(0.05)
 
 
 def tally(sent: set[int], acknowledged: set[int], records) -> Tally:

@@ -26,7 +26,7 @@ from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 
 from lipservice_otel.exporter.journal import pending_entries
 from tests.conftest import OtlpSink, free_port, make_settings
-from tests.numbered import SdkSender, tally
+from tests.numbered import SdkSender, tally, wait_for_seqs
 
 OUTAGE_S = 30.0
 
@@ -55,9 +55,8 @@ def test_downstream_stopped_for_30s_under_load_loses_nothing(start_service):
     try:
         time.sleep(3)
         sender.stop()
-        before = len(first_sink.records())
-        records = first_sink.records() + second_sink.wait_for_records(
-            len(sender.acknowledged) - before, timeout_s=60
+        records = wait_for_seqs(
+            lambda: first_sink.records() + second_sink.records(), sender.acknowledged, 60
         )
         result = tally(sender.sent, sender.acknowledged, records)
         print(f"downstream stopped {OUTAGE_S:.0f}s: {result}")
@@ -187,7 +186,7 @@ def test_kill_9_with_persistent_queue_replays_everything_acknowledged(sink, tmp_
     try:
         time.sleep(1.5)
         sender.stop()
-        records = sink.wait_for_records(len(sender.acknowledged), timeout_s=30)
+        records = wait_for_seqs(sink.records, sender.acknowledged, 30)
         result = tally(sender.sent, sender.acknowledged, records)
         replayed = restarted.metric(metrics_url, "lipservice_queue_replayed_records_total")
         print(

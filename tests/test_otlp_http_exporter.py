@@ -11,7 +11,7 @@ import time
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcExporter
 
 from tests.conftest import free_port, make_settings
-from tests.numbered import SdkSender, tally
+from tests.numbered import SdkSender, tally, wait_for_seqs
 from tests.peers import start_rotel
 
 
@@ -49,7 +49,7 @@ def test_otlp_http_exporter_through_rotel_survives_its_restart(sink, start_servi
         rotel = start_rotel(env, grpc_port, tmp_path, "rotel-2")
         time.sleep(2)
         sender.stop()
-        records = sink.wait_for_records(len(sender.acknowledged), timeout_s=30)
+        records = wait_for_seqs(sink.records, sender.acknowledged, 30)
     finally:
         rotel.stop()
     result = tally(sender.sent, sender.acknowledged, records)

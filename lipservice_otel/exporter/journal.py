@@ -117,8 +117,10 @@ class Journal:
                 log.warning("%s: ignoring %d torn bytes at the end", path, len(content) - intact)
             first = _first_seq(path)
             self._segments[first] = 0
-            for _, seq, _, _ in entries:
-                self._next_seq = max(self._next_seq, seq + 1)
+            # Sequence numbers never go back, even when every data entry is deleted: a done
+            # mark left in a segment would otherwise mark a new request with a reused number
+            # done. A segment is named after the next seq when it was started.
+            self._next_seq = max(self._next_seq, first, _highest_seq(entries) + 1)
         for entry in pending:
             first = max(first for first in self._segments if first <= entry.seq)
             self._segments[first] += 1
@@ -233,6 +235,17 @@ class Journal:
                     await self._fsync()
                 except OSError as exc:
                     log.error("journal: fsync failed: %s", exc)
+
+
+def _highest_seq(entries: list[tuple[int, int, int, bytes]]) -> int:
+    """The highest sequence number the entries name, data entries and done marks alike."""
+    highest = 0
+    for kind, seq, _, body in entries:
+        if kind == KIND_DATA:
+            highest = max(highest, seq)
+        elif body:
+            highest = max(highest, max(done for (done,) in _SEQS.iter_unpack(body)))
+    return highest
 
 
 def _first_seq(path: Path) -> int:
