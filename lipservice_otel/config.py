@@ -37,6 +37,7 @@ DEFAULT_ERROR_CONTEXT_WINDOW_S = 5.0
 DEFAULT_ERROR_CONTEXT_MAX_BYTES = 16 * 1024 * 1024
 DEFAULT_ERROR_CONTEXT_TRACE_TTL_S = 30.0
 DEFAULT_ERROR_CONTEXT_MAX_TRACES = 10_000
+DEFAULT_ERROR_CONTEXT_MAX_RECORDS_PER_TRACE = 256
 DEFAULT_POLICY_RELOAD_INTERVAL_S = 1.0
 DEFAULT_OTLP_ENDPOINT = "localhost:4319"
 DEFAULT_OTLP_TIMEOUT_S = 10.0
@@ -220,8 +221,11 @@ class ErrorContextConfig:
     enabled: bool = True
     # How far back dropped records of a trace are remembered, in seconds.
     window_s: float = DEFAULT_ERROR_CONTEXT_WINDOW_S
-    # Memory for remembered records (serialized bytes); the oldest go first.
+    # Memory for remembered records (serialized bytes plus ~200 bytes of bookkeeping each);
+    # the oldest go first.
     max_bytes: int = DEFAULT_ERROR_CONTEXT_MAX_BYTES
+    # The last records remembered per trace; a trace's older ones go first.
+    max_records_per_trace: int = DEFAULT_ERROR_CONTEXT_MAX_RECORDS_PER_TRACE
     # After an error, the trace's later records are kept this long.
     trace_ttl_s: float = DEFAULT_ERROR_CONTEXT_TRACE_TTL_S
     # Traces remembered as having errored (oldest forgotten first).
@@ -232,6 +236,7 @@ class ErrorContextConfig:
         _require(self.max_bytes >= 0, f"{key}.max_bytes", "must be >= 0")
         _require(self.trace_ttl_s >= 0, f"{key}.trace_ttl_s", "must be >= 0")
         _require(self.max_traces >= 1, f"{key}.max_traces", "must be >= 1")
+        _require(self.max_records_per_trace >= 1, f"{key}.max_records_per_trace", "must be >= 1")
 
 
 @dataclass(frozen=True, slots=True)

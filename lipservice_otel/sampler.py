@@ -205,7 +205,11 @@ class Sampler:
         context = config.error_context
         self._error_context = (
             ErrorContext(
-                context.window_s, context.max_bytes, context.trace_ttl_s, context.max_traces
+                context.window_s,
+                context.max_bytes,
+                context.trace_ttl_s,
+                context.max_traces,
+                context.max_records_per_trace,
             )
             if context.enabled
             else None
