@@ -45,7 +45,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,9 +56,9 @@ import numpy as np
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from scipy.stats import binom
 
-from lipservice_otel.severity import severity_from_text
+from lipservice_otel.severity import is_error_like, severity_from_body, severity_from_text
 
-ERROR = 17
+WARN, ERROR = 13, 17
 PASS_KEY = "bench.pass"
 SETTINGS = (
     *("--set", "analysis.target_reduction=0.8"),
@@ -205,6 +205,7 @@ def evaluate(lines: list[Line], sent: int, forwarded: list[Forwarded]) -> dict[s
     errors_sent = sum(line.error for line in measured)
     alerts_sent = sum(line.alert for line in measured)
     kept_share = len(forwarded) / sent
+    kept_contents = Counter(record.content for record in forwarded)
     ours = {
         "templates_with_example": len({r.event_id for r in forwarded} & set(volume)) / len(volume),
         "error_plus_kept": (
@@ -226,8 +227,30 @@ def evaluate(lines: list[Line], sent: int, forwarded: list[Forwarded]) -> dict[s
         "error_plus_sent": errors_sent,
         "alerts_sent": alerts_sent,
         "kept_by_reason": dict(Counter(r.reason for r in forwarded).most_common()),
+        # Lines the receiver can only judge by their text (what severity inference and the
+        # error-like floor see when a record comes without a level).
+        "inferred_warn_plus": inferred(measured, kept_contents, severity_from_body_is_warn),
+        "error_like": inferred(measured, kept_contents, is_error_like),
         "lipservice": ours,
         "uniform": uniform(kept_share, list(volume.values())),
+    }
+
+
+def severity_from_body_is_warn(content: str) -> bool:
+    return severity_from_body(content) >= WARN
+
+
+def inferred(
+    measured: list[Line], kept_contents: Counter[str], judged: Callable[[str], bool]
+) -> dict[str, float]:
+    """Records and templates whose text `judged` picks, and the share of them forwarded."""
+    picked = [line for line in measured if judged(line.content)]
+    sent_contents = Counter(line.content for line in picked)
+    kept = sum(min(n, kept_contents[content]) for content, n in sent_contents.items())
+    return {
+        "sent": len(picked),
+        "templates": len({line.event_id for line in picked}),
+        "kept": kept / len(picked) if picked else None,
     }
 
 
@@ -255,10 +278,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=2000.0, help="records/s replayed")
     parser.add_argument("--learn", type=float, default=12.0, help="learning pass, seconds")
     parser.add_argument("--measure", type=float, default=10.0, help="measured pass, seconds")
+    parser.add_argument("--systems", nargs="*", help="only these systems (default: all)")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
 
     samples = find_samples(args.loghub) if args.loghub.is_dir() else []
+    if args.systems:
+        samples = [(name, path) for name, path in samples if name in args.systems]
     if not samples:
         print(f"no *_2k.log_structured*.csv under {args.loghub}", file=sys.stderr)
         return 2
