@@ -28,17 +28,14 @@ Log Parsing Techniques: How Far are We?", ISSTA 2024 (corrected ground truth).
 """
 
 import argparse
-import csv
 import json
 import platform
 import sys
-from collections import Counter
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from drain3 import TemplateMiner
-from drain3.template_miner_config import TemplateMinerConfig
+from loghub import find_samples, grouping_accuracy, messages_and_events, new_drain3_miner
 
 from lipservice_otel.analysis.patterns import MergeConfig, merge_by_service
 from lipservice_otel.signature import pattern_id, template_of_text
@@ -73,21 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def find_samples(root: Path) -> list[tuple[str, Path]]:
-    samples = []
-    for system in sorted(p for p in root.iterdir() if p.is_dir()):
-        corrected = sorted(system.glob("*_2k.log_structured_corrected.csv"))
-        plain = sorted(system.glob("*_2k.log_structured.csv"))
-        if corrected or plain:
-            samples.append((system.name, (corrected or plain)[0]))
-    return samples
-
-
 def measure(system: str, path: Path, config: MergeConfig) -> dict:
-    with path.open(newline="", encoding="utf-8") as f:
-        records = list(csv.DictReader(f))
-    bodies = [r["Content"] for r in records]
-    truth = [r["EventId"] for r in records]
+    bodies, truth = messages_and_events(path)
 
     inline = [pattern_id(system, template_of_text(body)) for body in bodies]
     templates = {pid: template_of_text(body) for pid, body in zip(inline, bodies, strict=True)}
@@ -96,9 +80,7 @@ def measure(system: str, path: Path, config: MergeConfig) -> dict:
     )
     merged = [aliases.get(pid, pid) for pid in inline]
 
-    # An explicit default config: TemplateMiner() alone would read a drain3.ini from the
-    # working directory if one were there.
-    miner = TemplateMiner(config=TemplateMinerConfig())
+    miner = new_drain3_miner()
     drain = [miner.add_log_message(body)["cluster_id"] for body in bodies]
 
     return {
@@ -113,20 +95,6 @@ def measure(system: str, path: Path, config: MergeConfig) -> dict:
         "merged_groups": len(set(merged)),
         "drain3_groups": len(set(drain)),
     }
-
-
-def grouping_accuracy(truth: Sequence[Hashable], predicted: Sequence[Hashable]) -> float:
-    """Share of messages whose predicted group has exactly their true event's members."""
-    truth_sizes = Counter(truth)
-    members: dict[Hashable, list[Hashable]] = {}
-    for event, group in zip(truth, predicted, strict=True):
-        members.setdefault(group, []).append(event)
-    correct = 0
-    for events in members.values():
-        # One true event in the group, and none of that event's messages elsewhere.
-        if len(set(events)) == 1 and truth_sizes[events[0]] == len(events):
-            correct += len(events)
-    return correct / len(truth)
 
 
 def mean_row(rows: list[dict]) -> dict:

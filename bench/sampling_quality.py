@@ -38,7 +38,6 @@ et al., "A Large-scale Evaluation for Log Parsing Techniques: How Far are We?", 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
@@ -53,6 +52,7 @@ from pathlib import Path
 import grpc
 import harness
 import numpy as np
+from loghub import find_samples, read_rows
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from scipy.stats import binom
 
@@ -128,28 +128,16 @@ class Sink:
         return found
 
 
-def find_samples(loghub: Path) -> list[tuple[str, Path]]:
-    samples = []
-    for directory in sorted(p for p in loghub.iterdir() if p.is_dir()):
-        for pattern in ("*_2k.log_structured_corrected.csv", "*_2k.log_structured.csv"):
-            found = sorted(directory.glob(pattern))
-            if found:
-                samples.append((directory.name, found[0]))
-                break
-    return samples
-
-
 def read_lines(path: Path) -> list[Line]:
-    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
-        return [
-            Line(
-                row["EventId"],
-                row["Content"],
-                severity_from_text((row.get("Level") or "").strip()) >= ERROR,
-                (row.get("Label") or "-") != "-",
-            )
-            for row in csv.DictReader(handle)
-        ]
+    return [
+        Line(
+            row["EventId"],
+            row["Content"],
+            severity_from_text((row.get("Level") or "").strip()) >= ERROR,
+            (row.get("Label") or "-") != "-",
+        )
+        for row in read_rows(path)
+    ]
 
 
 def replay(path: Path, port: int, service: str, rate: float, seconds: float, tag: str) -> int:
@@ -286,7 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.systems:
         samples = [(name, path) for name, path in samples if name in args.systems]
     if not samples:
-        print(f"no *_2k.log_structured*.csv under {args.loghub}", file=sys.stderr)
+        wanted = f" for {', '.join(args.systems)}" if args.systems else ""
+        print(f"no *_2k.log_structured*.csv under {args.loghub}{wanted}", file=sys.stderr)
         return 2
     sink = Sink()
     sink.server.start()

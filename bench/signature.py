@@ -26,19 +26,16 @@ Techniques: How Far are We?", ISSTA 2024 (corrected ground truth).
 """
 
 import argparse
-import csv
 import importlib
 import importlib.metadata
 import json
 import platform
 import sys
 import time
-from collections import Counter
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from drain3 import TemplateMiner
-from drain3.template_miner_config import TemplateMinerConfig
+from loghub import find_samples, grouping_accuracy, messages_and_events, new_drain3_miner
 
 from lipservice_otel import signature
 
@@ -74,21 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def find_samples(root: Path) -> list[tuple[str, Path]]:
-    samples = []
-    for system in sorted(p for p in root.iterdir() if p.is_dir()):
-        corrected = sorted(system.glob("*_2k.log_structured_corrected.csv"))
-        plain = sorted(system.glob("*_2k.log_structured.csv"))
-        if corrected or plain:
-            samples.append((system.name, (corrected or plain)[0]))
-    return samples
-
-
 def measure(system: str, path: Path, repeat: int) -> dict:
-    with path.open(newline="", encoding="utf-8") as f:
-        records = list(csv.DictReader(f))
-    bodies = [r["Content"] for r in records]
-    truth = [r["EventId"] for r in records]
+    bodies, truth = messages_and_events(path)
 
     template_of_text = importlib.reload(signature).template_of_text
     inline_groups = [template_of_text(body) for body in bodies]
@@ -113,11 +97,6 @@ def measure(system: str, path: Path, repeat: int) -> dict:
     }
 
 
-def new_drain3_miner() -> TemplateMiner:
-    # An explicit config: TemplateMiner() alone reads a drain3.ini from the working directory.
-    return TemplateMiner(config=TemplateMinerConfig())
-
-
 def best_rate(
     bodies: list[str], new_parser: Callable[[], Callable[[str], object]], repeat: int
 ) -> float:
@@ -129,20 +108,6 @@ def best_rate(
             parse(body)
         best = min(best, time.perf_counter() - start)
     return len(bodies) / best
-
-
-def grouping_accuracy(truth: Sequence[Hashable], predicted: Sequence[Hashable]) -> float:
-    """Share of messages whose predicted group has exactly their true event's members."""
-    truth_sizes = Counter(truth)
-    members: dict[Hashable, list[Hashable]] = {}
-    for event, group in zip(truth, predicted, strict=True):
-        members.setdefault(group, []).append(event)
-    correct = 0
-    for events in members.values():
-        # One true event in the group, and none of that event's messages elsewhere.
-        if len(set(events)) == 1 and truth_sizes[events[0]] == len(events):
-            correct += len(events)
-    return correct / len(truth)
 
 
 def mean_row(rows: list[dict]) -> dict:
