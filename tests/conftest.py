@@ -21,9 +21,10 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service
 
 from lipservice_otel.config import Settings, load_settings
 from lipservice_otel.service import Service
+from tests.received import ReceivedLogs
 
 
-class OtlpSink(logs_service_pb2_grpc.LogsServiceServicer):
+class OtlpSink(ReceivedLogs, logs_service_pb2_grpc.LogsServiceServicer):
     """A real OTLP/gRPC LogsService that records what it receives.
 
     `fail_next(n, code, retry_delay_s)` makes the next n calls fail, like a downstream that is
@@ -31,10 +32,9 @@ class OtlpSink(logs_service_pb2_grpc.LogsServiceServicer):
     """
 
     def __init__(self, port: int = 0) -> None:
-        self.requests: list[logs_service_pb2.ExportLogsServiceRequest] = []
+        super().__init__()
         self.calls = 0
         self._failures: list[tuple[grpc.StatusCode, float | None]] = []
-        self._lock = threading.Lock()
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=4),
             options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
@@ -72,25 +72,6 @@ class OtlpSink(logs_service_pb2_grpc.LogsServiceServicer):
         with self._lock:
             self.requests.append(request)
         return logs_service_pb2.ExportLogsServiceResponse()
-
-    def records(self) -> list:
-        with self._lock:
-            return [
-                (resource_logs.resource, record)
-                for request in self.requests
-                for resource_logs in request.resource_logs
-                for scope_logs in resource_logs.scope_logs
-                for record in scope_logs.log_records
-            ]
-
-    def wait_for_records(self, count: int, timeout_s: float = 15.0) -> list:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            found = self.records()
-            if len(found) >= count:
-                return found
-            time.sleep(0.02)
-        return self.records()
 
 
 class _Status(grpc.Status):

@@ -21,6 +21,8 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
+from tests.received import ReceivedLogs
+
 LOGS_PATH = "/i/v1/logs"
 MAX_BODY_BYTES = 2 * 1024 * 1024
 TOKEN = "phc_standin_project_token"
@@ -41,13 +43,14 @@ class Scripted:
     delay_s: float = 0.0  # answer this late (the request is still accepted if status is 200)
 
 
-class PosthogStandIn:
+class PosthogStandIn(ReceivedLogs):
+    wait_timeout_s = 30.0
+
     def __init__(self, token: str = TOKEN) -> None:
+        super().__init__()
         self.token = token
         self.attempts: list[Attempt] = []
-        self.requests: list[ExportLogsServiceRequest] = []
         self._script: deque[Scripted] = deque()
-        self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
@@ -59,25 +62,6 @@ class PosthogStandIn:
     def answer_next(self, n: int, status: int, retry_after: str | None = None, delay_s=0.0):
         with self._lock:
             self._script.extend([Scripted(status, retry_after, delay_s)] * n)
-
-    def records(self) -> list:
-        with self._lock:
-            return [
-                (resource_logs.resource, record)
-                for request in self.requests
-                for resource_logs in request.resource_logs
-                for scope_logs in resource_logs.scope_logs
-                for record in scope_logs.log_records
-            ]
-
-    def wait_for_records(self, count: int, timeout_s: float = 30.0) -> list:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            found = self.records()
-            if len(found) >= count:
-                return found
-            time.sleep(0.02)
-        return self.records()
 
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)

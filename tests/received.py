@@ -1,0 +1,38 @@
+"""What a test's stand-in downstream accepted, and waiting for it to arrive."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+
+class ReceivedLogs:
+    """Export requests accepted by a downstream; its handlers append under `_lock`."""
+
+    wait_timeout_s = 15.0
+
+    def __init__(self) -> None:
+        self.requests: list[ExportLogsServiceRequest] = []
+        self._lock = threading.Lock()
+
+    def records(self) -> list:
+        """(resource, log record) of every accepted request, in arrival order."""
+        with self._lock:
+            return [
+                (resource_logs.resource, record)
+                for request in self.requests
+                for resource_logs in request.resource_logs
+                for scope_logs in resource_logs.scope_logs
+                for record in scope_logs.log_records
+            ]
+
+    def wait_for_records(self, count: int, timeout_s: float | None = None) -> list:
+        deadline = time.monotonic() + (self.wait_timeout_s if timeout_s is None else timeout_s)
+        while time.monotonic() < deadline:
+            found = self.records()
+            if len(found) >= count:
+                return found
+            time.sleep(0.02)
+        return self.records()
