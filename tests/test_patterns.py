@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 
 import pytest
 
 from lipservice_otel.analysis.patterns import (
+    DEFAULT_EPS,
     DEFAULT_MERGE_CONFIG,
     DEFAULT_MIN_DISTINCT_VALUES,
     MergeConfig,
+    _clusters,
     merge_by_service,
     merge_templates,
     merged_template,
@@ -282,3 +286,40 @@ def _words(count: int) -> list[str]:
     return [
         letters[i % 26] + letters[i // 26 % 26] + letters[i // 676 % 26] + "x" for i in range(count)
     ]
+
+
+@pytest.mark.parametrize("differing", [1, 2, 3, 4, 5])
+def test_templates_differing_at_a_share_d_of_positions_are_d_apart(differing):
+    # Each row twice, so every token is a feature (in two templates at its position).
+    first = [f"t{p}" for p in range(10)]
+    second = first[: 10 - differing] + [f"x{p}" for p in range(10 - differing, 10)]
+    rows = [first, first, second, second]
+    share = differing / 10
+    assert _clusters(rows, share) == [[0, 1, 2, 3]]
+    assert _clusters(rows, share - 0.01) == [[0, 1], [2, 3]]
+
+
+def test_a_family_larger_than_the_neighbour_lists_is_one_cluster():
+    # 60 x 60 names at two positions: 3600 distinct vectors, each with far more equally near
+    # templates than the 32 nearest kept per point; ties go to the lower index, the same on
+    # every run, and the family stays connected.
+    names = _words(60)
+    rows = [["job", first, "ran", "on", second] for first in names for second in names]
+    assert _clusters(rows, DEFAULT_EPS) == [list(range(len(rows)))]
+    assert _clusters(rows[::-1], DEFAULT_EPS) == [list(range(len(rows)))]
+
+
+def test_merging_does_not_import_scikit_learn():
+    # Its import alone took ~60 MiB of the process's 250 MiB budget (bench/memory.py).
+    script = (
+        "import sys\n"
+        "from lipservice_otel.analysis.patterns import merge_by_service\n"
+        "names = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank']\n"
+        "found = merge_by_service((n, 's', f'user {n} logged in from <*>') for n in names)\n"
+        "assert found[1], found\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -10,10 +10,13 @@ How it works, per service:
 
 1. Templates are bucketed by token count: only equal-length templates merge, position by
    position.
-2. Each bucket becomes term-frequency vectors of position-tagged tokens (``4:alice``;
-   scikit-learn's ``TfidfVectorizer`` with IDF off, see ``_clusters``) and DBSCAN (cosine
-   distance, ``min_samples=1``) clusters them. It only proposes candidates: it cannot tell a
-   name from a word that changes the meaning.
+2. Each bucket becomes term-frequency vectors of position-tagged tokens (``4:alice``; TF-IDF
+   with IDF off, see ``_clusters``) and DBSCAN (cosine distance, ``min_samples=1``) clusters
+   them. It only proposes candidates: it cannot tell a name from a word that changes the
+   meaning. Both are computed with numpy (``_clusters``, ``_dbscan``). scikit-learn did this
+   before, with the same clusters on the Loghub samples and on randomised template families
+   (only ties between equally near neighbours may be broken otherwise), but importing it
+   cost the process ~60 MiB of resident memory.
 3. Inside a cluster, templates are grouped greedily by how many positions differ
    (``max_differing_positions``, ``min_token_overlap``); then every differing position must
    hold one variable's values (``_column_varies``), or the group is split by that position's
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -175,57 +179,85 @@ def _most_varying_positions(length: int, config: MergeConfig) -> int:
 
 def _clusters(rows: list[list[str]], eps: float) -> list[list[int]]:
     """DBSCAN clusters of two or more equal-length rows, as ascending indices into ``rows``."""
-    # Imported here: scikit-learn is heavy, and only the analysis loop needs it.
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    # Imported here: only the analysis loop needs numpy.
+    import numpy as np
 
-    # Term frequencies without IDF: IDF weighs a token by its rarity, and a variable's values
-    # are the rarest tokens, so it would push apart exactly the templates to merge, the more
-    # so the more values the variable takes. Without it, the cosine distance between two
+    # The term-frequency vector of a row has one feature per position-tagged token
+    # (``4:alice``), L2-normalised. No IDF: IDF weighs a token by its rarity, and a variable's
+    # values are the rarest tokens, so it would push apart exactly the templates to merge, the
+    # more so the more values the variable takes. Without it, the cosine distance between two
     # templates is at most the share of positions where they differ. A token that no other
-    # template has at that position says nothing about which templates are alike: min_df=2
-    # leaves it out.
-    vectorizer = TfidfVectorizer(
-        tokenizer=str.split, token_pattern=None, lowercase=False, min_df=2, use_idf=False
-    )
-    try:
-        vectors = vectorizer.fit_transform(
-            " ".join(f"{i}:{token}" for i, token in enumerate(row)) for row in rows
-        )
-    except ValueError:
-        return []  # No two templates share a token at the same position.
-    # Rows with the same features have the same vector: DBSCAN sees each vector once, which
-    # keeps its neighbourhood lists (quadratic in the points) small when a name takes many
-    # values. Rows without features share nothing with any other row and are left out.
-    rows_by_vector: dict[tuple[int, ...], list[int]] = {}
-    for index in range(len(rows)):
-        features = vectors.indices[vectors.indptr[index] : vectors.indptr[index + 1]]
-        if len(features):
-            rows_by_vector.setdefault(tuple(sorted(features.tolist())), []).append(index)
+    # template has at that position says nothing about which templates are alike: it is no
+    # feature (-1 below). A row is then its token id at each position.
+    tokens = np.empty((len(rows), len(rows[0])), dtype=np.int32)
+    for position, column in enumerate(zip(*rows, strict=True)):
+        counts = Counter(column)
+        ids = {token: n for n, token in enumerate(t for t, c in counts.items() if c > 1)}
+        tokens[:, position] = [ids.get(token, -1) for token in column]
+    # Rows with the same features have the same vector: the clustering sees each vector once,
+    # which keeps it small when a name takes many values. Rows without features share
+    # nothing with any other row and are left out.
+    rows_by_vector: dict[bytes, list[int]] = {}
+    for index, row in enumerate(tokens):
+        if (row >= 0).any():
+            rows_by_vector.setdefault(row.tobytes(), []).append(index)
     points = list(rows_by_vector.values())
-    labels = _dbscan(vectors[[point[0] for point in points]], eps) if len(points) > 1 else [0]
+    if not points:
+        return []
+    labels = _dbscan(tokens[[point[0] for point in points]], eps) if len(points) > 1 else [0]
     clusters: dict[int, list[int]] = {}
     for label, point in zip(labels, points, strict=True):
         clusters.setdefault(int(label), []).extend(point)
     return sorted(sorted(cluster) for cluster in clusters.values() if len(cluster) > 1)
 
 
-def _dbscan(vectors, eps: float):
-    """DBSCAN labels (cosine, min_samples=1) over each point's nearest neighbours only."""
-    import sklearn
-    from sklearn.cluster import DBSCAN
-    from sklearn.neighbors import NearestNeighbors, sort_graph_by_row_values
+def _dbscan(tokens, eps: float) -> list[int]:
+    """DBSCAN labels (cosine, min_samples=1) over each point's nearest neighbours only.
 
-    # DBSCAN's own neighbourhood lists grow with the square of the points when many
-    # templates are alike (400 MB for 5000 of one family). A graph of each point's nearest
-    # neighbours, made symmetric, keeps such a family connected in n x _NEIGHBOURS memory;
-    # distances are computed in slices of bounded size.
-    with sklearn.config_context(working_memory=_WORKING_MEMORY_MIB):
-        neighbours = NearestNeighbors(
-            n_neighbors=min(_NEIGHBOURS, vectors.shape[0] - 1), metric="cosine"
-        ).fit(vectors)
-        graph = neighbours.kneighbors_graph(mode="distance")
-    graph = sort_graph_by_row_values(graph.maximum(graph.T).tocsr(), warn_when_not_sorted=False)
-    return DBSCAN(eps=eps, min_samples=1, metric="precomputed").fit_predict(graph)
+    With min_samples=1 every point is a core point, so a cluster is a connected component of
+    the graph joining points at most ``eps`` apart. DBSCAN over all pairs makes neighbourhood
+    lists that grow with the square of the points when many templates are alike; a graph of
+    each point's ``_NEIGHBOURS`` nearest (ties to the lower index), made symmetric, keeps such
+    a family connected in n x _NEIGHBOURS memory. Distances are computed in slices of bounded
+    size.
+    """
+    import numpy as np
+
+    count, length = tokens.shape
+    neighbours = min(_NEIGHBOURS, count - 1)
+    features = (tokens >= 0).sum(axis=1)
+    # A position where every point has the same feature adds one to every pair's count.
+    constant = (tokens == tokens[0]).all(axis=0)
+    everywhere = int((tokens[0, constant] >= 0).sum())
+    varying = tokens[:, ~constant]
+    parent = list(range(count))
+
+    def root(point: int) -> int:
+        while parent[point] != point:
+            parent[point] = parent[parent[point]]
+            point = parent[point]
+        return point
+
+    # Per point of a slice and point compared: two bytes per position, then a few counts
+    # and distances of 8 bytes.
+    step = max(1, _WORKING_MEMORY_MIB * 1024 * 1024 // (count * (2 * length + 40)))
+    for start in range(0, count, step):
+        block = varying[start : start + step]
+        same = (block[:, None, :] == varying[None, :, :]) & (block[:, None, :] >= 0)
+        shared = everywhere + same.sum(axis=2)
+        distance = 1.0 - shared / np.sqrt(features[start : start + step, None] * features)
+        distance[np.arange(len(block)), np.arange(start, start + len(block))] = np.inf
+        # The k nearest: all closer than the k-th distance, then the lowest indices at it.
+        kth = np.partition(distance, neighbours - 1, axis=1)[:, neighbours - 1 : neighbours]
+        tied = distance == kth
+        room = neighbours - (distance < kth).sum(axis=1, keepdims=True)
+        nearest = (distance < kth) | (tied & (np.cumsum(tied, axis=1) <= room))
+        # The epsilon absorbs float rounding: templates that differ at 3 of 10 positions are
+        # 0.3 apart, not 0.30000000000000004.
+        close = nearest & (distance <= eps + 1e-9)
+        for point, other in zip(*np.nonzero(close), strict=True):
+            parent[root(int(point) + start)] = root(int(other))
+    return [root(point) for point in range(count)]
 
 
 @dataclass(slots=True)
