@@ -70,6 +70,7 @@ DEFAULT_SPIKE_MIN_RECORDS = 20
 DEFAULT_ANOMALY_COOLDOWN_S = 300.0
 DEFAULT_SURGE_MIN_SHARE_INCREASE = 0.05
 DEFAULT_MAX_PATTERNS = 50_000
+DEFAULT_MAX_NEW_PATTERNS_PER_CYCLE = 10_000
 DEFAULT_ERROR_LIKE_MIN_RATE = 0.05
 DEFAULT_ERROR_LIKE_MIN_EXAMPLES = 20
 DEFAULT_PATTERN_TTL_S = 3600.0
@@ -85,6 +86,7 @@ DEFAULT_LLM_JUDGEMENT_TTL_S = 86_400.0
 DEFAULT_LLM_CIRCUIT_FAILURES = 3
 DEFAULT_LLM_CIRCUIT_COOLDOWN_S = 300.0
 DEFAULT_HISTORY_LIMIT = 100
+DEFAULT_HISTORY_RULES_VERSIONS = 1
 DEFAULT_SNAPSHOT_INTERVAL_S = 60.0
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_REDIS_KEY_PREFIX = "lipservice"
@@ -589,6 +591,9 @@ class AnalysisConfig:
     surge_min_share_increase: float = DEFAULT_SURGE_MIN_SHARE_INCREASE
     # Patterns remembered; the least recently seen are forgotten first.
     max_patterns: int = DEFAULT_MAX_PATTERNS
+    # Patterns not known yet that one cycle takes up, loudest first; the others wait for a
+    # later cycle (counted in lipservice_analysis_deferred_patterns).
+    max_new_patterns_per_cycle: int = DEFAULT_MAX_NEW_PATTERNS_PER_CYCLE
     # Patterns unseen this long are forgotten, in seconds.
     pattern_ttl_s: float = DEFAULT_PATTERN_TTL_S
     # Merge templates that differ only in word-valued variables (TF-IDF + DBSCAN).
@@ -623,6 +628,11 @@ class AnalysisConfig:
             "must be in (0, 1)",
         )
         _require(self.max_patterns >= 1, f"{key}.max_patterns", "must be >= 1")
+        _require(
+            self.max_new_patterns_per_cycle >= 1,
+            f"{key}.max_new_patterns_per_cycle",
+            "must be >= 1",
+        )
         _require(self.pattern_ttl_s > 0, f"{key}.pattern_ttl_s", "must be > 0")
         _require(0 <= self.error_like_min_rate <= 1, f"{key}.error_like_min_rate", "must be 0-1")
         _require(
@@ -667,11 +677,15 @@ class StoreConfig:
     snapshot_interval_s: float = DEFAULT_SNAPSHOT_INTERVAL_S
     # Policy versions kept in the history.
     history_limit: int = DEFAULT_HISTORY_LIMIT
+    # The newest history_rules_versions versions keep their pattern rules and aliases; older
+    # ones keep everything else (version, settings, generator, time, summary).
+    history_rules_versions: int = DEFAULT_HISTORY_RULES_VERSIONS
     redis: RedisStoreConfig = field(default_factory=RedisStoreConfig)
 
     def validate(self, key: str) -> None:
         _require(self.snapshot_interval_s > 0, f"{key}.snapshot_interval_s", "must be > 0")
         _require(self.history_limit >= 1, f"{key}.history_limit", "must be >= 1")
+        _require(self.history_rules_versions >= 1, f"{key}.history_rules_versions", "must be >= 1")
         self.redis.validate(f"{key}.redis")
 
 

@@ -61,12 +61,14 @@ def format_explanation(pattern) -> str:
 
 
 def format_history(versions) -> str:
+    # The summary starts with the version's pattern count: older versions in the history do
+    # not carry their rules (store.history_rules_versions), so the rules cannot be counted.
     lines = []
     for policy in versions:
         created = datetime.fromtimestamp(policy.created_unix_nano / 1e9, UTC)
         lines.append(
             f"v{policy.version:<5} {created:%Y-%m-%d %H:%M:%S}  {policy.generator:<8} "
-            f"{len(policy.pattern_rules):>5} patterns  {policy.summary}"
+            f"{policy.summary}"
         )
     return "\n".join(lines) or "no policy versions yet"
 

@@ -61,10 +61,16 @@ async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
 class Analyzer:
     """An analysis loop with its store and control-plane server, embedded or standalone."""
 
-    def __init__(self, settings: Settings, base: Policy, writer_id: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        base: Policy,
+        writer_id: str,
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self.settings = settings
         self.store: Store = build_store(settings.store)
-        self.loop = AnalysisLoop(settings.analysis, self.store, base)
+        self.loop = AnalysisLoop(settings.analysis, self.store, base, telemetry=telemetry)
         self.control = ControlPlaneService(self.loop, self.store)
         self._writer_id = writer_id
         self._server = None
@@ -144,7 +150,7 @@ class Service:
             )
             self._report_sinks.append(self.control_client.report)
         elif settings.analysis.embedded:
-            self.analyzer = Analyzer(settings, base, self.receiver_id)
+            self.analyzer = Analyzer(settings, base, self.receiver_id, self.telemetry)
             self._report_sinks.append(self.analyzer.loop.ingest)
 
     def set_policy(self, policy: Policy) -> None:

@@ -115,6 +115,20 @@ METRICS: tuple[MetricSpec, ...] = (
         "Records counted under the `other` pattern because the key cap was reached.",
     ),
     MetricSpec(
+        "lipservice_analysis_deferred_patterns",
+        "counter",
+        "{patterns}",
+        "New patterns left for a later cycle: analysis.max_new_patterns_per_cycle was reached.",
+    ),
+    MetricSpec(
+        "lipservice_analysis_forgotten_patterns",
+        "counter",
+        "{patterns}",
+        "Patterns the analysis forgot, with their boosts: unseen for pattern_ttl_s, or the "
+        "least recently seen beyond max_patterns.",
+        ("reason",),
+    ),
+    MetricSpec(
         "lipservice_policy_version",
         "gauge",
         "{version}",

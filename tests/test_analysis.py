@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 
 import pytest
@@ -11,7 +12,7 @@ from lipservice_otel.aggregates import IntervalReport, PatternCounts, PatternInf
 from lipservice_otel.analysis.anomaly import Baseline, detect_error_surge, detect_spike
 from lipservice_otel.analysis.loop import AnalysisLoop
 from lipservice_otel.analysis.rules import PatternLoad, allocate_keeps, allocate_service
-from lipservice_otel.analysis.state import AnalysisState, Override, SnapshotError
+from lipservice_otel.analysis.state import AnalysisState, Override, PatternState, SnapshotError
 from lipservice_otel.config import AnalysisConfig, ConfigError
 from lipservice_otel.control.codec import (
     policy_from_bytes,
@@ -21,6 +22,7 @@ from lipservice_otel.control.codec import (
 )
 from lipservice_otel.policy import Exemption, PatternRule, Policy, policy_from_document
 from lipservice_otel.store.memory import MemoryStore
+from lipservice_otel.telemetry import Telemetry
 
 
 def test_allocation_spends_the_budget_with_log_weights():
@@ -131,9 +133,19 @@ def test_state_snapshot_round_trip_and_errors():
     state.boosts["p"] = ("anomaly/spike", 123.0)
     exemption = Exemption("audit", "attribute", "audit", equals="true")
     state.overrides["exemption/audit"] = Override("exemption/audit", exemption=exemption)
-    again = AnalysisState.from_bytes(state.to_bytes())
+    for pid, template in (("p", "user <*> logged in"), ("q", 'caf\u00e9 "ferm\u00e9" \\ <*>')):
+        state.patterns[pid] = PatternState(
+            pid, "svc", template, 1.0, 2.0, [template], Baseline(3.0, 1.0, 2), {"info": 7}
+        )
+    blob = state.to_bytes()
+    document = json.loads(blob)  # the schema-1 document, written a pattern at a time
+    assert document["schema"] == 1 and len(document["patterns"]) == 2
+    assert document["patterns"][1]["template"] == 'caf\u00e9 "ferm\u00e9" \\ <*>'
+    again = AnalysisState.from_bytes(blob)
     assert again.cycles == 3 and again.boosts == state.boosts
+    assert again.patterns == state.patterns
     assert again.overrides["exemption/audit"].exemption == exemption
+    assert AnalysisState.from_bytes(AnalysisState().to_bytes()) == AnalysisState()
     with pytest.raises(SnapshotError, match="schema"):
         AnalysisState.from_bytes(b'{"schema": 99}')
     with pytest.raises(SnapshotError, match="not valid JSON"):
@@ -270,3 +282,84 @@ def test_unreadable_snapshot_is_a_clear_error(tmp_path):
     path.write_bytes(b"not a snapshot")
     with pytest.raises(ConfigError, match=r"store\.snapshot_file: .* not a lipservice snapshot"):
         MemoryStore(str(path), 100)
+
+
+def counting_loop(clock: Clock, store=None, **config) -> tuple[AnalysisLoop, Telemetry]:
+    telemetry = Telemetry()
+    settings = AnalysisConfig(interval_s=10, merge_patterns=False, **config)
+    store = store or MemoryStore(None, 100)
+    return AnalysisLoop(settings, store, Policy(), clock=clock, telemetry=telemetry), telemetry
+
+
+def one_offs(cycle: int, count: int) -> dict[str, int]:
+    """`count` templates never seen before, one record each (a flood of distinct templates)."""
+    return {f"flood{cycle}-{n}": 1 for n in range(count)}
+
+
+def test_a_flood_keeps_boosts_to_tracked_patterns_and_spares_the_steady_ones():
+    clock = Clock()
+    loop, telemetry = counting_loop(clock, max_patterns=40)
+    run_cycles(loop, clock, STEADY, 2)
+    for cycle in range(6):
+        # More than max_patterns seen in one interval: some of this very cycle must go.
+        run_cycles(loop, clock, {**STEADY, **one_offs(cycle, 35)}, 1)
+        tracked = {loop.state.aliases.get(pid, pid) for pid in loop.state.patterns}
+        assert len(tracked) <= 40
+        # Every one-off was boosted as new; the boosts of the forgotten ones went with them.
+        assert set(loop.state.boosts) <= tracked
+        assert 0 < len(loop.state.boosts) <= 40
+        # The quietest go first: the steady patterns stay known, with their budget rates.
+        assert set(STEADY) <= tracked
+        assert all(loop.policy.pattern_rules[pid].reason != "anomaly/new_pattern" for pid in STEADY)
+    assert len(loop.state.judgements) == 0
+    forgotten = telemetry.value("lipservice_analysis_forgotten_patterns", reason="max_patterns")
+    assert forgotten == 10 + 6 * 35 - 40
+    assert telemetry.value("lipservice_analysis_forgotten_patterns", reason="ttl") == 0
+
+
+def test_patterns_past_ttl_are_counted_as_forgotten():
+    clock = Clock()
+    loop, telemetry = counting_loop(clock, pattern_ttl_s=100)
+    run_cycles(loop, clock, STEADY, 1)
+    run_cycles(loop, clock, {"p0": 500}, 11)
+    assert set(loop.state.patterns) == {"p0"}
+    assert telemetry.value("lipservice_analysis_forgotten_patterns", reason="ttl") == 9
+
+
+def test_new_patterns_past_the_cycle_cap_wait_for_a_later_cycle_loudest_first():
+    clock = Clock()
+    loop, telemetry = counting_loop(clock, max_new_patterns_per_cycle=12)
+    run_cycles(loop, clock, STEADY, 2)
+    newcomers = {f"new{n}": 20 + n for n in range(20)}
+    # Two receivers' reports in one cycle share its room: 8 + 4 taken, the loudest first.
+    clock.now += 10
+    loop.ingest(report(dict(list(newcomers.items())[:8])))
+    loop.ingest(report({**STEADY, **dict(list(newcomers.items())[8:])}))
+    policy = asyncio.run(loop.cycle())
+    learned = {pid for pid in loop.state.patterns if pid.startswith("new")}
+    assert learned == {f"new{n}" for n in (*range(8), *range(16, 20))}
+    assert telemetry.value("lipservice_analysis_deferred_patterns") == 8
+    # What was left waits for no rule: the learned policy keeps unknown patterns whole.
+    assert "new8" not in policy.pattern_rules
+    assert policy.rule_for("new8", 9).reason == "anomaly/new_pattern"
+    # Known patterns were counted as usual in that cycle.
+    assert policy.pattern_rules["p0"].reason == "budget"
+    assert policy.pattern_rules["p0"].baseline_per_second > 0
+    # The next cycle takes the rest.
+    run_cycles(loop, clock, {**STEADY, **newcomers}, 1)
+    assert set(newcomers) <= set(loop.state.patterns)
+    assert telemetry.value("lipservice_analysis_deferred_patterns") == 8
+
+
+def test_a_store_that_cannot_read_state_back_is_not_given_it(tmp_path):
+    clock = Clock()
+    volatile = MemoryStore(None, 100)
+    loop, _ = counting_loop(clock, volatile)
+    run_cycles(loop, clock, STEADY, 2)
+    assert not volatile.keeps_state and asyncio.run(volatile.load_state()) is None
+
+    persisted = MemoryStore(str(tmp_path / "analysis.snapshot"), 100)
+    loop, _ = counting_loop(clock, persisted)
+    run_cycles(loop, clock, STEADY, 2)
+    state = AnalysisState.from_bytes(asyncio.run(persisted.load_state()))
+    assert set(state.patterns) == set(STEADY)

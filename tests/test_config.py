@@ -62,6 +62,8 @@ def test_yaml_then_env_then_flags(tmp_path):
         ({"policy.document": {"default_rate": 2}}, "policy.document.default_rate: must be"),
         ({"policy.document": {"mode": "loud"}}, "policy.document.mode: must be one of"),
         ({"telemetry.log_level": "chatty"}, "telemetry.log_level: must be one of"),
+        ({"analysis.max_new_patterns_per_cycle": 0}, "analysis.max_new_patterns_per_cycle"),
+        ({"store.history_rules_versions": 0}, "store.history_rules_versions: must be >= 1"),
     ],
 )
 def test_invalid_values_name_the_key(overrides, message):

@@ -2,7 +2,9 @@
 
 Each cycle (`analysis.interval_s`):
 
-1. sum the reports received since the last cycle per signature pattern;
+1. sum the reports received since the last cycle per signature pattern; patterns not known
+   yet are taken up to `max_new_patterns_per_cycle`, loudest first, and the rest are left
+   for a later cycle (counted), so a flood of distinct templates costs bounded memory;
 2. merge templates that differ only in word-valued variables (patterns.py) into canonical
    patterns;
 3. detect anomalies against the moving baselines: spikes, new patterns, error surges; each
@@ -12,7 +14,9 @@ Each cycle (`analysis.interval_s`):
    fresh judgement;
 6. allocate each service's keep budget across its patterns (rules.py), honouring overrides
    and weighing in the model's judgements;
-7. when the rules changed, store a new policy version and hand it to every subscriber.
+7. forget patterns past `pattern_ttl_s` or beyond `max_patterns` (least recently seen first),
+   with their boosts and judgements;
+8. when the rules changed, store a new policy version and hand it to every subscriber.
 
 The loop does no network I/O itself: its store, subscribers and advisor are given to it or
 built from its config.
@@ -21,7 +25,7 @@ built from its config.
 from __future__ import annotations
 
 import asyncio
-import functools
+import heapq
 import logging
 import time
 from collections.abc import Callable
@@ -51,11 +55,17 @@ from lipservice_otel.config import AnalysisConfig
 from lipservice_otel.policy import SEVERITY_LEVELS, PatternRule, Policy
 from lipservice_otel.severity import DEFAULT_ERROR_WORDS, compile_error_words
 from lipservice_otel.store import Store
+from lipservice_otel.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
 MAX_EXAMPLES = 3
 ANOMALY_REASON_PREFIX = "anomaly/"
+# The last counts of every pattern without records in an interval (never changed in place).
+_NO_COUNTS: dict[str, int] = {}
+_BOOST_REASONS = {
+    kind: ANOMALY_REASON_PREFIX + kind for kind in (KIND_SPIKE, KIND_NEW_PATTERN, KIND_ERROR_SURGE)
+}
 
 
 @dataclass(slots=True)
@@ -66,6 +76,7 @@ class _Interval:
     patterns: dict[str, tuple[str, str, list[str]]] = field(default_factory=dict)
     overflow_records: int = 0
     reports: int = 0
+    new_patterns: int = 0  # of `patterns`, those the analysis did not know when they came
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +104,12 @@ class AnalysisLoop:
         store: Store,
         base: Policy,
         clock: Callable[[], float] = time.time,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._config = config
         self._store = store
         self._clock = clock
+        self._telemetry = telemetry or Telemetry()
         # What people configured (mode, floor, default rates, exemptions); learned rules go on top.
         self._base = base
         self._floor_buckets = floor_buckets(base.severity_floor)
@@ -106,15 +119,14 @@ class AnalysisLoop:
             else None
         )
         words = tuple(config.error_like_words) or DEFAULT_ERROR_WORDS
-        self._error_like = functools.lru_cache(maxsize=config.max_patterns)(
-            compile_error_words(words)
-        )
+        self._error_like_words = compile_error_words(words)
         self.state = AnalysisState()
         self._pending = _Interval()
         self._last_cycle = clock()
         self._subscribers: list[Callable[[Policy], None]] = []
         self.policy: Policy | None = None
         self.anomalies: list[Anomaly] = []
+        self._boost_values: dict[str, tuple[str, float]] = {}
         self._views: dict[str, PatternView] = {}
         self._lock = asyncio.Lock()
         self._advisor = (
@@ -143,17 +155,42 @@ class AnalysisLoop:
         pending = self._pending
         pending.reports += 1
         pending.overflow_records += report.overflow_records
+        # Read while a cycle's worker thread may be adding and forgetting patterns: a pattern
+        # it is learning right now may count as new once more, which costs one place.
+        known = self.state.patterns
+        new = [pid for pid in report.patterns if pid not in pending.patterns and pid not in known]
+        deferred = self._defer(
+            report, new, self._config.max_new_patterns_per_cycle - pending.new_patterns
+        )
+        pending.new_patterns += len(new) - len(deferred)
+        for pid, info in report.patterns.items():
+            if pid in deferred:
+                continue
+            seen = pending.patterns.get(pid)
+            if seen is None:
+                pending.patterns[pid] = (info.service, info.template, list(info.examples))
+            elif len(seen[2]) < MAX_EXAMPLES:
+                seen[2].extend(info.examples[: MAX_EXAMPLES - len(seen[2])])
         for counts in report.counts:
-            buckets = pending.counts.setdefault(counts.pattern_id, {})
+            pid = counts.pattern_id
+            if pid not in pending.patterns and pid not in known:
+                continue  # deferred, or counted without a template (`other`): nothing to learn
+            buckets = pending.counts.setdefault(pid, {})
             buckets[counts.severity_bucket] = (
                 buckets.get(counts.severity_bucket, 0) + counts.received
             )
-        for pid, info in report.patterns.items():
-            known = pending.patterns.get(pid)
-            if known is None:
-                pending.patterns[pid] = (info.service, info.template, list(info.examples))
-            elif len(known[2]) < MAX_EXAMPLES:
-                known[2].extend(info.examples[: MAX_EXAMPLES - len(known[2])])
+
+    def _defer(self, report: IntervalReport, new: list[str], room: int) -> set[str]:
+        """The new patterns of `report` over this cycle's room: all but the loudest `room`."""
+        if len(new) <= room:
+            return set()
+        volumes = dict.fromkeys(new, 0)
+        for counts in report.counts:
+            if counts.pattern_id in volumes:
+                volumes[counts.pattern_id] += counts.received
+        deferred = volumes.keys() - heapq.nlargest(max(room, 0), new, key=volumes.__getitem__)
+        self._telemetry.counter("lipservice_analysis_deferred_patterns").inc(len(deferred))
+        return deferred
 
     async def cycle(self) -> Policy | None:
         """One analysis cycle; returns the new policy version when one was published."""
@@ -165,7 +202,7 @@ class AnalysisLoop:
 
     async def _publish(self, learn: bool) -> Policy | None:
         # Learning, merging and planning are CPU work over every known pattern (seconds under
-        # a template flood, plus scikit-learn's first import): they run in a worker thread so
+        # a template flood, plus numpy's first import): they run in a worker thread so
         # an embedded analysis loop does not stall the receiver sharing this event loop. The
         # lock keeps state single-writer; ingest() fills a fresh interval meanwhile.
         async with self._lock:
@@ -179,7 +216,8 @@ class AnalysisLoop:
             elif self._advisor is not None:
                 self.consultation = Consultation(STATUS_NOT_ASKED)
             policy = await asyncio.to_thread(self._plan, now, not learn)
-            await self._store.save_state(await asyncio.to_thread(self.state.to_bytes))
+            if self._store.keeps_state:
+                await self._store.save_state(await asyncio.to_thread(self.state.to_bytes))
             if policy is None:
                 return None
             await self._store.save_policy(policy)
@@ -238,13 +276,14 @@ class AnalysisLoop:
                 if len(pattern.examples) < MAX_EXAMPLES and example not in pattern.examples:
                     pattern.examples.append(example)
         for pattern in state.patterns.values():
-            buckets = pending.counts.get(pattern.pattern_id, {})
+            buckets = pending.counts.get(pattern.pattern_id, _NO_COUNTS)
             pattern.last_counts = buckets
             if buckets:
                 pattern.last_seen = now
         if new_patterns or not state.cycles:
             self._merge()
         self.anomalies = []
+        self._boost_values = {}
         self._detect(elapsed, now)
         groups = self._groups()
         for pattern in new_patterns:
@@ -334,8 +373,12 @@ class AnalysisLoop:
 
     def _boost(self, anomaly: Anomaly, now: float) -> None:
         self.anomalies.append(anomaly)
-        reason = ANOMALY_REASON_PREFIX + anomaly.kind
-        self.state.boosts[anomaly.pattern_id] = (reason, now + self._config.anomaly_cooldown_s)
+        # One (reason, until) per kind and cycle, shared by its boosts (a flood makes many).
+        value = self._boost_values.get(anomaly.kind)
+        if value is None:
+            value = (_BOOST_REASONS[anomaly.kind], now + self._config.anomaly_cooldown_s)
+            self._boost_values[anomaly.kind] = value
+        self.state.boosts[anomaly.pattern_id] = value
         log.info(
             "anomaly %s in %s pattern %s (%s, confidence %.2f): %s",
             anomaly.kind,
@@ -350,20 +393,30 @@ class AnalysisLoop:
         state = self.state
         oldest = now - self._config.pattern_ttl_s
         stale = [pid for pid, p in state.patterns.items() if p.last_seen < oldest]
+        forgotten = self._telemetry.counter
+        forgotten("lipservice_analysis_forgotten_patterns", reason="ttl").inc(len(stale))
         overflow = len(state.patterns) - len(stale) - self._config.max_patterns
         if overflow > 0:
+            # Least recently seen first and, among patterns seen as lately, the quietest: a
+            # flood of one-off templates must not push out the patterns seen all along (they
+            # would come back as new, boosted to rate 1.0).
             by_age = sorted(
                 (p for p in state.patterns.values() if p.last_seen >= oldest),
-                key=lambda p: p.last_seen,
+                key=lambda p: (p.last_seen, p.rate.mean),
             )
             stale.extend(p.pattern_id for p in by_age[:overflow])
+            forgotten("lipservice_analysis_forgotten_patterns", reason="max_patterns").inc(overflow)
         for pid in stale:
             del state.patterns[pid]
-        state.boosts = {pid: b for pid, b in state.boosts.items() if b[1] > now}
+        # Boosts and judgements go with their patterns: a pattern forgotten and seen again is
+        # new again. So neither outnumbers the patterns tracked (at most max_patterns).
+        canonical = {state.aliases.get(pid, pid) for pid in state.patterns}
+        state.boosts = {
+            pid: b for pid, b in state.boosts.items() if b[1] > now and pid in canonical
+        }
         state.overrides = {
             k: o for k, o in state.overrides.items() if not o.expires_at or o.expires_at > now
         }
-        canonical = {state.aliases.get(pid, pid) for pid in state.patterns}
         expiry = now - self._config.llm.judgement_ttl_s
         state.judgements = {
             pid: j
@@ -439,7 +492,7 @@ class AnalysisLoop:
                 fixed_rate, fixed_reason = 1.0, boost[0]
             floor = sum(m.rate.mean * _floor_share(m, self._floor_buckets) for m in members)
             total = sum(m.rate.mean for m in members)
-            error_like = any(self._error_like(m.template) for m in members)
+            error_like = any(self._error_like(m) for m in members)
             # A person's override or an anomaly boost outranks the model.
             advice = self._advice(canonical, members, now) if fixed_rate is None else None
             advised += advice is not None
@@ -500,6 +553,11 @@ class AnalysisLoop:
             f"{len(self.anomalies)} anomalies; {llm}; {changes or 'no change'}"
         )
         return replace(candidate, summary=summary)
+
+    def _error_like(self, pattern: PatternState) -> bool:
+        if pattern.error_like is None:
+            pattern.error_like = self._error_like_words(pattern.template)
+        return pattern.error_like
 
     def _view(self, canonical, members, allocation, volume) -> PatternView:
         errors = sum(sum(m.last_counts.get(b, 0) for b in self._floor_buckets) for m in members)

@@ -7,6 +7,7 @@ optional with a default (`judgements`), so older snapshots of the same schema st
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from lipservice_otel.analysis.judgement import IMPORTANCES, Judgement
 from lipservice_otel.policy import Exemption
 
 SNAPSHOT_SCHEMA = 1
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 class SnapshotError(ValueError):
@@ -31,7 +33,11 @@ class PatternState:
     last_seen: float = 0.0
     examples: list[str] = field(default_factory=list)
     rate: Baseline = field(default_factory=Baseline)  # records/s, all severities
-    last_counts: dict[str, int] = field(default_factory=dict)  # severity bucket -> records
+    # Severity bucket -> records in the last interval. Replaced each cycle, never changed in
+    # place: patterns without records share one empty dict.
+    last_counts: dict[str, int] = field(default_factory=dict)
+    # Whether the template reads as error-like: worked out on first use, not snapshotted.
+    error_like: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,20 +65,27 @@ class AnalysisState:
     cycles: int = 0
 
     def to_bytes(self) -> bytes:
-        return json.dumps(
-            {
-                "schema": SNAPSHOT_SCHEMA,
-                "cycles": self.cycles,
-                "patterns": [_pattern_to_json(p) for p in self.patterns.values()],
-                "aliases": self.aliases,
-                "canonical_templates": self.canonical_templates,
-                "error_share": {s: _baseline_to_json(b) for s, b in self.error_share.items()},
-                "boosts": {pid: list(b) for pid, b in self.boosts.items()},
-                "overrides": [_override_to_json(o) for o in self.overrides.values()],
-                "judgements": [_judgement_to_json(j) for j in self.judgements.values()],
-            },
-            separators=(",", ":"),
-        ).encode()
+        # Written one pattern at a time: the whole document as Python objects first would
+        # take about three times the snapshot's size at once (50,000 patterns: ~16 MiB).
+        out = io.BytesIO()
+        head = {
+            "schema": SNAPSHOT_SCHEMA,
+            "cycles": self.cycles,
+            "aliases": self.aliases,
+            "canonical_templates": self.canonical_templates,
+            "error_share": {s: _baseline_to_json(b) for s, b in self.error_share.items()},
+            "boosts": {pid: list(b) for pid, b in self.boosts.items()},
+            "overrides": [_override_to_json(o) for o in self.overrides.values()],
+            "judgements": [_judgement_to_json(j) for j in self.judgements.values()],
+        }
+        out.write(_ENCODER.encode(head)[:-1].encode())
+        out.write(b',"patterns":[')
+        for n, pattern in enumerate(self.patterns.values()):
+            if n:
+                out.write(b",")
+            out.write(_ENCODER.encode(_pattern_to_json(pattern)).encode())
+        out.write(b"]}")
+        return out.getvalue()
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> AnalysisState:

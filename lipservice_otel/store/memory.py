@@ -10,9 +10,10 @@ from collections.abc import Awaitable, Callable
 from google.protobuf.message import DecodeError
 
 from lipservice_otel._proto.lipservice.v1 import control_pb2
-from lipservice_otel.config import ConfigError
+from lipservice_otel.config import DEFAULT_HISTORY_RULES_VERSIONS, ConfigError
 from lipservice_otel.control.codec import policy_from_proto, policy_to_proto
 from lipservice_otel.policy import Policy
+from lipservice_otel.store import clear_rules, without_rules
 
 # File format: this magic, then two length-prefixed blobs: the policy history (a serialized
 # lipservice.v1.HistoryResponse, newest first) and the analysis state snapshot (state.py).
@@ -20,11 +21,20 @@ SNAPSHOT_MAGIC = b"LSV1"
 
 
 class MemoryStore:
-    def __init__(self, snapshot_file: str | None, history_limit: int) -> None:
+    def __init__(
+        self,
+        snapshot_file: str | None,
+        history_limit: int,
+        history_rules_versions: int = DEFAULT_HISTORY_RULES_VERSIONS,
+    ) -> None:
         self._snapshot_file = snapshot_file
         self._history_limit = history_limit
+        self._rules_versions = history_rules_versions
         self._history: list[Policy] = []
         self._state: bytes | None = None
+        # Without a snapshot file nothing reads the state back: this process is its only
+        # reader, and it holds the state itself.
+        self.keeps_state = bool(snapshot_file)
         if snapshot_file and os.path.exists(snapshot_file):
             self._read_snapshot(snapshot_file)
 
@@ -34,6 +44,9 @@ class MemoryStore:
     async def save_policy(self, policy: Policy) -> None:
         self._history.insert(0, policy)
         del self._history[self._history_limit :]
+        if len(self._history) > self._rules_versions:
+            older = self._rules_versions
+            self._history[older] = without_rules(self._history[older])
 
     async def history(self, limit: int) -> list[Policy]:
         return self._history[:limit]
@@ -78,7 +91,9 @@ class MemoryStore:
             versions = control_pb2.HistoryResponse.FromString(history).versions
         except (ValueError, DecodeError) as exc:
             raise ConfigError(f"store.snapshot_file: {path} is damaged: {exc}") from None
-        self._history = [policy_from_proto(v) for v in versions]
+        for older in versions[self._rules_versions :]:
+            clear_rules(older)
+        self._history = [policy_from_proto(v) for v in versions[: self._history_limit]]
         self._state = state or None
 
 

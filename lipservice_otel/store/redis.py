@@ -3,7 +3,8 @@
 Keys (all under `key_prefix`): `:policy:latest` and `:policy:history` (serialized
 lipservice.v1.Policy), `:state` (the analysis snapshot), `:writer` (the single-writer lock,
 renewed by its holder, expiring after `lock_ttl_s`). New versions are announced on the
-`:policy` pub/sub channel.
+`:policy` pub/sub channel. History entries past the newest `history_rules_versions` are
+stored without their pattern rules and aliases.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
 
-from lipservice_otel.config import RedisStoreConfig
+from lipservice_otel._proto.lipservice.v1 import control_pb2
+from lipservice_otel.config import DEFAULT_HISTORY_RULES_VERSIONS, RedisStoreConfig
 from lipservice_otel.control.codec import policy_from_bytes, policy_to_bytes
 from lipservice_otel.policy import Policy
+from lipservice_otel.store import clear_rules
 
 # Take the lock when free, or renew it when we already hold it; atomic on the server.
 _ACQUIRE = """
@@ -28,11 +31,19 @@ return 0
 
 
 class RedisStore:
-    def __init__(self, config: RedisStoreConfig, history_limit: int) -> None:
+    keeps_state = True
+
+    def __init__(
+        self,
+        config: RedisStoreConfig,
+        history_limit: int,
+        history_rules_versions: int = DEFAULT_HISTORY_RULES_VERSIONS,
+    ) -> None:
         self._client = aioredis.Redis.from_url(config.url)
         self._prefix = config.key_prefix
         self._lock_ttl_ms = int(config.lock_ttl_s * 1000)
         self._history_limit = history_limit
+        self._rules_versions = history_rules_versions
         self._acquire = self._client.register_script(_ACQUIRE)
 
     def _key(self, name: str) -> str:
@@ -44,12 +55,20 @@ class RedisStore:
 
     async def save_policy(self, policy: Policy) -> None:
         blob = policy_to_bytes(policy)
+        history = self._key("policy:history")
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.set(self._key("policy:latest"), blob)
-            pipe.lpush(self._key("policy:history"), blob)
-            pipe.ltrim(self._key("policy:history"), 0, self._history_limit - 1)
+            pipe.lpush(history, blob)
+            pipe.ltrim(history, 0, self._history_limit - 1)
             pipe.publish(self._key("policy"), str(policy.version))
             await pipe.execute()
+        # The version this push moved past the newest history_rules_versions loses its rules.
+        # Only the lock holder writes, so nothing moves the list in between.
+        older = await self._client.lindex(history, self._rules_versions)
+        if older is not None:
+            message = control_pb2.Policy.FromString(older)
+            if clear_rules(message):
+                await self._client.lset(history, self._rules_versions, message.SerializeToString())
 
     async def history(self, limit: int) -> list[Policy]:
         blobs = await self._client.lrange(self._key("policy:history"), 0, limit - 1)
