@@ -2,6 +2,7 @@
 
     python bench/memory.py            # quick: 300k distinct templates, 1M realistic records
     python bench/memory.py --full     # 1M distinct templates, 10M realistic records
+    python bench/memory.py --distinct-templates 3000000 --only distinct-templates
 
 Two scenarios, each in a fresh `serve` process with default settings (embedded analysis, a
 policy keeping 25 % of INFO, otlp exporter to a counting sink):
@@ -13,9 +14,12 @@ policy keeping 25 % of INFO, otlp exporter to a counting sink):
   every record, half the records traced, 2 % errors), which fills the error-context window.
 
 Reported per scenario: resident set size before traffic, after it (and one counting interval
-later), the peak (VmHWM), and the records counted under `other` once the aggregate key cap
-(`sampler.max_aggregate_keys`) was reached (`lipservice_aggregate_overflow_records`), read
-from the process's own /metrics. Prints a Markdown table and writes bench/results/memory.json.
+later), the peak (VmHWM), and what the caps left out, read from the process's own /metrics:
+the records counted under `other` once the aggregate key cap (`sampler.max_aggregate_keys`)
+was reached (`lipservice_aggregate_overflow_records`), the new patterns the analysis left for
+a later cycle (`analysis.max_new_patterns_per_cycle`, `lipservice_analysis_deferred_patterns`)
+and those it forgot beyond `analysis.max_patterns` (`lipservice_analysis_forgotten_patterns`).
+Prints a Markdown table and writes bench/results/memory.json.
 """
 
 from __future__ import annotations
@@ -98,6 +102,10 @@ def scenario(kind: str, records: int, sink_port: int) -> dict[str, float]:
         "rss_settled_mib": round(settled / MIB, 1),
         "rss_peak_mib": round(max(peak, largest) / MIB, 1),
         "overflow_records": int(metrics.get("lipservice_aggregate_overflow_records_total", 0)),
+        "deferred_patterns": int(metrics.get("lipservice_analysis_deferred_patterns_total", 0)),
+        "forgotten_patterns": int(
+            metrics.get('lipservice_analysis_forgotten_patterns_total{reason="max_patterns"}', 0)
+        ),
         "patterns_distinct_last_interval": int(metrics.get("lipservice_patterns_distinct", 0)),
     }
 
@@ -105,9 +113,20 @@ def scenario(kind: str, records: int, sink_port: int) -> dict[str, float]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="1M templates and 10M records")
+    parser.add_argument(
+        "--distinct-templates",
+        type=int,
+        help="records (each a template of its own) in that scenario: a longer flood fills the "
+        "analysis to analysis.max_patterns, which 1M in ~20 s does not",
+    )
+    parser.add_argument("--only", choices=sorted(QUICK), help="run this scenario alone")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
-    sizes = FULL if args.full else QUICK
+    sizes = dict(FULL if args.full else QUICK)
+    if args.distinct_templates:
+        sizes["distinct-templates"] = args.distinct_templates
+    if args.only:
+        sizes = {args.only: sizes[args.only]}
 
     forwarded, ready = mp.Value("q", 0), mp.Event()
     sink_port = harness.free_port()
@@ -120,7 +139,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         sink.terminate()
 
     harness.print_table(
-        ["scenario", "records", "RSS idle MiB", "RSS after MiB", "peak MiB", "overflow records"],
+        [
+            "scenario",
+            "records",
+            "RSS idle MiB",
+            "RSS after MiB",
+            "peak MiB",
+            "overflow records",
+            "patterns deferred",
+            "patterns forgotten",
+        ],
         [
             [
                 kind,
@@ -129,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 r["rss_settled_mib"],
                 r["rss_peak_mib"],
                 f"{r['overflow_records']:,}",
+                f"{r['deferred_patterns']:,}",
+                f"{r['forgotten_patterns']:,}",
             ]
             for kind, r in results.items()
         ],
@@ -138,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"peak {worst} MiB: {verdict} the {TARGET_MIB} MiB target")
     report = {
         "mode": "full" if args.full else "quick",
+        "sizes": sizes,
         "target_mib": TARGET_MIB,
         "scenarios": results,
         "machine": harness.machine(),
