@@ -17,7 +17,7 @@ its ground-truth event; GA is the share of correctly grouped messages.
 
 The table goes to stdout and the numbers to ``bench/results/grouping_accuracy.json``.
 
-Usage (from the repository root, with scikit-learn, numpy and drain3 installed)::
+Usage (from the repository root, with the `bench` extra installed, as `make test` does)::
 
     python bench/grouping_accuracy.py --loghub ../shared/loghub
 
