@@ -15,6 +15,8 @@ from opentelemetry.sdk._logs.export import LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from tests.received import wait_for
+
 SEQ = "seq"
 
 
@@ -67,12 +69,7 @@ def wait_for_seqs(read: Callable[[], list], seqs: set[int], timeout_s: float) ->
     """What `read()` returns once every seq in `seqs` is among its records, or at the timeout.
     Waiting for a record count instead would stop early when some records arrive twice
     (at-least-once delivery after a crash) while others are still on their way."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        records = read()
-        if seqs <= {seq_of(record) for _, record in records} or time.monotonic() > deadline:
-            return records
-        time.sleep(0.05)
+    return wait_for(read, lambda records: seqs <= {seq_of(r) for _, r in records}, timeout_s)
 
 
 def tally(sent: set[int], acknowledged: set[int], records) -> Tally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
@@ -29,10 +30,15 @@ class ReceivedLogs:
             ]
 
     def wait_for_records(self, count: int, timeout_s: float | None = None) -> list:
-        deadline = time.monotonic() + (self.wait_timeout_s if timeout_s is None else timeout_s)
-        while time.monotonic() < deadline:
-            found = self.records()
-            if len(found) >= count:
-                return found
-            time.sleep(0.02)
-        return self.records()
+        timeout_s = self.wait_timeout_s if timeout_s is None else timeout_s
+        return wait_for(self.records, lambda records: len(records) >= count, timeout_s)
+
+
+def wait_for(read: Callable[[], list], done: Callable[[list], bool], timeout_s: float) -> list:
+    """What `read()` returns once `done` holds for it, or at the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = read()
+        if done(found) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.02)
