@@ -3,7 +3,7 @@
 For every system directory holding ``*_2k.log_structured_corrected.csv`` (or, failing that,
 ``*_2k.log_structured.csv``) this groups the ``Content`` column three ways:
 
-1. inline: by ``lipservice_otel.signature.template_of_text``, as a receiver does per record;
+1. inline: by ``lipservice_otel.text.signature.template_of_text``, as a receiver does per record;
 2. merged: the same templates after ``lipservice_otel.analysis.patterns.merge_by_service``
    with its default ``MergeConfig``, each system being one service, as the analysis loop
    does;
@@ -38,7 +38,7 @@ from pathlib import Path
 from loghub import find_samples, grouping_accuracy, messages_and_events, new_drain3_miner
 
 from lipservice_otel.analysis.patterns import MergeConfig, merge_by_service
-from lipservice_otel.signature import pattern_id, template_of_text
+from lipservice_otel.text.signature import pattern_id, template_of_text
 
 RESULTS = Path(__file__).resolve().parent / "results" / "grouping_accuracy.json"
 

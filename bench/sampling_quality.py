@@ -56,7 +56,8 @@ from loghub import find_samples, read_rows
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from scipy.stats import binom
 
-from lipservice_otel.severity import is_error_like, severity_from_body, severity_from_text
+from lipservice_otel.text.error_words import is_error_like
+from lipservice_otel.text.severity import severity_from_body, severity_from_text
 
 WARN, ERROR = 13, 17
 PASS_KEY = "bench.pass"

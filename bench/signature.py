@@ -2,7 +2,7 @@
 
 For every system directory holding ``*_2k.log_structured_corrected.csv`` (or, failing that,
 ``*_2k.log_structured.csv``) this feeds the ``Content`` column, in file order, to
-``lipservice_otel.signature.template_of_text`` and to a ``drain3.TemplateMiner`` with its
+``lipservice_otel.text.signature.template_of_text`` and to a ``drain3.TemplateMiner`` with its
 default configuration, and reports for each:
 
 - bodies/s, best of ``--repeat`` passes, each from a cold start: the signature module is
@@ -37,7 +37,7 @@ from pathlib import Path
 
 from loghub import find_samples, grouping_accuracy, messages_and_events, new_drain3_miner
 
-from lipservice_otel import signature
+from lipservice_otel.text import signature
 
 RESULTS = Path(__file__).resolve().parent / "results" / "signature.json"
 

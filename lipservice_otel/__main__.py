@@ -1,5 +1,5 @@
 import sys
 
-from lipservice_otel.cli import main
+from lipservice_otel.app.cli import main
 
 sys.exit(main())

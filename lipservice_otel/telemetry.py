@@ -12,6 +12,21 @@ from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
+from lipservice_otel.validation import check_endpoint
+
+DEFAULT_METRICS_ENDPOINT = "0.0.0.0:8888"
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryConfig:
+    # Prometheus text exposition (`/metrics`); empty string disables it.
+    metrics_endpoint: str = DEFAULT_METRICS_ENDPOINT
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    def validate(self, key: str) -> None:
+        if self.metrics_endpoint:
+            check_endpoint(self.metrics_endpoint, f"{key}.metrics_endpoint")
+
 
 @dataclass(frozen=True, slots=True)
 class MetricSpec:

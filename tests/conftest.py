@@ -19,8 +19,8 @@ from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 
-from lipservice_otel.config import Settings, load_settings
-from lipservice_otel.service import Service
+from lipservice_otel.app.service import Service
+from lipservice_otel.settings import Settings, load_settings
 from tests.received import ReceivedLogs
 
 

@@ -27,12 +27,12 @@ from collections import Counter
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from lipservice_otel.aggregates import Aggregates
-from lipservice_otel.config import load_settings
-from lipservice_otel.policy import policy_from_document
+from lipservice_otel.policy.document import policy_from_document
 from lipservice_otel.receiver.http_codec import BadRequest, decode_request, decompress
-from lipservice_otel.sampler import Sampler
-from lipservice_otel.signature import pattern_id, template_of_text
+from lipservice_otel.sampling.aggregates import Aggregates
+from lipservice_otel.sampling.sampler import Sampler
+from lipservice_otel.settings import load_settings
+from lipservice_otel.text.signature import pattern_id, template_of_text
 from tests.numbered import numbered_request
 
 MAX_BYTES = 1024 * 1024

@@ -16,7 +16,7 @@ import rotel
 import yaml
 from otel_collector import CollectorManager
 
-from lipservice_otel.config import load_settings
+from lipservice_otel.settings import load_settings
 from tests.conftest import RunningService
 
 REPO = Path(__file__).resolve().parent.parent

@@ -8,21 +8,19 @@ import math
 
 import pytest
 
-from lipservice_otel.aggregates import IntervalReport, PatternCounts, PatternInfo
 from lipservice_otel.analysis.anomaly import Baseline, detect_error_surge, detect_spike
+from lipservice_otel.analysis.config import AnalysisConfig
 from lipservice_otel.analysis.loop import AnalysisLoop
 from lipservice_otel.analysis.rules import PatternLoad, allocate_keeps, allocate_service
 from lipservice_otel.analysis.state import AnalysisState, Override, PatternState, SnapshotError
-from lipservice_otel.config import AnalysisConfig, ConfigError
-from lipservice_otel.control.codec import (
-    policy_from_bytes,
-    policy_to_bytes,
-    report_from_proto,
-    report_to_proto,
-)
-from lipservice_otel.policy import Exemption, PatternRule, Policy, policy_from_document
+from lipservice_otel.control.codec import report_from_proto, report_to_proto
+from lipservice_otel.policy.codec import policy_from_bytes, policy_to_bytes
+from lipservice_otel.policy.document import policy_from_document
+from lipservice_otel.policy.model import Exemption, PatternRule, Policy
+from lipservice_otel.sampling.aggregates import IntervalReport, PatternCounts, PatternInfo
 from lipservice_otel.store.memory import MemoryStore
 from lipservice_otel.telemetry import Telemetry
+from lipservice_otel.validation import ConfigError
 
 
 def test_allocation_spends_the_budget_with_log_weights():

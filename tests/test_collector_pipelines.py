@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from lipservice_otel import config as defaults
+from lipservice_otel.exporter.config import DEFAULT_OTLP_ENDPOINT
 from lipservice_otel.loadgen.cli import main as otel_gen
-from lipservice_otel.sampler import ATTR_ADJUSTED_COUNT, ATTR_PATTERN_ID, ATTR_REASON
+from lipservice_otel.receiver.config import DEFAULT_GRPC_ENDPOINT, DEFAULT_HTTP_ENDPOINT
+from lipservice_otel.sampling.annotation import ATTR_ADJUSTED_COUNT, ATTR_PATTERN_ID, ATTR_REASON
+from lipservice_otel.telemetry import DEFAULT_METRICS_ENDPOINT
 from tests.conftest import free_port
 from tests.peers import (
     COLLECTOR_CONFIG,
@@ -47,8 +49,8 @@ def host_of(endpoint: str) -> str:
 
 
 def test_our_defaults_are_the_standard_otlp_ports():
-    assert port_of(defaults.DEFAULT_GRPC_ENDPOINT) == GRPC_PORT
-    assert port_of(defaults.DEFAULT_HTTP_ENDPOINT) == HTTP_PORT
+    assert port_of(DEFAULT_GRPC_ENDPOINT) == GRPC_PORT
+    assert port_of(DEFAULT_HTTP_ENDPOINT) == HTTP_PORT
 
 
 def test_every_pipeline_has_its_readme_line():
@@ -87,7 +89,7 @@ def test_collector_pipelines_use_defined_components(path):
     # A Collector that may share a host with LipService must not take its /metrics port.
     readers = config["service"].get("telemetry", {}).get("metrics", {}).get("readers", [])
     ports = {r["pull"]["exporter"]["prometheus"]["port"] for r in readers}
-    assert port_of(defaults.DEFAULT_METRICS_ENDPOINT) not in ports
+    assert port_of(DEFAULT_METRICS_ENDPOINT) not in ports
 
 
 def test_hops_meet_on_our_ports():
@@ -106,7 +108,7 @@ def test_hops_meet_on_our_ports():
     c = read_yaml(COLLECTOR_CONFIG / "c-lipservice-gateway" / "collector.yaml")
     gateway = read_yaml(COLLECTOR_CONFIG / "c-lipservice-gateway" / "lipservice.yaml")
     listen = c["receivers"]["otlp/lipservice"]["protocols"]["grpc"]["endpoint"]
-    assert gateway["exporter"]["otlp"]["endpoint"] == listen == defaults.DEFAULT_OTLP_ENDPOINT
+    assert gateway["exporter"]["otlp"]["endpoint"] == listen == DEFAULT_OTLP_ENDPOINT
     assert port_of(gateway["receiver"]["grpc"]["endpoint"]) == GRPC_PORT
     assert port_of(gateway["receiver"]["http"]["endpoint"]) == HTTP_PORT
 

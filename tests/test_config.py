@@ -7,13 +7,10 @@ import sys
 
 import pytest
 
-from lipservice_otel.config import (
-    DEFAULT_GRPC_ENDPOINT,
-    DEFAULT_MAX_BODY_CHARS,
-    DEFAULT_MAX_RECV_MSG_SIZE_MIB,
-    ConfigError,
-    load_settings,
-)
+from lipservice_otel.receiver.config import DEFAULT_GRPC_ENDPOINT, DEFAULT_MAX_RECV_MSG_SIZE_MIB
+from lipservice_otel.sampling.config import DEFAULT_MAX_BODY_CHARS
+from lipservice_otel.settings import load_settings
+from lipservice_otel.validation import ConfigError
 
 
 def test_defaults_are_the_named_constants():

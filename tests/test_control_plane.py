@@ -60,7 +60,7 @@ def receiver_settings(sink, control_port: int, cache_file: str):
 
 
 def stored_version(client: redis.Redis) -> int:
-    from lipservice_otel.control.codec import policy_from_bytes
+    from lipservice_otel.policy.codec import policy_from_bytes
 
     blob = client.get("lipservice:policy:latest")
     return policy_from_bytes(blob).version if blob else 0

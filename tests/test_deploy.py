@@ -16,9 +16,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from lipservice_otel import config as defaults
-from lipservice_otel.config import load_settings
-from lipservice_otel.healthcheck import main as healthcheck
+from lipservice_otel.app.healthcheck import main as healthcheck
+from lipservice_otel.control.config import DEFAULT_CONTROL_LISTEN
+from lipservice_otel.receiver.config import DEFAULT_GRPC_ENDPOINT, DEFAULT_HTTP_ENDPOINT
+from lipservice_otel.settings import load_settings
+from lipservice_otel.telemetry import DEFAULT_METRICS_ENDPOINT
 from tests.conftest import free_port, make_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,10 +37,10 @@ def port_of(endpoint: str) -> int:
 
 
 DEFAULT_PORTS = {
-    port_of(defaults.DEFAULT_GRPC_ENDPOINT),
-    port_of(defaults.DEFAULT_HTTP_ENDPOINT),
-    port_of(defaults.DEFAULT_CONTROL_LISTEN),
-    port_of(defaults.DEFAULT_METRICS_ENDPOINT),
+    port_of(DEFAULT_GRPC_ENDPOINT),
+    port_of(DEFAULT_HTTP_ENDPOINT),
+    port_of(DEFAULT_CONTROL_LISTEN),
+    port_of(DEFAULT_METRICS_ENDPOINT),
 }
 
 
@@ -57,7 +59,7 @@ def test_image_is_pinned_slim_unprivileged_and_health_checked():
     (base,) = re.findall(r"^ARG PYTHON_IMAGE=(\S+)$", text, re.M)
     assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+", base), "base image pinned to a patch"
     assert re.search(r"^USER 10001$", text, re.M)
-    assert "HEALTHCHECK" in text and "lipservice_otel.healthcheck" in text
+    assert "HEALTHCHECK" in text and "lipservice_otel.app.healthcheck" in text
     (exposed,) = re.findall(r"^EXPOSE (.+)$", text, re.M)
     assert {int(port) for port in exposed.split()} == DEFAULT_PORTS
     ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
@@ -191,7 +193,7 @@ def test_sidecars_follow_the_central_analyze_service(tmp_path):
         resources, "lipservice-analyze-config", "analyze.yaml", env_of(analyze), tmp_path
     )
     (container_port,) = analyze["ports"]
-    assert int(port) == service_port["port"] == port_of(defaults.DEFAULT_CONTROL_LISTEN)
+    assert int(port) == service_port["port"] == port_of(DEFAULT_CONTROL_LISTEN)
     assert service_port["targetPort"] == container_port["name"]
     assert container_port["containerPort"] == port_of(settings.control.listen)
     assert service["spec"]["selector"].items() <= analyze_pod_labels(resources).items()
@@ -236,7 +238,7 @@ def test_compose_demo_chains_app_lipservice_collector():
     assert app["depends_on"]["lipservice"]["condition"] == "service_healthy"
 
     target = app["command"][app["command"].index("--otlp-endpoint") + 1]
-    assert target == f"lipservice:{port_of(defaults.DEFAULT_GRPC_ENDPOINT)}"
+    assert target == f"lipservice:{port_of(DEFAULT_GRPC_ENDPOINT)}"
 
     mounts = dict(volume.split(":")[:2] for volume in lipservice["volumes"])
     config_path = lipservice["command"][lipservice["command"].index("--config") + 1]

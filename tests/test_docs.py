@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 
 import lipservice_otel
-from lipservice_otel.config import Settings
+from lipservice_otel.settings import Settings
 from lipservice_otel.telemetry import METRICS
 from tests.conftest import make_settings
 

@@ -14,8 +14,8 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
-from lipservice_otel.sampler import ATTR_ADJUSTED_COUNT, ATTR_PATTERN_ID, ATTR_REASON
-from lipservice_otel.signature import pattern_id, template_of_text
+from lipservice_otel.sampling.annotation import ATTR_ADJUSTED_COUNT, ATTR_PATTERN_ID, ATTR_REASON
+from lipservice_otel.text.signature import pattern_id, template_of_text
 from tests.conftest import make_settings, with_policy
 
 SERVICE = "checkout"

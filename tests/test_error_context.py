@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from opentelemetry._logs import SeverityNumber
 
-from lipservice_otel.error_context import ENTRY_OVERHEAD_BYTES, ErrorContext
+from lipservice_otel.sampling.error_context import ENTRY_OVERHEAD_BYTES, ErrorContext
 from tests.conftest import make_settings, with_policy
 from tests.test_end_to_end import attributes_of, sdk_logger, trace_context
 

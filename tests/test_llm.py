@@ -13,24 +13,21 @@ import threading
 
 import pytest
 
-from lipservice_otel.aggregates import IntervalReport, PatternCounts, PatternInfo
-from lipservice_otel.analysis.judgement import Judgement, read_judgements
+from lipservice_otel.analysis.config import AnalysisConfig
+from lipservice_otel.analysis.llm.config import DEFAULT_LLM_API_KEY_ENV, LlmConfig
+from lipservice_otel.analysis.llm.judgement import Judgement, read_judgements
+from lipservice_otel.analysis.llm.redaction import Redactor
 from lipservice_otel.analysis.loop import AnalysisLoop
-from lipservice_otel.analysis.redaction import Redactor
 from lipservice_otel.analysis.rules import ErrorLikeFloor, PatternLoad, allocate_service
 from lipservice_otel.analysis.state import AnalysisState, Override
-from lipservice_otel.cli import main
-from lipservice_otel.config import (
-    DEFAULT_LLM_API_KEY_ENV,
-    AnalysisConfig,
-    ConfigError,
-    LlmConfig,
-    load_settings,
-)
+from lipservice_otel.app.cli import main
 from lipservice_otel.control.server import ControlPlaneService, start_control_server
-from lipservice_otel.policy import Policy
-from lipservice_otel.signature import pattern_id, template_of_text
+from lipservice_otel.policy.model import Policy
+from lipservice_otel.sampling.aggregates import IntervalReport, PatternCounts, PatternInfo
+from lipservice_otel.settings import load_settings
 from lipservice_otel.store.memory import MemoryStore
+from lipservice_otel.text.signature import pattern_id, template_of_text
+from lipservice_otel.validation import ConfigError
 from tests.openai_standin import API_KEY, OpenAIStandIn, Reply, error_reply, patterns_in
 
 KEY_ENV = "LIPSERVICE_TEST_LLM_KEY"

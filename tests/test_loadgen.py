@@ -9,7 +9,6 @@ from collections import Counter
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from lipservice_otel.config import ConfigError
 from lipservice_otel.loadgen.config import GenConfig, parse_duration, parse_key_value
 from lipservice_otel.loadgen.pacing import MAX_CATCH_UP_S, Pacer, paced_batch_size
 from lipservice_otel.loadgen.profiles import (
@@ -22,7 +21,8 @@ from lipservice_otel.loadgen.profiles import (
 from lipservice_otel.loadgen.records import LogSpec, encode_request, key_values, resource_of
 from lipservice_otel.loadgen.replay import ReplaySource
 from lipservice_otel.loadgen.report import percentile
-from lipservice_otel.signature import template_of_text
+from lipservice_otel.text.signature import template_of_text
+from lipservice_otel.validation import ConfigError
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from lipservice_otel.loadgen.cli import main as otel_gen
 from lipservice_otel.loadgen.profiles import RealisticSource
-from lipservice_otel.sampler import ATTR_ADJUSTED_COUNT, ATTR_REASON, REASON_ERROR_CONTEXT
+from lipservice_otel.policy.reasons import REASON_ERROR_CONTEXT
+from lipservice_otel.sampling.annotation import ATTR_ADJUSTED_COUNT, ATTR_REASON
 from tests.conftest import make_settings, with_policy
 from tests.peers import http_port
 

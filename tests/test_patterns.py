@@ -18,8 +18,8 @@ from lipservice_otel.analysis.patterns import (
     merge_templates,
     merged_template,
 )
-from lipservice_otel.config import ConfigError
-from lipservice_otel.signature import MASK, pattern_id, template_of_text
+from lipservice_otel.text.signature import MASK, pattern_id, template_of_text
+from lipservice_otel.validation import ConfigError
 
 USERS = ("alice", "bob", "carol", "dave", "erin")
 

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from lipservice_otel.config import PersistentQueueConfig
+from lipservice_otel.exporter.config import PersistentQueueConfig
 from lipservice_otel.exporter.journal import (
     KIND_DATA,
     Journal,

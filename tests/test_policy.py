@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lipservice_otel.policy import (
-    RANDOMNESS_SPAN,
-    PolicyError,
-    decide,
-    policy_from_document,
-    severity_bucket,
-    threshold_for,
-)
+from lipservice_otel.policy.document import PolicyError, policy_from_document
+from lipservice_otel.policy.model import RANDOMNESS_SPAN, decide, severity_bucket, threshold_for
 
 ERROR, WARN, INFO, DEBUG = 17, 13, 9, 5
 

@@ -18,16 +18,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from lipservice_otel.config import (
+from lipservice_otel.exporter.config import (
     POSTHOG_ENDPOINTS,
     POSTHOG_MAX_REQUEST_BYTES,
-    ConfigError,
     PosthogExporterConfig,
-    load_settings,
 )
 from lipservice_otel.exporter.otlp_http import retry_after_seconds
 from lipservice_otel.exporter.posthog import posthog_exporter
 from lipservice_otel.exporter.split import split_request
+from lipservice_otel.settings import load_settings
+from lipservice_otel.validation import ConfigError
 from tests.conftest import make_settings
 from tests.numbered import numbered_request, seq_of, tally
 from tests.posthog_standin import MAX_BODY_BYTES, TOKEN, PosthogStandIn

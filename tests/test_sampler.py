@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from lipservice_otel.aggregates import OTHER_PATTERN_ID, Aggregates
-from lipservice_otel.config import SamplerConfig
-from lipservice_otel.policy import decide, policy_from_document
-from lipservice_otel.sampler import (
-    ATTR_ADJUSTED_COUNT,
-    ATTR_PATTERN_ID,
-    ATTR_REASON,
-    Sampler,
-    count_records,
-    record_randomness,
-)
-from lipservice_otel.signature import pattern_id, template_of_text
+from lipservice_otel.policy.document import policy_from_document
+from lipservice_otel.policy.model import decide
+from lipservice_otel.sampling.aggregates import OTHER_PATTERN_ID, Aggregates
+from lipservice_otel.sampling.annotation import ATTR_ADJUSTED_COUNT, ATTR_PATTERN_ID, ATTR_REASON
+from lipservice_otel.sampling.config import SamplerConfig
+from lipservice_otel.sampling.sampler import Sampler, count_records, record_randomness
+from lipservice_otel.text.signature import pattern_id, template_of_text
 
 INFO, ERROR = 9, 17
 

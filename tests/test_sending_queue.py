@@ -10,7 +10,7 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
-from lipservice_otel.service import Service
+from lipservice_otel.app.service import Service
 from tests.conftest import make_settings
 from tests.test_bad_input import EXPORT, request_with_bodies
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 import pytest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 
-from lipservice_otel.severity import (
-    DEFAULT_ERROR_WORDS,
-    compile_error_words,
+from lipservice_otel.text.error_words import DEFAULT_ERROR_WORDS, compile_error_words, is_error_like
+from lipservice_otel.text.severity import (
     infer_severity,
-    is_error_like,
     severity_from_body,
     severity_from_text,
     severity_from_value,

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 
-from lipservice_otel.signature import (
+from lipservice_otel.text.signature import (
     DEFAULT_MAX_BODY_CHARS,
     pattern_id,
     template_of_text,
@@ -479,7 +479,7 @@ def test_pattern_id_is_the_same_in_another_process():
     cases = [("checkout", "user <*> logged in"), ("", ""), ("svc", "caf\u00e9 <*>")]
     script = (
         "import json, sys\n"
-        "from lipservice_otel.signature import pattern_id\n"
+        "from lipservice_otel.text.signature import pattern_id\n"
         "print(json.dumps([pattern_id(s, t) for s, t in json.loads(sys.stdin.read())]))\n"
     )
     result = subprocess.run(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from lipservice_otel.config import RedisStoreConfig
-from lipservice_otel.control.codec import policy_to_proto
-from lipservice_otel.policy import PatternRule, Policy
-from lipservice_otel.policy_admin import format_history
+from lipservice_otel.app.policy_command import format_history
+from lipservice_otel.policy.codec import policy_to_proto
+from lipservice_otel.policy.model import PatternRule, Policy
+from lipservice_otel.store.config import RedisStoreConfig
 from lipservice_otel.store.memory import MemoryStore
 from lipservice_otel.store.redis import RedisStore
 

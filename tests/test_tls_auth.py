@@ -25,8 +25,9 @@ from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpExporter
 from opentelemetry.sdk._logs.export import LogRecordExportResult
 
-from lipservice_otel.config import ConfigError, load_settings
 from lipservice_otel.receiver.security import bearer_matches
+from lipservice_otel.settings import load_settings
+from lipservice_otel.validation import ConfigError
 from tests.conftest import make_settings
 from tests.numbered import SdkSender, numbered_request, seq_of
 

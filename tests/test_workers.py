@@ -12,7 +12,7 @@ import urllib.request
 import grpc
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from lipservice_otel.signature import pattern_id, template_of_text
+from lipservice_otel.text.signature import pattern_id, template_of_text
 
 EXPORT = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 WORKERS = 2

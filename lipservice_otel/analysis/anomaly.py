@@ -10,10 +10,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-KIND_SPIKE = "spike"
-KIND_NEW_PATTERN = "new_pattern"
-KIND_ERROR_SURGE = "error_surge"
-
 
 @dataclass(slots=True)
 class Baseline:

@@ -31,41 +31,36 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from lipservice_otel.aggregates import IntervalReport
-from lipservice_otel.analysis.anomaly import (
+from lipservice_otel.analysis.anomaly import Anomaly, Baseline, detect_error_surge, detect_spike
+from lipservice_otel.analysis.config import AnalysisConfig
+from lipservice_otel.analysis.llm.advisor import (
+    STATUS_DISABLED,
+    STATUS_NOT_ASKED,
+    Advisor,
+    Consultation,
+)
+from lipservice_otel.analysis.llm.judgement import Judgement, PatternBrief, fingerprint
+from lipservice_otel.analysis.patterns import merge_by_service
+from lipservice_otel.analysis.rules import ErrorLikeFloor, PatternLoad, allocate_service
+from lipservice_otel.analysis.state import AnalysisState, Override, PatternState
+from lipservice_otel.policy.model import SEVERITY_LEVELS, PatternRule, Policy
+from lipservice_otel.policy.reasons import (
+    BOOST_REASONS,
     KIND_ERROR_SURGE,
     KIND_NEW_PATTERN,
     KIND_SPIKE,
-    Anomaly,
-    Baseline,
-    detect_error_surge,
-    detect_spike,
-)
-from lipservice_otel.analysis.judgement import Judgement, PatternBrief, fingerprint
-from lipservice_otel.analysis.llm import STATUS_DISABLED, STATUS_NOT_ASKED, Advisor, Consultation
-from lipservice_otel.analysis.patterns import merge_by_service
-from lipservice_otel.analysis.rules import (
     REASON_OVERRIDE,
-    ErrorLikeFloor,
-    PatternLoad,
-    allocate_service,
 )
-from lipservice_otel.analysis.state import AnalysisState, Override, PatternState
-from lipservice_otel.config import AnalysisConfig
-from lipservice_otel.policy import SEVERITY_LEVELS, PatternRule, Policy
-from lipservice_otel.severity import DEFAULT_ERROR_WORDS, compile_error_words
+from lipservice_otel.sampling.aggregates import IntervalReport
 from lipservice_otel.store import Store
 from lipservice_otel.telemetry import Telemetry
+from lipservice_otel.text.error_words import DEFAULT_ERROR_WORDS, compile_error_words
 
 log = logging.getLogger(__name__)
 
 MAX_EXAMPLES = 3
-ANOMALY_REASON_PREFIX = "anomaly/"
 # The last counts of every pattern without records in an interval (never changed in place).
 _NO_COUNTS: dict[str, int] = {}
-_BOOST_REASONS = {
-    kind: ANOMALY_REASON_PREFIX + kind for kind in (KIND_SPIKE, KIND_NEW_PATTERN, KIND_ERROR_SURGE)
-}
 
 
 @dataclass(slots=True)
@@ -376,7 +371,7 @@ class AnalysisLoop:
         # One (reason, until) per kind and cycle, shared by its boosts (a flood makes many).
         value = self._boost_values.get(anomaly.kind)
         if value is None:
-            value = (_BOOST_REASONS[anomaly.kind], now + self._config.anomaly_cooldown_s)
+            value = (BOOST_REASONS[anomaly.kind], now + self._config.anomaly_cooldown_s)
             self._boost_values[anomaly.kind] = value
         self.state.boosts[anomaly.pattern_id] = value
         log.info(

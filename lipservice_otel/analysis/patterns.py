@@ -34,8 +34,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from lipservice_otel.config import ConfigError
-from lipservice_otel.signature import MASK, pattern_id
+from lipservice_otel.text.signature import MASK, pattern_id
+from lipservice_otel.validation import ConfigError
 
 __all__ = [
     "DEFAULT_EPS",

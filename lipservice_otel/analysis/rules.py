@@ -18,13 +18,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from lipservice_otel.analysis.judgement import Judgement
-
-REASON_BUDGET = "budget"
-REASON_RARE = "rare"
-REASON_OVERRIDE = "override"
-REASON_ERROR_LIKE = "error_like"
-REASON_LLM = "llm"
+from lipservice_otel.analysis.llm.judgement import Judgement
+from lipservice_otel.policy.reasons import REASON_BUDGET, REASON_ERROR_LIKE, REASON_LLM, REASON_RARE
 
 # How the model's importance scales a pattern's share of the budget (the log weight).
 IMPORTANCE_WEIGHTS = {"critical": 1.0, "high": 4.0, "normal": 1.0, "low": 0.5, "noise": 0.1}

@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass, field
 
 from lipservice_otel.analysis.anomaly import Baseline
-from lipservice_otel.analysis.judgement import IMPORTANCES, Judgement
-from lipservice_otel.policy import Exemption
+from lipservice_otel.analysis.llm.judgement import IMPORTANCES, Judgement
+from lipservice_otel.policy.model import Exemption
 
 SNAPSHOT_SCHEMA = 1
 _ENCODER = json.JSONEncoder(separators=(",", ":"))

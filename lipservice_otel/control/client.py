@@ -17,9 +17,10 @@ from collections.abc import Callable
 import grpc
 
 from lipservice_otel._proto.lipservice.v1 import control_pb2, control_pb2_grpc
-from lipservice_otel.aggregates import IntervalReport
-from lipservice_otel.control.codec import policy_from_bytes, policy_from_proto, report_to_proto
-from lipservice_otel.policy import Policy
+from lipservice_otel.control.codec import report_to_proto
+from lipservice_otel.policy.codec import policy_from_bytes, policy_from_proto
+from lipservice_otel.policy.model import Policy
+from lipservice_otel.sampling.aggregates import IntervalReport
 
 log = logging.getLogger(__name__)
 

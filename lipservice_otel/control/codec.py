@@ -2,81 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
 from lipservice_otel._proto.lipservice.v1 import control_pb2
-from lipservice_otel.aggregates import IntervalReport, PatternCounts, PatternInfo
-from lipservice_otel.policy import Exemption, PatternRule, Policy
-
-
-def exemption_to_proto(exemption: Exemption) -> control_pb2.Exemption:
-    message = control_pb2.Exemption(name=exemption.name, scope=exemption.scope, key=exemption.key)
-    if exemption.equals is not None:
-        message.equals = exemption.equals
-    if exemption.pattern is not None:
-        message.matches = exemption.pattern.pattern
-    return message
-
-
-def exemption_from_proto(message: control_pb2.Exemption) -> Exemption:
-    return Exemption(
-        name=message.name,
-        scope=message.scope,
-        key=message.key,
-        equals=message.equals if message.HasField("equals") else None,
-        pattern=re.compile(message.matches) if message.HasField("matches") else None,
-    )
-
-
-def policy_to_proto(policy: Policy) -> control_pb2.Policy:
-    message = control_pb2.Policy(
-        version=policy.version,
-        mode=policy.mode,
-        severity_floor=policy.severity_floor,
-        default_rate=policy.default_rate,
-        learned=policy.learned,
-        generator=policy.generator,
-        created_unix_nano=policy.created_unix_nano,
-        summary=policy.summary,
-    )
-    message.severity_rates.update(policy.severity_rates)
-    for pid, rule in policy.pattern_rules.items():
-        message.pattern_rules[pid].CopyFrom(
-            control_pb2.PatternRule(
-                rate=rule.rate, reason=rule.reason, baseline_per_second=rule.baseline_per_second
-            )
-        )
-    message.exemptions.extend(exemption_to_proto(e) for e in policy.exemptions)
-    message.pattern_aliases.update(policy.pattern_aliases)
-    return message
-
-
-def policy_from_proto(message: control_pb2.Policy) -> Policy:
-    return Policy(
-        version=message.version,
-        mode=message.mode or "enforce",
-        severity_floor=message.severity_floor,
-        default_rate=message.default_rate,
-        severity_rates=dict(message.severity_rates),
-        pattern_rules={
-            pid: PatternRule(rule.rate, rule.reason, rule.baseline_per_second)
-            for pid, rule in message.pattern_rules.items()
-        },
-        exemptions=tuple(exemption_from_proto(e) for e in message.exemptions),
-        pattern_aliases=dict(message.pattern_aliases),
-        learned=message.learned,
-        generator=message.generator,
-        created_unix_nano=message.created_unix_nano,
-        summary=message.summary,
-    )
-
-
-def policy_to_bytes(policy: Policy) -> bytes:
-    return policy_to_proto(policy).SerializeToString()
-
-
-def policy_from_bytes(blob: bytes) -> Policy:
-    return policy_from_proto(control_pb2.Policy.FromString(blob))
+from lipservice_otel.sampling.aggregates import IntervalReport, PatternCounts, PatternInfo
 
 
 def report_to_proto(

@@ -18,12 +18,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from lipservice_otel._proto.lipservice.v1 import control_pb2, control_pb2_grpc
 from lipservice_otel.analysis.loop import AnalysisLoop, PatternView
 from lipservice_otel.analysis.state import Override
-from lipservice_otel.control.codec import (
-    exemption_from_proto,
-    policy_to_proto,
-    report_from_proto,
-)
-from lipservice_otel.policy import Policy
+from lipservice_otel.control.codec import report_from_proto
+from lipservice_otel.policy.codec import exemption_from_proto, policy_to_proto
+from lipservice_otel.policy.model import Policy
 from lipservice_otel.store import Store
 
 log = logging.getLogger(__name__)

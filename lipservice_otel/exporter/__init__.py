@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from lipservice_otel.config import ExporterConfig
+from lipservice_otel.exporter.config import ExporterConfig
 
 
 class ExportError(Exception):

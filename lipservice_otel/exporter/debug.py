@@ -8,9 +8,9 @@ from typing import TextIO
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from lipservice_otel.config import DebugExporterConfig
 from lipservice_otel.exporter import Prepared, as_is
-from lipservice_otel.sampler import ATTR_ADJUSTED_COUNT, ATTR_PATTERN_ID, ATTR_REASON
+from lipservice_otel.exporter.config import DebugExporterConfig
+from lipservice_otel.sampling.annotation import ATTR_ADJUSTED_COUNT, ATTR_PATTERN_ID, ATTR_REASON
 
 SUMMARY_PREFIX = "lipservice debug exporter:"
 

@@ -29,7 +29,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from lipservice_otel.config import PersistentQueueConfig
+from lipservice_otel.exporter.config import PersistentQueueConfig
 
 KIND_DATA = 1
 KIND_DONE = 2

@@ -8,8 +8,8 @@ import grpc
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
-from lipservice_otel.config import OtlpExporterConfig
 from lipservice_otel.exporter import ExportError, Prepared, as_is
+from lipservice_otel.exporter.config import OtlpExporterConfig
 
 EXPORT_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 STATUS_DETAILS_KEY = "grpc-status-details-bin"

@@ -26,10 +26,10 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 )
 
 from lipservice_otel import __version__
-from lipservice_otel.config import OtlpHttpExporterConfig
 from lipservice_otel.exporter import ExportError, Prepared, as_is
+from lipservice_otel.exporter.config import OtlpHttpExporterConfig
 from lipservice_otel.exporter.split import split_request
-from lipservice_otel.sampler import SERVICE_NAME_KEY, UNKNOWN_SERVICE
+from lipservice_otel.sampling.annotation import SERVICE_NAME_KEY, UNKNOWN_SERVICE
 
 CONTENT_TYPE_PROTOBUF = "application/x-protobuf"
 # gzip level 6 shrinks OTLP logs about as well as 9 at a fraction of the CPU.

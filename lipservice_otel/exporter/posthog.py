@@ -8,7 +8,7 @@ The contract: `POST /i/v1/logs` with the project token as `Authorization: Bearer
 
 from __future__ import annotations
 
-from lipservice_otel.config import POSTHOG_MAX_REQUEST_BYTES, PosthogExporterConfig
+from lipservice_otel.exporter.config import POSTHOG_MAX_REQUEST_BYTES, PosthogExporterConfig
 from lipservice_otel.exporter.otlp_http import HttpTarget, OtlpHttpExporter
 
 

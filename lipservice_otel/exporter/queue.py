@@ -23,8 +23,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from lipservice_otel.config import QueueConfig, RetryConfig
 from lipservice_otel.exporter import Exporter, ExportError
+from lipservice_otel.exporter.config import QueueConfig, RetryConfig
 from lipservice_otel.exporter.journal import Journal
 from lipservice_otel.telemetry import Telemetry
 

@@ -13,10 +13,10 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from lipservice_otel.config import ConfigError
 from lipservice_otel.loadgen import config as defaults
 from lipservice_otel.loadgen.config import GenConfig, parse_duration, parse_key_value
 from lipservice_otel.loadgen.runner import run
+from lipservice_otel.validation import ConfigError
 
 EXIT_REJECTED = 1
 EXIT_BAD_FLAG = 2

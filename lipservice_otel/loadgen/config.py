@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from lipservice_otel.config import ConfigError
+from lipservice_otel.validation import ConfigError
 
 AttributeValue = str | bool | int | float | tuple
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from lipservice_otel.loadgen.records import LogSpec
-from lipservice_otel.severity import severity_from_text
+from lipservice_otel.text.severity import severity_from_text
 
 ATTR_COMPONENT = "loghub.component"
 ATTR_EVENT_ID = "loghub.event_id"

@@ -16,8 +16,8 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from lipservice_otel.config import GrpcReceiverConfig, ReceiverTlsConfig
-from lipservice_otel.pipeline import QUEUE_FULL_RETRY_DELAY_S, Pipeline
+from lipservice_otel.receiver.config import GrpcReceiverConfig, ReceiverTlsConfig
+from lipservice_otel.receiver.pipeline import QUEUE_FULL_RETRY_DELAY_S, Pipeline
 from lipservice_otel.receiver.security import bearer_matches, grpc_server_credentials
 
 SERVICE_NAME = "opentelemetry.proto.collector.logs.v1.LogsService"

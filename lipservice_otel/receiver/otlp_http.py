@@ -18,8 +18,7 @@ import logging
 from aiohttp import web
 from google.rpc import code_pb2
 
-from lipservice_otel.config import HttpReceiverConfig, ReceiverTlsConfig
-from lipservice_otel.pipeline import QUEUE_FULL_RETRY_DELAY_S, Pipeline
+from lipservice_otel.receiver.config import HttpReceiverConfig, ReceiverTlsConfig
 from lipservice_otel.receiver.http_codec import (
     CONTENT_TYPE_JSON,
     CONTENT_TYPE_PROTOBUF,
@@ -31,6 +30,7 @@ from lipservice_otel.receiver.http_codec import (
     encode_message,
     encode_status,
 )
+from lipservice_otel.receiver.pipeline import QUEUE_FULL_RETRY_DELAY_S, Pipeline
 from lipservice_otel.receiver.security import bearer_matches, http_ssl_context
 
 LOGS_PATH = "/v1/logs"

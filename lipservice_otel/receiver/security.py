@@ -8,7 +8,7 @@ from pathlib import Path
 
 import grpc
 
-from lipservice_otel.config import ReceiverTlsConfig
+from lipservice_otel.receiver.config import ReceiverTlsConfig
 
 BEARER_PREFIX = "Bearer "
 

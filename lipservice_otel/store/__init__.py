@@ -16,8 +16,8 @@ from dataclasses import replace
 from typing import Protocol
 
 from lipservice_otel._proto.lipservice.v1 import control_pb2
-from lipservice_otel.config import StoreConfig
-from lipservice_otel.policy import Policy
+from lipservice_otel.policy.model import Policy
+from lipservice_otel.store.config import StoreConfig
 
 
 class Store(Protocol):

@@ -10,10 +10,11 @@ from collections.abc import Awaitable, Callable
 from google.protobuf.message import DecodeError
 
 from lipservice_otel._proto.lipservice.v1 import control_pb2
-from lipservice_otel.config import DEFAULT_HISTORY_RULES_VERSIONS, ConfigError
-from lipservice_otel.control.codec import policy_from_proto, policy_to_proto
-from lipservice_otel.policy import Policy
+from lipservice_otel.policy.codec import policy_from_proto, policy_to_proto
+from lipservice_otel.policy.model import Policy
 from lipservice_otel.store import clear_rules, without_rules
+from lipservice_otel.store.config import DEFAULT_HISTORY_RULES_VERSIONS
+from lipservice_otel.validation import ConfigError
 
 # File format: this magic, then two length-prefixed blobs: the policy history (a serialized
 # lipservice.v1.HistoryResponse, newest first) and the analysis state snapshot (state.py).

@@ -14,10 +14,10 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as aioredis
 
 from lipservice_otel._proto.lipservice.v1 import control_pb2
-from lipservice_otel.config import DEFAULT_HISTORY_RULES_VERSIONS, RedisStoreConfig
-from lipservice_otel.control.codec import policy_from_bytes, policy_to_bytes
-from lipservice_otel.policy import Policy
+from lipservice_otel.policy.codec import policy_from_bytes, policy_to_bytes
+from lipservice_otel.policy.model import Policy
 from lipservice_otel.store import clear_rules
+from lipservice_otel.store.config import DEFAULT_HISTORY_RULES_VERSIONS, RedisStoreConfig
 
 # Take the lock when free, or renew it when we already hold it; atomic on the server.
 _ACQUIRE = """

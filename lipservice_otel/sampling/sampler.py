@@ -27,35 +27,29 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from xxhash import xxh3_64_intdigest
 
-from lipservice_otel.aggregates import Aggregates, PatternCounts
-from lipservice_otel.config import SamplerConfig
-from lipservice_otel.error_context import ErrorContext, Origin, Remembered
-from lipservice_otel.policy import (
-    RANDOMNESS_BITS,
-    Exemption,
-    Policy,
-    Rule,
-    severity_bucket,
+from lipservice_otel.policy.model import RANDOMNESS_BITS, Exemption, Policy, Rule, severity_bucket
+from lipservice_otel.policy.reasons import REASON_BURST, REASON_ERROR_CONTEXT
+from lipservice_otel.sampling.aggregates import Aggregates, PatternCounts
+from lipservice_otel.sampling.annotation import (
+    ATTR_ADJUSTED_COUNT,
+    ATTR_WOULD_KEEP,
+    add_attribute,
+    annotate,
+    annotate_context,
+    has_attribute,
+    service_name,
+    write_inferred_severity,
 )
-from lipservice_otel.severity import infer_severity, severity_from_body, severity_from_text
-from lipservice_otel.signature import pattern_id, template_of_text, template_of_value
+from lipservice_otel.sampling.config import SamplerConfig
+from lipservice_otel.sampling.error_context import ErrorContext, Origin, Remembered
+from lipservice_otel.text.severity import infer_severity, severity_from_body, severity_from_text
+from lipservice_otel.text.signature import pattern_id, template_of_text, template_of_value
 
 if TYPE_CHECKING:
     from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs, ScopeLogs
-
-ATTR_ADJUSTED_COUNT = "sampling.adjusted_count"
-ATTR_PATTERN_ID = "lipservice.pattern_id"
-ATTR_REASON = "lipservice.reason"
-ATTR_WOULD_KEEP = "lipservice.would_keep"
-ATTR_SEVERITY_INFERRED = "lipservice.severity_inferred"
-REASON_BURST = "anomaly/burst"
-REASON_ERROR_CONTEXT = "error_context"
-SERVICE_NAME_KEY = "service.name"
-UNKNOWN_SERVICE = "unknown_service"
 
 _MASK64 = (1 << 64) - 1
 _SEED_STEP = 0x9E3779B97F4A7C15  # spreads identical records of one request over seeds
@@ -93,13 +87,6 @@ def record_randomness(record: LogRecord, body_key: bytes, index: int) -> int:
     return xxh3_64_intdigest(body_key, seed) >> _DISCARD_BITS
 
 
-def service_name(resource_attributes) -> str:
-    for kv in resource_attributes:
-        if kv.key == SERVICE_NAME_KEY:
-            return kv.value.string_value or UNKNOWN_SERVICE
-    return UNKNOWN_SERVICE
-
-
 def _string_attribute(attributes, key: str) -> str | None:
     for kv in attributes:
         if kv.key == key:
@@ -123,50 +110,6 @@ def _matching_exemption(
         if exemption.matches_value(value):
             return exemption
     return None
-
-
-def annotate(record: LogRecord, rate: float, pattern: str, reason: str) -> None:
-    """Stamp a kept record; an upstream sampler's adjusted count is multiplied, not replaced.
-
-    Rate 0 marks a record kept for a reason other than probability (error context): its
-    adjusted count is 0 because the sampled records of its pattern already stand for it.
-    """
-    adjusted = 1.0 / rate if rate else 0.0
-    for kv in record.attributes:
-        if kv.key == ATTR_ADJUSTED_COUNT:
-            value = kv.value
-            kind = value.WhichOneof("value")
-            upstream = getattr(value, kind) if kind in ("double_value", "int_value") else 1.0
-            value.double_value = upstream * adjusted
-            break
-    else:
-        _add_attribute(record, ATTR_ADJUSTED_COUNT).value.double_value = adjusted
-    _add_attribute(record, ATTR_PATTERN_ID).value.string_value = pattern
-    _add_attribute(record, ATTR_REASON).value.string_value = reason
-
-
-def write_inferred_severity(record: LogRecord, severity: int) -> None:
-    """Opt-in (sampler.infer_severity.write): make the inferred level visible downstream."""
-    record.severity_number = severity
-    if not record.severity_text:
-        record.severity_text = severity_bucket(severity).upper()
-    _add_attribute(record, ATTR_SEVERITY_INFERRED).value.bool_value = True
-
-
-def annotate_context(record: LogRecord) -> None:
-    """Stamp a record forwarded as error context over its earlier drop (adjusted count 0)."""
-    attributes = record.attributes
-    for position in range(len(attributes) - 1, -1, -1):
-        if attributes[position].key in (ATTR_ADJUSTED_COUNT, ATTR_PATTERN_ID, ATTR_REASON):
-            del attributes[position]
-    _add_attribute(record, ATTR_ADJUSTED_COUNT).value.double_value = 0.0
-    _add_attribute(record, ATTR_REASON).value.string_value = REASON_ERROR_CONTEXT
-
-
-def _add_attribute(record: LogRecord, key: str) -> KeyValue:
-    kv = record.attributes.add()
-    kv.key = key
-    return kv
 
 
 class Sampler:
@@ -372,11 +315,11 @@ class Sampler:
                         context.remember(trace_id, now, origin, record.SerializeToString())
             if shadow:
                 annotate(record, 1.0, rule.pattern_id, reason)
-                _add_attribute(record, ATTR_WOULD_KEEP).value.bool_value = keep
+                add_attribute(record, ATTR_WOULD_KEEP).value.bool_value = keep
                 keep = True
             elif keep:
                 if not by_rule or (
-                    attribute_count and _has_attribute(attributes, ATTR_ADJUSTED_COUNT)
+                    attribute_count and has_attribute(attributes, ATTR_ADJUSTED_COUNT)
                 ):
                     annotate(record, rate, rule.pattern_id, reason)
                 else:
@@ -532,14 +475,6 @@ class _Batch:
         self.record_exemptions = tuple(e for e in policy.exemptions if e.scope != "resource")
         self.resource_exemptions = tuple(e for e in policy.exemptions if e.scope == "resource")
         self.recalled: list[Remembered] = []
-
-
-def _has_attribute(attributes, key: str) -> bool:
-    # A plain loop: any() over a generator costs a third more, once per kept record.
-    for kv in attributes:  # noqa: SIM110
-        if kv.key == key:
-            return True
-    return False
 
 
 def _append_recalled(request: ExportLogsServiceRequest, recalled: list[Remembered]) -> None:

@@ -16,20 +16,21 @@ import os
 import socket
 from collections.abc import Callable
 
-from lipservice_otel.aggregates import Aggregates, IntervalReport
 from lipservice_otel.analysis.loop import AnalysisLoop
-from lipservice_otel.config import Settings
 from lipservice_otel.control.client import ControlClient, read_policy_cache
 from lipservice_otel.control.server import ControlPlaneService, start_control_server
 from lipservice_otel.exporter import Exporter, build_exporter
 from lipservice_otel.exporter.journal import Journal
 from lipservice_otel.exporter.queue import SendingQueue
-from lipservice_otel.pipeline import Pipeline
-from lipservice_otel.policy import Policy, policy_from_document
-from lipservice_otel.policy_source import PolicyFileWatcher, read_policy_file
+from lipservice_otel.policy.document import policy_from_document
+from lipservice_otel.policy.model import Policy
+from lipservice_otel.policy.source import PolicyFileWatcher, read_policy_file
 from lipservice_otel.receiver.otlp_grpc import GrpcLogsReceiver
 from lipservice_otel.receiver.otlp_http import HttpLogsReceiver
-from lipservice_otel.sampler import Sampler
+from lipservice_otel.receiver.pipeline import Pipeline
+from lipservice_otel.sampling.aggregates import Aggregates, IntervalReport
+from lipservice_otel.sampling.sampler import Sampler
+from lipservice_otel.settings import Settings
 from lipservice_otel.store import Store, build_store
 from lipservice_otel.telemetry import Telemetry
 

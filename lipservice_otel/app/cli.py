@@ -11,11 +11,12 @@ from collections.abc import Sequence
 
 import yaml
 
-from lipservice_otel.config import ConfigError, Settings, load_settings
-from lipservice_otel.policy import PolicyError
-from lipservice_otel.policy_admin import run_policy_command
-from lipservice_otel.service import Analyzer, Service, configured_policy, default_receiver_id
-from lipservice_otel.workers import serve_workers
+from lipservice_otel.app.policy_command import run_policy_command
+from lipservice_otel.app.service import Analyzer, Service, configured_policy, default_receiver_id
+from lipservice_otel.app.workers import serve_workers
+from lipservice_otel.policy.document import PolicyError
+from lipservice_otel.settings import Settings, load_settings
+from lipservice_otel.validation import ConfigError
 
 EXIT_CONFIG_ERROR = 2
 EXIT_START_FAILED = 1

@@ -16,10 +16,10 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceResponse,
 )
 
-from lipservice_otel.config import DEFAULT_MAX_LOG_BODY_BYTES
 from lipservice_otel.exporter.queue import SendingQueue
-from lipservice_otel.limits import refuse_large_bodies
-from lipservice_otel.sampler import Sampler, count_records
+from lipservice_otel.receiver.config import DEFAULT_MAX_LOG_BODY_BYTES
+from lipservice_otel.receiver.limits import refuse_large_bodies
+from lipservice_otel.sampling.sampler import Sampler, count_records
 from lipservice_otel.telemetry import Telemetry
 
 # How long a sender is asked to wait when our queue is full: about one export round trip.

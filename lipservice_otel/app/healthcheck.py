@@ -1,4 +1,4 @@
-"""`python -m lipservice_otel.healthcheck [HOST:PORT]`: exit 0 while the receiver is SERVING.
+"""`python -m lipservice_otel.app.healthcheck [HOST:PORT]`: exit 0 while the receiver is SERVING.
 
 Asks the standard gRPC health service (`grpc.health.v1.Health/Check`, service "") that the
 OTLP/gRPC receiver runs. Docker's HEALTHCHECK has no gRPC probe of its own (Kubernetes has,

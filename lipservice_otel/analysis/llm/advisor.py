@@ -32,7 +32,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from lipservice_otel.analysis.judgement import (
+from lipservice_otel.analysis.llm.config import LlmConfig
+from lipservice_otel.analysis.llm.judgement import (
     DISCARD_MALFORMED,
     INSTRUCTIONS,
     RESPONSE_NAME,
@@ -42,8 +43,7 @@ from lipservice_otel.analysis.judgement import (
     fingerprint,
     read_judgements,
 )
-from lipservice_otel.analysis.redaction import Redactor
-from lipservice_otel.config import LlmConfig
+from lipservice_otel.analysis.llm.redaction import Redactor
 
 log = logging.getLogger(__name__)
 

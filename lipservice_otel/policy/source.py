@@ -10,7 +10,8 @@ from collections.abc import Callable
 
 import yaml
 
-from lipservice_otel.policy import Policy, PolicyError, policy_from_document
+from lipservice_otel.policy.document import PolicyError, policy_from_document
+from lipservice_otel.policy.model import Policy
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Severity for records sent without one, and whether a record's words say something failed.
+"""Severity for records sent without one.
 
 Many pipelines send ``severity_number`` 0: filelog receivers without a parser, syslog
 forwarders, stdout capture. Read as INFO, their errors would be sampled like chatter, because
@@ -16,56 +16,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
-from functools import lru_cache
+from collections.abc import Iterator
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValueList
 
+from lipservice_otel.text.word_trie import trie_pattern
+
 __all__ = [
-    "DEFAULT_ERROR_WORDS",
-    "compile_error_words",
     "infer_severity",
-    "is_error_like",
     "severity_from_body",
     "severity_from_text",
     "severity_from_value",
 ]
-
-
-# Regexes of many words are built as tries: sre tries alternatives one by one, and a trie fails
-# on the first character at most positions, so dozens of words cost about as much as one.
-def _trie(words: Iterable[str], after_first: str = "") -> str:
-    """Alternation matching any of `words`; `after_first` is inserted after the first char.
-
-    In a word, a space or "-" matches any run of whitespace, "-" or "_", and "'" also matches
-    a curly apostrophe.
-    """
-    root: dict = {}
-    for word in words:
-        node = root
-        for char in word:
-            node = node.setdefault(" " if char in " -" else char, {})
-        node[""] = {}
-    branches = [_trie_char(c) + after_first + _trie_node(child) for c, child in root.items()]
-    return "(?:" + "|".join(branches) + ")"
-
-
-def _trie_node(node: dict) -> str:
-    branches = [_trie_char(char) + _trie_node(child) for char, child in node.items() if char]
-    if not branches:
-        return ""
-    ends_here = "" in node
-    if len(branches) == 1 and not ends_here:
-        return branches[0]
-    return "(?:" + "|".join(branches) + ")" + ("?" if ends_here else "")
-
-
-def _trie_char(char: str) -> str:
-    if char == " ":
-        return r"[\s_-]+"
-    if char == "'":
-        return "['\u2019]"
-    return re.escape(char)
 
 
 # --- severity ------------------------------------------------------------------------------
@@ -149,11 +111,11 @@ _JUL = ("FINEST", "FINER", "FINE", "CONFIG")
 # template collapses its tabs to spaces).
 _ZAP_LOWERCASE = ("debug", "info", "warn", "error", "dpanic", "panic", "fatal")
 
-_TAGGED = _trie(
+_TAGGED = trie_pattern(
     [form for word in _ANY_CASE for form in (word, word.upper(), word.title())]
     + list(_CAPITALS_ONLY + _JUL)
 )
-_BARE = _trie([word.upper() for word in _ANY_CASE] + list(_CAPITALS_ONLY))
+_BARE = trie_pattern([word.upper() for word in _ANY_CASE] + list(_CAPITALS_ONLY))
 
 # A number-ish column (date, time, pid) or its masked slot in a template.
 _NUM = r"(?:<\*>|\d[\d:.,/-]*)"
@@ -181,7 +143,7 @@ _LEADING = re.compile(
           | (?P<colon>{_TAGGED}):                                   # error: / ERROR:root:
           | (?P<tab>{_TAGGED})(?=\t)                                # zap console column
           | (?P<bare>{_BARE})(?=[\s|,;-]|$)                         # ERROR msg
-          | (?<=\s)(?P<lower>{_trie(_ZAP_LOWERCASE)})(?=\s)         # <ts> error msg
+          | (?<=\s)(?P<lower>{trie_pattern(_ZAP_LOWERCASE)})(?=\s)         # <ts> error msg
           | (?P<alone>{_TAGGED})\s*$                                # the whole line: "warning"
         )
     )""",
@@ -195,7 +157,7 @@ _LEVEL_KEYS = frozenset(
 # A level key anywhere in the (lowercased) prefix: logfmt and logrus `level=error`, JSON-ish
 # `"level":"warn"`. The lookbehind sits after the first char so sre can skip ahead to an "l"/"s".
 _KEYED = re.compile(
-    _trie(sorted(_LEVEL_KEYS), after_first=r"(?<![\w.].)")
+    trie_pattern(sorted(_LEVEL_KEYS), after_first=r"(?<![\w.].)")
     + r"""(?P<quoted>["']?)\s*[=:]\s*["']?(?P<value>[a-z]+|\d{1,3})(?!\w)"""
 )
 
@@ -298,113 +260,3 @@ def _severity_from_scalar(value: object) -> int:
     if isinstance(value, float) and value.is_integer():
         return _severity_from_number(int(value))
     return 0
-
-
-# --- error-like words ----------------------------------------------------------------------
-
-# Words that say an operation went wrong. Level names ("warning", "critical") are left to
-# severity inference; "not found", "unknown" and "expired" are left out because they are routine
-# far more often than not ("cache entry not found", "check pass; user unknown").
-DEFAULT_ERROR_WORDS: tuple[str, ...] = (
-    "abnormal", "abnormally", "abort", "aborted", "aborting", "break-in", "broken pipe",
-    "can't", "cannot", "core dumped", "corrupt", "corrupted", "corruption", "could not",
-    "couldn't", "crash", "crashed", "deadlock", "denied", "error", "errored", "errors",
-    "exceeded", "exception", "exceptions", "fail", "failed", "failing", "fails", "failure",
-    "failures", "fatal", "illegal", "invalid", "killed", "no space left", "not responding",
-    "out of memory", "panic", "panicked", "problem", "problems", "refused", "rejected",
-    "segfault", "segmentation fault", "timed out", "timeout", "timeouts", "traceback",
-    "unable", "unauthorized", "unavailable", "unhandled", "unreachable", "unsuccessful",
-)  # fmt: skip
-
-
-def compile_error_words(words: Iterable[str]) -> Callable[[str], bool]:
-    """Compile `words` once into a matcher: ``matcher(text)`` is ``is_error_like(text, words)``.
-
-    Words match whole and in any case. "_" and "." separate words ("AUTH_FAILED", "ssl.error")
-    but "-" does not ("non-fatal", "error-free"); inside a phrase a space or "-" matches any run
-    of whitespace, "-" or "_" ("timed-out"), and "'" also matches U+2019. A single word also
-    matches as the capitalised tail of a CamelCase name: "IOException", "ConnectionRefused".
-    Raises ValueError for an empty list or an empty word.
-    """
-    cleaned = sorted({word.strip().lower() for word in words})
-    if not cleaned or not all(cleaned):
-        raise ValueError("error words must be a non-empty list of non-empty strings")
-    # Matched against the lowercased text: a case-sensitive scan is several times faster.
-    find_words = re.compile(rf"(?<![a-z0-9-]){_trie(cleaned)}(?![a-z0-9-])").finditer
-    camel = [word.capitalize() for word in cleaned if word.isalpha()]
-    find_tails = (
-        re.compile(_trie(camel, after_first=r"(?<=[A-Za-z0-9].)") + "(?![A-Za-z])").finditer
-        if camel
-        else None
-    )
-
-    def matcher(text: str) -> bool:
-        lowered = text.lower()
-        for hit in find_words(lowered):
-            if not _negated(lowered, hit.start(), hit.end()):
-                return True
-        if find_tails is None:
-            return False
-        return any(not _negated(text, hit.start(), hit.end()) for hit in find_tails(text))
-
-    return matcher
-
-
-# What makes a hit a non-event. Zero or absence in front: "no errors", "0 failed", "without
-# error", "succeeded with 0 failures", "did not fail".
-_NEGATED_BEFORE = re.compile(
-    r"(?:(?<![\w-])(?:no|not|never|without|zero)|(?<![\w.,])0)\s+$", re.IGNORECASE
-)
-# A field value ends at the end of text, at a separator, or where the next key starts.
-_FIELD_END = r"(?=\s*$|\s*[,;)}\]|]|\s+[\w.]+[=:])"
-# A zero or empty value after the hit (after a key suffix such as "_count"): "error=0",
-# "errors: 0", "failed=0", "error_count=0", "error=<nil>", '"error": null'.
-_EMPTY_AFTER = re.compile(
-    r"""(?:[_.][A-Za-z_.]{0,32})?["']?\s*[=:]\s*"""
-    rf"""(?:0+(?:\.0+)?|none|null|nil|<nil>|false|""|''){_FIELD_END}""",
-    re.IGNORECASE,
-)
-# Template counters: a masked count as a list item ("Processed <*>, <*> failed", "with <*>
-# errors") or as a field value ("failed=<*>", "errors: <*>", "error_count: <*>"). One slot
-# stands for zero and non-zero alike, and counter lines are printed whether or not anything
-# failed, so a counter alone does not make its whole template an error.
-_COUNT_BEFORE = re.compile(r"(?:^|[,;:(|]|(?<![\w-])(?:with|and))\s*<\*>\s+$", re.IGNORECASE)
-_ITEM_END = re.compile(r"\s*(?:$|[,;.)|])")
-_COUNT_AFTER = re.compile(
-    rf"""(?P<suffix>[_.][A-Za-z_.]{{0,32}})?["']?\s*(?P<sep>[=:])\s*<\*>{_FIELD_END}"""
-)
-_BEFORE_CHARS = 16
-
-
-def _negated(text: str, start: int, end: int) -> bool:
-    window = max(0, start - _BEFORE_CHARS)
-    if _NEGATED_BEFORE.search(text, window, start) or _EMPTY_AFTER.match(text, end):
-        return True
-    if _COUNT_BEFORE.search(text, window, start) and _ITEM_END.match(text, end):
-        return True
-    count = _COUNT_AFTER.match(text, end)
-    # "Error: <*>" is how an error code gets printed: after ":" only a plural ("errors: <*>") or
-    # a suffixed key ("error_count: <*>") reads as a counter.
-    return count is not None and (
-        count["sep"] == "=" or bool(count["suffix"]) or text[end - 1] in "sS"
-    )
-
-
-_DEFAULT_MATCHER = compile_error_words(DEFAULT_ERROR_WORDS)
-
-
-@lru_cache(maxsize=16)
-def _matcher(words: tuple[str, ...]) -> Callable[[str], bool]:
-    return compile_error_words(words)
-
-
-def is_error_like(text: str, words: tuple[str, ...] = DEFAULT_ERROR_WORDS) -> bool:
-    """Whether `text` (a body, or its ``<*>`` template) says something went wrong.
-
-    True when one of `words` occurs and is not negated by a zero or an absence ("0 errors", "no
-    failures", "error=0") and, in a template, does not read as a counter ("..., <*> failed",
-    "failed=<*>"). A configured list is compiled once and cached; or call the matcher from
-    `compile_error_words` directly.
-    """
-    matcher = _DEFAULT_MATCHER if words is DEFAULT_ERROR_WORDS else _matcher(tuple(words))
-    return matcher(text)

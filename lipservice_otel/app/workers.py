@@ -23,8 +23,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from lipservice_otel.config import Settings
-from lipservice_otel.service import Analyzer, configured_policy, default_receiver_id
+from lipservice_otel.app.service import Analyzer, configured_policy, default_receiver_id
+from lipservice_otel.settings import Settings
 
 log = logging.getLogger(__name__)
 

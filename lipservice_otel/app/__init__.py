@@ -1,0 +1,1 @@
+"""Entry points and process wiring: the CLI, `serve`, `analyze`, workers, policy commands."""

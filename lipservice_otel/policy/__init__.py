@@ -1,0 +1,1 @@
+"""The policy: its model and decision, the reasons, its document and file, its wire codec."""
