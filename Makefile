@@ -17,11 +17,15 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[test,build,bench]'
 	touch $@
 
-# Our control-plane protos are generated at build time, never committed.
+# Our control-plane stubs are generated at build time, never committed: setup.py's build_py
+# generates them into every wheel (`pip install .`) and, for the editable install above, into
+# the tree; this target regenerates them in-tree with the venv's grpcio-tools when a .proto
+# changes. Same protoc command and the same __init__.py files as setup.py.
 $(GEN): $(PROTOS) $(STAMP)
 	rm -rf lipservice_otel/_proto
 	mkdir -p lipservice_otel/_proto
 	$(if $(PROTOS),$(PY) -m grpc_tools.protoc -Ilipservice_otel/_proto=proto --python_out=. --grpc_python_out=. --pyi_out=. $(PROTOS))
+	find lipservice_otel/_proto -type d -exec touch {}/__init__.py \;
 	touch $@
 
 proto: $(GEN)

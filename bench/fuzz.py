@@ -1,7 +1,7 @@
 """Long fuzz run over the request decoder and the signature, plus a template flood.
 
-The targets are those of `tests/test_fuzz.py` (defined in `tests/fuzz_targets.py`), given
-`--examples` inputs each instead of the test's short budget. Then `--flood` records with
+The targets are those of `tests/unit/test_fuzz.py` (defined in `tests/support/fuzz_targets.py`),
+given `--examples` inputs each instead of the test's short budget. Then `--flood` records with
 all-distinct templates go through the real sampler with its caps lowered to `--cap`, and the
 sizes it keeps are reported: they must stay at the caps (bounded memory, overflow counted).
 
@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.fuzz_targets import INPUTS, TARGETS, template_flood  # noqa: E402
+from tests.support.fuzz_targets import INPUTS, TARGETS, template_flood  # noqa: E402
 
 
 def fuzz(examples: int) -> list[dict]:

@@ -6,7 +6,7 @@ server received it, redacted), the judgements that passed validation, and the po
 
     .venv/bin/python bench/llm_cycle.py
 
-No network and no API key: the stand-in (tests/openai_standin.py) plays a keyword model.
+No network and no API key: the stand-in (tests/support/openai_standin.py) plays a keyword model.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from pathlib import Path
 # The stand-in and the sample traffic live with the tests; this script runs from a checkout.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.openai_standin import API_KEY, OpenAIStandIn
-from tests.test_llm import (
+from tests.support.advisor_cycle import (
     IDS,
     KEY_ENV,
     TRAFFIC,
@@ -30,6 +29,7 @@ from tests.test_llm import (
     llm_config,
     make_loop,
 )
+from tests.support.openai_standin import API_KEY, OpenAIStandIn
 
 
 def main() -> None:
