@@ -167,7 +167,7 @@ def severity_from_body(text: str) -> int:
 
     Tried in order: a JSON object's level key; a syslog PRI; a level token at the front of the
     line, after a header of timestamps, pids and bracketed columns (log4j, logback, Python
-    logging, zap, logcat, glog, HDFS, nginx, Apache ...); a ``level=`` / ``"level":`` key in
+    logging, zap, logcat, glog, log4j, nginx, httpd ...); a ``level=`` / ``"level":`` key in
     the first 256 chars.
     """
     head = text[:_SCAN_CHARS]

@@ -114,7 +114,7 @@ _VARIABLE = re.compile(
             r"(?<![^\W_])(?=[a-fA-F]*\d)[0-9a-fA-F]{8,}(?![^\W_])",
             # Letters and digits mixed more than once: generated ids ("x2k4p", "a1b2c3").
             r"(?<![^\W_])[^\W\d_]+\d+[^\W\d_]+\d",
-            # A counter glued to a word ("storage12", "bglio11"): the word stays. One digit is
+            # A counter glued to a word ("storage12", "nodeio11"): the word stays. One digit is
             # more often part of a name ("ssh2", "eth0", "ipv4") than a counter, so it stays.
             r"(?<=[^\W\d_])\d{2,}(?![^\W_])",
             # The last dash-separated part of a name, holding a digit ("MININT-FNANLI5").

@@ -58,7 +58,7 @@ def any_value(value: object) -> AnyValue:
         ("config", 7),
         ("ERROR2", 18),
         ("fatal4", 24),
-        ("E", ERROR),  # Android / glog letters
+        ("E", ERROR),  # logcat / glog letters
         ("W", WARN),
         ("I", INFO),
         ("D", DEBUG),
@@ -117,17 +117,25 @@ def test_severity_from_text(text: str, expected: int) -> None:
         pytest.param("E0102 03:04:05.678901    123 file.go:12] boom", ERROR, id="glog"),
         pytest.param("I0102 03:04:05.678901 1 main.go:1] up", INFO, id="glog-info"),
         pytest.param("E<*> <*> <*> file.go:<*>] boom", ERROR, id="glog-template"),
-        pytest.param("081109 203615 148 INFO dfs.DataNode: x", INFO, id="hdfs"),
-        pytest.param("<*> <*> <*> WARN dfs.DataNode: x", WARN, id="hdfs-template"),
-        pytest.param("17/06/09 20:10:40 ERROR executor.Executor: boom", ERROR, id="spark"),
+        pytest.param("081109 203615 148 INFO dfs.DataNode: x", INFO, id="date-time-pid-level"),
+        pytest.param("<*> <*> <*> WARN dfs.DataNode: x", WARN, id="masked-header-level"),
+        pytest.param(
+            "17/06/09 20:10:40 ERROR executor.Executor: boom", ERROR, id="slashed-date-level"
+        ),
         pytest.param(
             "- 1117838570 2005.06.03 R02-M1-N0-C:J12-U11 2005-06-03-15.42.50.675872 "
             "R02-M1-N0-C:J12-U11 RAS KERNEL FATAL data TLB error",
             FATAL,
-            id="bgl",
+            id="node-header-level",
         ),
-        pytest.param("2015-07-29 17:41:44,747 - WARN  [main:Q@1] - x", WARN, id="zookeeper"),
-        pytest.param("[Sun Dec 04 04:47:44 2005] [error] mod_jk child", ERROR, id="apache"),
+        pytest.param(
+            "2015-07-29 17:41:44,747 - WARN  [main:Q@1] - x", WARN, id="dash-separated-level"
+        ),
+        pytest.param(
+            "[Sun Dec 04 04:47:44 2005] [error] mod_jk child",
+            ERROR,
+            id="bracketed-date-bracketed-level",
+        ),
         pytest.param("2024/01/02 03:04:05 [crit] 12#0: *1 open() failed", 18, id="nginx"),
         pytest.param("2024-01-02 03:04:05.123 UTC [12] ERROR:  relation", ERROR, id="postgres"),
         pytest.param("Jul 25 23:23:13 combo xinetd[1]: warning: can't x", WARN, id="syslog-line"),
