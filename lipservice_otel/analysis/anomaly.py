@@ -43,6 +43,9 @@ class Anomaly:
     severity: str  # warning | critical
     confidence: float  # 0-1
     detail: str
+    # The one template of a merged pattern (`pattern_id`) the anomaly is about; empty when it
+    # is about the whole pattern.
+    signature_id: str = ""
 
 
 def detect_spike(

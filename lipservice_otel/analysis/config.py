@@ -45,7 +45,7 @@ class AnalysisConfig:
     error_like: bool = True
     error_like_min_rate: float = 0.05
     error_like_min_examples_per_interval: int = 20
-    # Words that make a template error-like; empty uses the built-in list (see README).
+    # Words that make a template error-like; empty uses the built-in list (docs/severity.md).
     error_like_words: list[str] = field(default_factory=list)
     llm: LlmConfig = field(default_factory=LlmConfig)
 

@@ -43,6 +43,7 @@ __all__ = [
     "DEFAULT_MAX_TEMPLATES",
     "DEFAULT_MERGE_CONFIG",
     "DEFAULT_MIN_DISTINCT_VALUES",
+    "DEFAULT_MIN_SPREAD_VALUES",
     "DEFAULT_MIN_TOKEN_OVERLAP",
     "MergeConfig",
     "merge_by_service",
@@ -54,6 +55,7 @@ DEFAULT_EPS = 0.5
 DEFAULT_MIN_TOKEN_OVERLAP = 0.6
 DEFAULT_MAX_DIFFERING_POSITIONS = 2
 DEFAULT_MIN_DISTINCT_VALUES = 4
+DEFAULT_MIN_SPREAD_VALUES = 8
 DEFAULT_MAX_TEMPLATES = 5000
 
 _NEIGHBOURS = 32
@@ -78,6 +80,10 @@ class MergeConfig:
     max_differing_positions: int = DEFAULT_MAX_DIFFERING_POSITIONS
     # Distinct plain words a position needs before it counts as a variable, >= 2.
     min_distinct_values: int = DEFAULT_MIN_DISTINCT_VALUES
+    # Effective number of values (exp of the entropy of a position's values over the group's
+    # templates) that makes a position a variable whatever its characters, >= 2. Also the
+    # only evidence that merges templates too short for min_token_overlap ("disabling ftp").
+    min_spread_values: int = DEFAULT_MIN_SPREAD_VALUES
     # Templates considered per service per call, >= 1; the rest stay unmerged (bounded CPU).
     max_templates: int = DEFAULT_MAX_TEMPLATES
 
@@ -86,6 +92,7 @@ class MergeConfig:
         _require(0 < self.min_token_overlap <= 1, "min_token_overlap", "must be in (0, 1]")
         _require(self.max_differing_positions >= 1, "max_differing_positions", "must be >= 1")
         _require(self.min_distinct_values >= 2, "min_distinct_values", "must be >= 2")
+        _require(self.min_spread_values >= 2, "min_spread_values", "must be >= 2")
         _require(self.max_templates >= 1, "max_templates", "must be >= 1")
 
 
@@ -102,8 +109,7 @@ def merge_templates(
     names groups by their merged template instead, which does not change as members come.
     """
     aliases = {}
-    for members in _groups(templates, config):
-        merged = merged_template([templates[pid] for pid in members])
+    for members, merged in _groups(templates, config):
         canonical = min([pid for pid in members if templates[pid] == merged] or members)
         aliases.update((pid, canonical) for pid in members if pid != canonical)
     return aliases
@@ -118,16 +124,19 @@ def merged_template(templates: Sequence[str]) -> str:
     rows = [template.split() for template in templates]
     if not rows or any(len(row) != len(rows[0]) for row in rows):
         raise ValueError("merged_template needs one or more templates of equal token count")
-    return " ".join(
-        column[0] if len(set(column)) == 1 else _covering_token(column) or MASK
-        for column in zip(*rows, strict=True)
-    )
+    return " ".join(_merged_row(rows))
 
 
 def merge_by_service(
-    patterns: Iterable[tuple[str, str, str]], config: MergeConfig = DEFAULT_MERGE_CONFIG
+    patterns: Iterable[tuple[str, str, str]],
+    config: MergeConfig = DEFAULT_MERGE_CONFIG,
+    counts: Mapping[str, float] | None = None,
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Merge ``(pattern_id, service, template)`` triples within each service, never across.
+
+    ``counts`` (pattern id -> records, or records/s) weighs each template by how often it
+    occurs when judging how spread a position's values are; without it every template weighs
+    one.
 
     Returns ``(aliases, canonical_templates)``: merged id -> canonical id, and canonical id ->
     merged template. A canonical id is ``pattern_id(service, merged template)``, a function of
@@ -139,34 +148,127 @@ def merge_by_service(
     aliases: dict[str, str] = {}
     canonical_templates: dict[str, str] = {}
     for service, templates in sorted(by_service.items()):
-        for members in _groups(templates, config):
-            merged = merged_template([templates[pid] for pid in members])
+        for members, merged in _groups(templates, config, counts):
             canonical = pattern_id(service, merged)
             canonical_templates[canonical] = merged
             aliases.update((pid, canonical) for pid in members if pid != canonical)
     return aliases, canonical_templates
 
 
-def _groups(templates: Mapping[str, str], config: MergeConfig) -> list[list[str]]:
-    """Sorted groups of two or more pattern ids to merge; input order does not matter."""
+def _groups(
+    templates: Mapping[str, str], config: MergeConfig, counts: Mapping[str, float] | None = None
+) -> list[tuple[list[str], str]]:
+    """Sorted (pattern ids, merged template) of groups of two or more; order-independent."""
     # Ids are hashes, so the first max_templates of them are a fair sample of the service.
-    by_length: dict[int, list[tuple[str, str]]] = {}
+    # A row is a template with each list of values kept once: templates with one row are one.
+    pids_by_row: dict[tuple[str, ...], list[str]] = {}
     for pid in sorted(templates)[: config.max_templates]:
-        template = templates[pid]
-        by_length.setdefault(len(template.split()), []).append((template, pid))
-    groups = []
-    for length, items in by_length.items():
+        tokens = templates[pid].split()
+        if tokens:  # an empty body is not a message to merge with another
+            pids_by_row.setdefault(_collapse_lists(tokens), []).append(pid)
+    by_length: dict[int, list[tuple[str, ...]]] = {}
+    weight: dict[tuple[str, ...], float] = {}
+    for row, pids in sorted(pids_by_row.items()):
+        by_length.setdefault(len(row), []).append(row)
+        weight[row] = sum(max(counts.get(pid, 0.0), 0.0) for pid in pids) if counts else len(pids)
+    # Units: sets of rows that merge, each with its merged row. A row no group takes is a
+    # unit of its own (it may still stand for several templates).
+    units: list[tuple[list[tuple[str, ...]], tuple[str, ...]]] = []
+    for length, rows in by_length.items():
         most_varying = _most_varying_positions(length, config)
-        if most_varying == 0 or len(items) < 2:
-            continue
-        items.sort()
-        rows = [template.split() for template, _ in items]
-        for cluster in _clusters(rows, config.eps):
-            for group in _positional_groups(
-                [rows[i] for i in cluster], most_varying, config.min_distinct_values
+        # Templates too short for min_token_overlap to leave a position free ("disabling
+        # telnet") may still differ at one, but only where its values are many and spread.
+        strict = most_varying == 0 and length >= 2
+        grouped: set[int] = set()
+        if len(rows) > 1 and (most_varying or strict):
+            for cluster in _clusters([list(row) for row in rows], config.eps):
+                members = [rows[i] for i in cluster]
+                weights = [weight[row] for row in members]
+                for group in _positional_groups(
+                    members, weights, max(most_varying, 1), config, strict
+                ):
+                    group_rows = [members[i] for i in group]
+                    units.append((group_rows, tuple(_merged_row(group_rows))))
+                    grouped.update(cluster[i] for i in group)
+        units.extend(([row], row) for n, row in enumerate(rows) if n not in grouped)
+    # A unit whose merged row is another's plus bracketed asides that hold a value joins it:
+    # only where the template without the aside is itself seen, so the aside is optional.
+    root = list(range(len(units)))
+    unit_of_row = {merged: n for n, (_, merged) in enumerate(units)}
+    for n, (_, merged) in enumerate(units):
+        core = unit_of_row.get(_without_asides(merged))
+        if core is not None and core != n:
+            root[n] = core
+    groups: dict[int, list[str]] = {}
+    for n, (rows, _) in enumerate(units):
+        top = n
+        while root[top] != top:
+            top = root[top]
+        groups.setdefault(top, []).extend(pid for row in rows for pid in pids_by_row[row])
+    return sorted(
+        (sorted(members), " ".join(units[top][1]))
+        for top, members in groups.items()
+        if len(members) > 1
+    )
+
+
+def _merged_row(rows: Sequence[Sequence[str]]) -> list[str]:
+    return [
+        column[0] if len(set(column)) == 1 else _covering_token(column) or MASK
+        for column in zip(*rows, strict=True)
+    ]
+
+
+def _collapse_lists(tokens: list[str]) -> tuple[str, ...]:
+    """``tokens`` with each run of a repeated value-holding token (or 2-3 token group) kept once.
+
+    ``delete blk_<*> blk_<*> blk_<*>`` is a list of values whose length is itself a value:
+    ``delete blk_<*>``; so is ``node-<*> <*> <ok> node-<*> <*> <ok>``. A repeated word
+    (``very very``) is text and stays.
+    """
+    masked = [token for token in tokens if MASK in token]
+    if len(set(masked)) == len(masked):  # no value-holding token repeats: no list
+        return tuple(tokens)
+    out: list[str] = []
+    for token in tokens:
+        out.append(token)
+        for period in (1, 2, 3):
+            tail = out[-period:]
+            if (
+                len(out) >= 2 * period
+                and tail == out[-2 * period : -period]
+                and any(MASK in t for t in tail)
             ):
-                groups.append(sorted(items[cluster[i]][1] for i in group))
-    return sorted(groups)
+                del out[-period:]
+                break
+    return tuple(out)
+
+
+_OPENING = {"(": ")", "[": "]", "{": "}"}
+
+
+def _without_asides(row: tuple[str, ...]) -> tuple[str, ...]:
+    """``row`` without its bracketed segments that hold a value: ``(<*> KB)``, ``[pid <*>]``.
+
+    ``sent <*> bytes (<*> KB)`` is ``sent <*> bytes`` with a detail: the brackets say the
+    segment is an aside, the mask that it carries a value, not a different outcome. An aside of
+    words only (``(deprecated)``, ``[retrying]``) may change the meaning, so it stays.
+    """
+    if not any(token[:1] in _OPENING for token in row):
+        return row
+    kept: list[str] = []
+    n = 0
+    while n < len(row):
+        closing = _OPENING.get(row[n][:1])
+        end = n
+        if closing is not None:
+            end = next((e for e in range(n, len(row)) if row[e].endswith(closing)), -1)
+        if closing is not None and end >= 0 and any(MASK in t for t in row[n : end + 1]):
+            n = end + 1
+            continue
+        kept.append(row[n])
+        n += 1
+    return tuple(kept) if kept else row
 
 
 def _most_varying_positions(length: int, config: MergeConfig) -> int:
@@ -268,7 +370,11 @@ class _Group:
 
 
 def _positional_groups(
-    rows: list[list[str]], most_varying: int, min_distinct_values: int
+    rows: Sequence[Sequence[str]],
+    weights: Sequence[float],
+    most_varying: int,
+    config: MergeConfig,
+    strict: bool,
 ) -> list[list[int]]:
     """Groups (indices into equal-length ``rows``, two or more) that pass the positional check."""
     # Greedy, in the caller's (sorted) order: a row joins the first group it differs from in
@@ -302,15 +408,20 @@ def _positional_groups(
     passed = []
     for group in groups:
         if len(group.members) > 1:
-            passed.extend(_split_until_valid(group.members, rows, min_distinct_values))
+            passed.extend(_split_until_valid(group.members, rows, weights, config, strict))
     return [members for members in passed if len(members) > 1]
 
 
 def _split_until_valid(
-    members: list[int], rows: list[list[str]], min_distinct_values: int
+    members: list[int],
+    rows: Sequence[Sequence[str]],
+    weights: Sequence[float],
+    config: MergeConfig,
+    strict: bool,
 ) -> list[list[int]]:
+    member_weights = [weights[i] for i in members]
     for column in zip(*(rows[i] for i in members), strict=True):
-        if len(set(column)) > 1 and not _column_varies(column, min_distinct_values):
+        if len(set(column)) > 1 and not _column_varies(column, member_weights, config, strict):
             by_value: dict[str, list[int]] = {}
             for member, value in zip(members, column, strict=True):
                 by_value.setdefault(value, []).append(member)
@@ -318,24 +429,53 @@ def _split_until_valid(
                 part
                 for same_value in by_value.values()
                 if len(same_value) > 1
-                for part in _split_until_valid(same_value, rows, min_distinct_values)
+                for part in _split_until_valid(same_value, rows, weights, config, strict)
             ]
     return [members]
 
 
-def _column_varies(column: Sequence[str], min_distinct_values: int) -> bool:
+def _column_varies(
+    column: Sequence[str], weights: Sequence[float], config: MergeConfig, strict: bool = False
+) -> bool:
     """Whether the tokens a group has at one position are the values of one variable.
 
-    Yes if the signature masked a variable there in one member and the others fit its shape
-    (``_covering_token``). Otherwise the position needs ``min_distinct_values`` distinct
-    name-like words: two or three words at one place are more often alternatives the code
-    picks from ("closed" / "reset", "startup" / "shutdown") than names, and keeping them
-    apart costs a few patterns; names (users, hosts, pods) keep coming, and merging them is
-    the point.
+    Three kinds of evidence, weakest last:
+
+    - the values are many and spread: their effective number (``exp`` of the entropy of the
+      values, each weighted by how often its templates occur) reaches ``min_spread_values``,
+      whatever their characters (``[Node_A7]``, ``print-spool``, ``GigabitEthernet0/1``). A
+      fixed set the code picks from (verbs, states, commands) has a handful of values, and
+      a few of them carry most records (``boot`` and ``wait`` far more than ``halt``); names,
+      ids and hosts keep coming and share the traffic. One value carrying most records while
+      a few others are rare is a constant with exceptions: the entropy stays low;
+    - the signature masked a variable there in one member and the others fit its shape
+      (``_covering_token``);
+    - ``min_distinct_values`` distinct name-like (lowercase) words: two or three words at one
+      place are more often alternatives ("closed" / "reset", "startup" / "shutdown") than
+      names, and keeping them apart costs a few patterns.
+
+    ``strict`` (templates too short for ``min_token_overlap`` to leave a position free)
+    takes only the first.
     """
+    if _spread(column, weights) >= config.min_spread_values and all(_ALNUM(t) for t in column):
+        return True
+    if strict:
+        return False
     if _covering_token(column) is not None:
         return True
-    return len(set(column)) >= min_distinct_values and all(_is_name_like(t) for t in column)
+    return len(set(column)) >= config.min_distinct_values and all(_is_name_like(t) for t in column)
+
+
+def _spread(column: Sequence[str], weights: Sequence[float]) -> float:
+    """The effective number of distinct tokens in ``column``: exp of their weighted entropy."""
+    by_token: Counter[str] = Counter()
+    for token, weight in zip(column, weights, strict=True):
+        by_token[token] += weight
+    total = sum(by_token.values())
+    if total <= 0:  # no counts yet: every template weighs one
+        return _spread(column, [1.0] * len(column))
+    entropy = -sum(w / total * math.log(w / total) for w in by_token.values() if w > 0)
+    return math.exp(entropy)
 
 
 # Letters or digits: a token with neither ("->", "|", "****") is the message's punctuation.

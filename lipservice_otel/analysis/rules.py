@@ -5,7 +5,7 @@ floor of examples per interval, and beyond that patterns are weighted by the log
 their volume, so a pattern 10,000x louder keeps only ~10x more. Heavy hitters pay for the
 savings; quiet patterns stay whole.
 
-The LLM advisor's judgements (judgement.py) enter as weights and floors inside the same
+The LLM advisor's judgements (llm/judgement.py) enter as weights and floors inside the same
 budget: a critical pattern is kept whole, a high one keeps at least `HIGH_MIN_RATE`, noise
 weighs less and keeps fewer examples. The budget is then re-balanced, so the service's target
 holds; when the model's floors alone would exceed it they shrink to fit. Overrides, anomaly
@@ -14,9 +14,10 @@ boosts, the severity floor and the error-like floor are never weakened by a judg
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+import numpy as np
 
 from lipservice_otel.analysis.llm.judgement import Judgement
 from lipservice_otel.policy.reasons import REASON_BUDGET, REASON_ERROR_LIKE, REASON_LLM, REASON_RARE
@@ -47,6 +48,9 @@ class PatternLoad:
     error_like: bool = False
     # The model's current judgement of it; ignored when the rate is fixed.
     advice: Judgement | None = None
+    # The least rate it gets: a pattern getting louder keeps the rate it had, so the log
+    # weights never hand an incident less detail (plan.py; 0: none).
+    min_rate: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,31 +89,34 @@ def allocate_keeps(
     (the sum is monotonic in s). When even the floors exceed the budget the floors win: every
     pattern keeps examples.
     """
-    floors = floor if isinstance(floor, Mapping) else dict.fromkeys(volumes, floor)
-    weights = weights or {}
-
-    def kept(scale: float) -> dict[str, float]:
-        return {
-            pid: min(volume, max(floors[pid], scale * weights.get(pid, 1.0) * math.log1p(volume)))
-            for pid, volume in volumes.items()
-        }
-
     if sum(volumes.values()) <= budget:
         return dict(volumes)
-    low, high = (
-        0.0,
-        max(
-            (v / (weights.get(pid, 1.0) * math.log1p(v)) for pid, v in volumes.items() if v > 0),
-            default=0.0,
-        ),
-    )
+    # Vectors over the patterns: the bisection evaluates the sum some sixty times, and a
+    # service can hold tens of thousands of patterns.
+    pids = list(volumes)
+    volume = np.fromiter(volumes.values(), dtype=np.float64, count=len(pids))
+    if isinstance(floor, Mapping):
+        floors = np.fromiter((floor[pid] for pid in pids), dtype=np.float64, count=len(pids))
+    else:
+        floors = np.full(len(pids), float(floor))
+    weighted_log = np.log1p(volume)
+    if weights:
+        weighted_log *= np.fromiter(
+            (weights.get(pid, 1.0) for pid in pids), dtype=np.float64, count=len(pids)
+        )
+
+    def kept(scale: float) -> np.ndarray:
+        return np.minimum(volume, np.maximum(floors, scale * weighted_log))
+
+    positive = volume > 0
+    low, high = 0.0, float(np.max(volume[positive] / weighted_log[positive], initial=0.0))
     for _ in range(_SEARCH_STEPS):
         middle = (low + high) / 2
-        if sum(kept(middle).values()) > budget:
+        if kept(middle).sum() > budget:
             high = middle
         else:
             low = middle
-    return kept(low)
+    return dict(zip(pids, kept(low).tolist(), strict=True))
 
 
 def significant(rate: float) -> float:
@@ -168,6 +175,13 @@ def allocate_service(
         if load.error_like and error_like_floor is not None:
             allocation = _raise_to_error_like_floor(
                 allocation, volume, interval_s, error_like_floor
+            )
+        if allocation.rate < load.min_rate:
+            allocation = Allocation(
+                load.min_rate,
+                allocation.reason,
+                f"getting louder: held at its rate {load.min_rate:g} (the budget alone gave "
+                f"{allocation.rate:g}); {allocation.explanation}",
             )
         allocations[pid] = allocation
     return allocations

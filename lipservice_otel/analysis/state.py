@@ -58,11 +58,25 @@ class AnalysisState:
     canonical_templates: dict[str, str] = field(default_factory=dict)
     error_share: dict[str, Baseline] = field(default_factory=dict)  # per service
     boosts: dict[str, tuple[str, float]] = field(default_factory=dict)  # pid -> (reason, until)
+    # The same for single templates of merged patterns (signature id -> (reason, until)): one
+    # template's spike keeps that template whole, not every member of its pattern.
+    template_boosts: dict[str, tuple[str, float]] = field(default_factory=dict)
+    # Canonical patterns whose last interval was well above their baseline: the budget keeps
+    # at least their previous rate. Worked out each cycle, not snapshotted.
+    rising: frozenset[str] = frozenset()
     overrides: dict[str, Override] = field(default_factory=dict)
     # The LLM advisor's judgements per canonical pattern id: kept here so a restart or a
     # standby replica does not pay for asking again.
     judgements: dict[str, Judgement] = field(default_factory=dict)
     cycles: int = 0
+
+    def groups(self) -> dict[str, list[PatternState]]:
+        """The signature patterns of each canonical (merged) pattern."""
+        groups: dict[str, list[PatternState]] = {}
+        for pattern in self.patterns.values():
+            canonical = self.aliases.get(pattern.pattern_id, pattern.pattern_id)
+            groups.setdefault(canonical, []).append(pattern)
+        return groups
 
     def to_bytes(self) -> bytes:
         # Written one pattern at a time: the whole document as Python objects first would
@@ -75,6 +89,7 @@ class AnalysisState:
             "canonical_templates": self.canonical_templates,
             "error_share": {s: _baseline_to_json(b) for s, b in self.error_share.items()},
             "boosts": {pid: list(b) for pid, b in self.boosts.items()},
+            "template_boosts": {sid: list(b) for sid, b in self.template_boosts.items()},
             "overrides": [_override_to_json(o) for o in self.overrides.values()],
             "judgements": [_judgement_to_json(j) for j in self.judgements.values()],
         }
@@ -108,6 +123,9 @@ class AnalysisState:
                 canonical_templates=dict(data["canonical_templates"]),
                 error_share={s: Baseline(*b) for s, b in data["error_share"].items()},
                 boosts={pid: (b[0], float(b[1])) for pid, b in data["boosts"].items()},
+                template_boosts={
+                    sid: (b[0], float(b[1])) for sid, b in data.get("template_boosts", {}).items()
+                },
                 overrides={o.key: o for o in overrides},
                 judgements={j.pattern_id: j for j in judgements},
                 cycles=int(data["cycles"]),

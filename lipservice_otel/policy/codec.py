@@ -39,12 +39,14 @@ def policy_to_proto(policy: Policy) -> control_pb2.Policy:
         summary=policy.summary,
     )
     message.severity_rates.update(policy.severity_rates)
-    for pid, rule in policy.pattern_rules.items():
-        message.pattern_rules[pid].CopyFrom(
-            control_pb2.PatternRule(
-                rate=rule.rate, reason=rule.reason, baseline_per_second=rule.baseline_per_second
-            )
-        )
+    for rules, field in (
+        (policy.pattern_rules, message.pattern_rules),
+        (policy.signature_rules, message.signature_rules),
+    ):
+        for pid, rule in rules.items():
+            entry = field[pid]
+            entry.rate, entry.reason = rule.rate, rule.reason
+            entry.baseline_per_second = rule.baseline_per_second
     message.exemptions.extend(exemption_to_proto(e) for e in policy.exemptions)
     message.pattern_aliases.update(policy.pattern_aliases)
     return message
@@ -57,10 +59,8 @@ def policy_from_proto(message: control_pb2.Policy) -> Policy:
         severity_floor=message.severity_floor,
         default_rate=message.default_rate,
         severity_rates=dict(message.severity_rates),
-        pattern_rules={
-            pid: PatternRule(rule.rate, rule.reason, rule.baseline_per_second)
-            for pid, rule in message.pattern_rules.items()
-        },
+        pattern_rules=_rules_from_proto(message.pattern_rules),
+        signature_rules=_rules_from_proto(message.signature_rules),
         exemptions=tuple(exemption_from_proto(e) for e in message.exemptions),
         pattern_aliases=dict(message.pattern_aliases),
         learned=message.learned,
@@ -68,6 +68,13 @@ def policy_from_proto(message: control_pb2.Policy) -> Policy:
         created_unix_nano=message.created_unix_nano,
         summary=message.summary,
     )
+
+
+def _rules_from_proto(rules) -> dict[str, PatternRule]:
+    return {
+        pid: PatternRule(rule.rate, rule.reason, rule.baseline_per_second)
+        for pid, rule in rules.items()
+    }
 
 
 def policy_to_bytes(policy: Policy) -> bytes:

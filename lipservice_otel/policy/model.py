@@ -121,6 +121,9 @@ class Rule:
     baseline_per_second: float = 0.0
     # The policy knows this pattern (a learned policy keeps unknown patterns whole).
     known: bool = True
+    # The template's own expected volume when the pattern merges several (0 otherwise): the
+    # burst detector watches it too, so one template's burst is not diluted by the others.
+    signature_baseline_per_second: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +149,10 @@ class Policy:
     exemptions: tuple[Exemption, ...] = ()
     # Signature pattern id -> merged pattern id, from the analysis' template merging.
     pattern_aliases: Mapping[str, str] = field(default_factory=dict)
+    # Signature pattern id -> its own rule inside a merged pattern: its baseline, and the rate
+    # of its merged pattern unless an anomaly of that template alone boosted it. Outranks the
+    # merged pattern's rule for that signature; records still carry the merged id.
+    signature_rules: Mapping[str, PatternRule] = field(default_factory=dict)
     # Generated from traffic: a pattern it has never seen is new, and kept whole.
     learned: bool = False
     # Who made this version (file, rules, llm, override) and what changed; for people.
@@ -161,10 +168,14 @@ class Policy:
         """Steps 2-5 of the decision order (exemptions depend on the record, not the pattern)."""
         pid = self.pattern_aliases.get(signature_id, signature_id)
         pattern = self.pattern_rules.get(pid)
-        known = pattern is not None or not self.learned
+        member = self.signature_rules.get(signature_id)
+        known = pattern is not None or member is not None or not self.learned
         baseline = pattern.baseline_per_second if pattern is not None else 0.0
+        own = member.baseline_per_second if member is not None else 0.0
         if severity_number >= self.severity_floor:
-            return _rule(1.0, REASON_SEVERITY, pid, baseline)
+            return _rule(1.0, REASON_SEVERITY, pid, baseline, own=own)
+        if member is not None:
+            return _rule(member.rate, member.reason, pid, baseline, own=own)
         if pattern is not None:
             return _rule(pattern.rate, pattern.reason, pid, baseline)
         if not known:
@@ -179,8 +190,10 @@ class Policy:
         return _rule(self.default_rate, REASON_DEFAULT, pid, 0.0)
 
 
-def _rule(rate: float, reason: str, pid: str, baseline: float, known: bool = True) -> Rule:
-    return Rule(rate, reason, threshold_for(rate), pid, baseline, known)
+def _rule(
+    rate: float, reason: str, pid: str, baseline: float, known: bool = True, own: float = 0.0
+) -> Rule:
+    return Rule(rate, reason, threshold_for(rate), pid, baseline, known, own)
 
 
 def decide(

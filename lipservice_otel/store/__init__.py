@@ -48,17 +48,18 @@ class Store(Protocol):
 
 def without_rules(policy: Policy) -> Policy:
     """A history entry past the newest `history_rules_versions`: the version, not its table."""
-    if not policy.pattern_rules and not policy.pattern_aliases:
+    if not policy.pattern_rules and not policy.pattern_aliases and not policy.signature_rules:
         return policy
-    return replace(policy, pattern_rules={}, pattern_aliases={})
+    return replace(policy, pattern_rules={}, pattern_aliases={}, signature_rules={})
 
 
 def clear_rules(message: control_pb2.Policy) -> bool:
     """`without_rules` on a policy message, in place; False when it had none to drop."""
-    if not message.pattern_rules and not message.pattern_aliases:
+    if not message.pattern_rules and not message.pattern_aliases and not message.signature_rules:
         return False
     message.ClearField("pattern_rules")
     message.ClearField("pattern_aliases")
+    message.ClearField("signature_rules")
     return True
 
 

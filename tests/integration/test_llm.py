@@ -19,6 +19,7 @@ from lipservice_otel.app.cli import main
 from lipservice_otel.control.server import ControlPlaneService, start_control_server
 from lipservice_otel.policy.model import Policy
 from lipservice_otel.store.memory import MemoryStore
+from lipservice_otel.telemetry import Telemetry
 from tests.support.advisor_cycle import (
     IDS,
     KEY_ENV,
@@ -227,6 +228,15 @@ def test_429_waits_for_retry_after(standin, api_key):
     clock.now += 120
     policy = cycle(loop, clock)
     assert len(standin.requests) == 2 and policy.generator == "rules+llm"
+
+
+def test_calls_and_tokens_are_counted_as_the_server_reports_them(standin, api_key):
+    clock = Clock()
+    telemetry = Telemetry()
+    loop = make_loop(clock, llm_config(standin), telemetry=telemetry)
+    cycle(loop, clock)
+    assert telemetry.value("lipservice_analysis_llm_calls") == len(standin.requests) >= 1
+    assert telemetry.value("lipservice_analysis_llm_tokens") == loop.consultation.tokens > 0
 
 
 def test_circuit_breaker_opens_after_repeated_failures_and_recovers(standin, api_key):

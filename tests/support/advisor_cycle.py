@@ -14,6 +14,7 @@ from lipservice_otel.analysis.loop import AnalysisLoop
 from lipservice_otel.policy.model import Policy
 from lipservice_otel.sampling.aggregates import IntervalReport, PatternCounts, PatternInfo
 from lipservice_otel.store.memory import MemoryStore
+from lipservice_otel.telemetry import Telemetry
 from lipservice_otel.text.signature import pattern_id, template_of_text
 from tests.support.openai_standin import OpenAIStandIn
 
@@ -90,9 +91,13 @@ def llm_config(standin: OpenAIStandIn, **overrides) -> LlmConfig:
     return LlmConfig(**(values | overrides))
 
 
-def make_loop(clock: Clock, llm: LlmConfig | None = None, store=None) -> AnalysisLoop:
+def make_loop(
+    clock: Clock, llm: LlmConfig | None = None, store=None, telemetry: Telemetry | None = None
+) -> AnalysisLoop:
     config = AnalysisConfig(interval_s=10, merge_patterns=False, llm=llm or LlmConfig())
-    return AnalysisLoop(config, store or MemoryStore(None, 100), Policy(), clock=clock)
+    return AnalysisLoop(
+        config, store or MemoryStore(None, 100), Policy(), clock=clock, telemetry=telemetry
+    )
 
 
 def cycle(loop: AnalysisLoop, clock: Clock, *args, **kwargs) -> Policy | None:

@@ -324,6 +324,18 @@ def test_patterns_past_ttl_are_counted_as_forgotten():
     assert telemetry.value("lipservice_analysis_forgotten_patterns", reason="ttl") == 9
 
 
+def test_cycles_and_their_duration_are_counted_but_regenerations_are_not():
+    clock = Clock()
+    loop, telemetry = counting_loop(clock)
+    run_cycles(loop, clock, STEADY, 3)
+    assert telemetry.value("lipservice_analysis_cycles") == 3
+    assert telemetry.value("lipservice_analysis_cycle_duration") > 0
+    asyncio.run(loop.regenerate())
+    assert telemetry.value("lipservice_analysis_cycles") == 3
+    # The advisor is off: no call is counted.
+    assert telemetry.value("lipservice_analysis_llm_calls") == 0
+
+
 def test_new_patterns_past_the_cycle_cap_wait_for_a_later_cycle_loudest_first():
     clock = Clock()
     loop, telemetry = counting_loop(clock, max_new_patterns_per_cycle=12)

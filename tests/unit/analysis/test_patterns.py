@@ -118,14 +118,21 @@ def test_a_bare_mask_does_not_cover_punctuation():
     # "****" (or "->", "|") where another template has a value is a placeholder or separator
     # the code printed: a different message shape, not another value.
     templates = ["Fan speeds ( <*> <*> **** <*> )", "Fan speeds ( <*> <*> <*> <*> )"]
-    assert merge("hpc", templates) == ({}, {})
+    assert merge("fans", templates) == ({}, {})
 
 
 def test_different_token_counts_stay_apart():
     templates = [f"Invalid user {user} from <*>" for user in USERS[:3]]
-    templates += ["Invalid user mallory smith from <*>", "Invalid user <*> <*> <*> from <*>"]
+    templates += ["Invalid user mallory smith from <*>", "Invalid user <*> from <*> port <*>"]
 
     assert merge("sshd", templates) == ({}, {})
+
+
+def test_a_run_of_masked_tokens_is_one_value():
+    # A value with spaces the signature masked word by word: a list of one value, kept once.
+    templates = [f"Invalid user {user} from <*>" for user in USERS[:3]]
+    templates += ["Invalid user <*> <*> <*> from <*>"]
+    assert groups("sshd", templates) == {"Invalid user <*> from <*>": sorted(templates)}
 
 
 def test_too_many_differing_positions_stay_apart():
@@ -144,7 +151,7 @@ def test_short_templates_and_single_tokens_do_not_merge():
     # One shared word of two is not enough to call two messages one event.
     states = ["FOLLOWING", "LEADING", "LOOKING", "OBSERVING"]
     pairs = [f"Server {word}" for word in ("alpha", "beta", "gamma", "delta")]
-    assert merge("zk", states + pairs + ["", " "]) == ({}, {})
+    assert merge("quorum", states + pairs + ["", " "]) == ({}, {})
 
 
 @pytest.mark.parametrize("templates", [[], ["Invalid user alice from <*>"], [""]])
@@ -272,6 +279,7 @@ def test_merged_template_masks_differing_positions():
         ("min_token_overlap", 1.1),
         ("max_differing_positions", 0),
         ("min_distinct_values", 1),
+        ("min_spread_values", 1),
         ("max_templates", 0),
     ],
 )
@@ -323,3 +331,123 @@ def test_merging_does_not_import_scikit_learn():
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+# ---- variables learned from the population: many spread values, lists, asides ----
+
+
+def _node_names(count: int) -> list[str]:
+    """Bracketed node names with capitals and one digit, which the signature keeps whole."""
+    return [f"[Node_{'ABCDEFGH'[i % 8]}{i // 8}]" for i in range(count)]
+
+
+def test_a_position_with_many_spread_values_is_a_variable_whatever_its_characters():
+    # Capitalised, bracketed, with underscores: not name-like, but two dozen of them at one
+    # place of an otherwise constant template, each as frequent as the others.
+    nodes = [f"{node} ipc handshake completed" for node in _node_names(24)]
+    daemons = ["print-spool", "rsh", "tftp", "rlogin", "cups-lpd", "finger", "talk", "ntalk"]
+    started = [f"xinetd service {name} started" for name in daemons]
+
+    assert groups("cluster", nodes + started) == {
+        "<*> ipc handshake completed": sorted(nodes),
+        "xinetd service <*> started": sorted(started),
+    }
+
+
+def test_capitalised_values_below_the_spread_threshold_stay_apart():
+    # Seven states at one place are the code's fixed set, not a variable.
+    states = ["NEW", "QUEUED", "ASSIGNED", "RUNNING", "SUCCEEDED", "FAILED", "KILLED"]
+    templates = [f"task <*> entered state {state} after <*> ms" for state in states]
+    assert DEFAULT_MERGE_CONFIG.min_spread_values > len(states)
+    assert merge("scheduler", templates) == ({}, {})
+
+
+def test_frequent_few_values_are_a_fixed_set_even_among_many():
+    # Ten commands, but two carry nearly all the records: weighted by occurrences their
+    # effective number is about two. The same templates, each as frequent, merge: that is the
+    # guard's failure case (a fixed set of eight or more values used about equally).
+    commands = ["Boot", "Wait", "Halt", "Reset", "Probe", "Mount", "Sync", "Flush", "Dump", "Trace"]
+    templates = [f"{command} (command <*>) issued to <*>" for command in commands]
+    patterns = [(pid, "ctl", t) for pid, t in ids("ctl", templates).items()]
+    skewed = {pid: (5000 if n < 2 else 3) for n, (pid, _, _) in enumerate(sorted(patterns))}
+
+    assert merge_by_service(patterns, counts=skewed) == ({}, {})
+    even = {pid: 100 for pid, _, _ in patterns}
+    assert len(merge_by_service(patterns, counts=even)[1]) == 1
+    assert len(merge_by_service(patterns)[1]) == 1  # no counts: every template weighs one
+
+
+def test_counts_of_zero_weigh_as_if_there_were_no_counts():
+    nodes = [f"{node} ipc handshake completed" for node in _node_names(12)]
+    patterns = [(pid, "cluster", t) for pid, t in ids("cluster", nodes).items()]
+    assert merge_by_service(patterns, counts=dict.fromkeys(ids("cluster", nodes), 0)) == (
+        merge_by_service(patterns)
+    )
+
+
+def test_short_templates_merge_on_many_spread_values_only():
+    # "disabling telnet" shares one word of two with "disabling ftp": only a dozen of them
+    # at that place make the second a variable; four do not.
+    services = ["telnet", "ftp", "rsh", "print-spool", "tftp", "finger"]
+    services += ["rlogin", "talk", "ntalk", "echo-dgram", "time-stream", "daytime"]
+    disabling = [f"disabling {name}" for name in services]
+    assert groups("inetd", disabling) == {"disabling <*>": sorted(disabling)}
+    assert merge("inetd", disabling[:4]) == ({}, {})
+    # A masked value in one of them is not enough evidence for two tokens.
+    assert merge("inetd", ["Received <*>", "Received SIGTERM", "Received SIGHUP"]) == ({}, {})
+
+
+def test_lists_of_values_of_any_length_are_one_template():
+    lists = ["BLOCK* ask <*> to delete " + " ".join(["blk_<*>"] * n) for n in (1, 2, 9, 40)]
+    nodes = [
+        "inconsistent nodesets " + " ".join(["node-<*> <*> <ok>"] * n) + " from <*>"
+        for n in (1, 4, 13)
+    ]
+    assert groups("namenode", lists + nodes) == {
+        "BLOCK* ask <*> to delete blk_<*>": sorted(lists),
+        "inconsistent nodesets node-<*> <*> <ok> from <*>": sorted(nodes),
+    }
+    # Repeated words are text, not a list of values.
+    assert merge("namenode", ["retry very soon", "retry very very soon"]) == ({}, {})
+
+
+def test_a_bracketed_aside_holding_a_value_is_optional():
+    sent = ["sent <*> bytes to <*>", "sent <*> bytes to <*> (<*> KB)"]
+    ssh = ["Accepted publickey for <*> from <*>", "Accepted publickey for <*> from <*> [pid <*>]"]
+    assert groups("transfer", sent + ssh) == {
+        "sent <*> bytes to <*>": sorted(sent),
+        "Accepted publickey for <*> from <*>": sorted(ssh),
+    }
+    # Words without a value may change the meaning, and unbracketed extra words do.
+    templates = ["Job <*> completed", "Job <*> completed (deprecated)"]
+    templates += ["Job <*> completed with errors", "Stopping <*>", "Stopping <*> failed: <*>"]
+    assert merge("batch", templates) == ({}, {})
+
+
+def test_a_generated_service_merges_into_its_events():
+    # Realistic families as the inline signature leaves them: user and host names, paths,
+    # bracketed node names, optional asides; plus events that share a skeleton and must not
+    # merge (verbs, states).
+    rng = random.Random(5)
+    users = _words(30)
+    hosts = [f"web-{name}" for name in _words(20)]
+    events: dict[str, set[str]] = {}
+    for _ in range(600):
+        user, host, node = rng.choice(users), rng.choice(hosts), rng.choice(_node_names(16))
+        size = rng.randrange(1, 10_000)
+        bodies = {
+            "login": f"session opened for user {user} on {host} by (uid={rng.randrange(999)})",
+            "copy": f"copied /srv/{user}/report.csv to {host} as backup"
+            + (f" ({size} KB)" if rng.random() < 0.5 else ""),
+            "node": f"{node} heartbeat lost after {size} ms",
+            "closed": f"Connection closed by {host} port {size}",
+            "reset": f"Connection reset by {host} port {size}",
+        }
+        for event, body in bodies.items():
+            events.setdefault(event, set()).add(template_of_text(body))
+    templates = sorted(set().union(*events.values()))
+    aliases, _ = merge("gateway", templates)
+    by_template = {t: aliases.get(pid, pid) for pid, t in ids("gateway", templates).items()}
+    for event, members in events.items():
+        assert len({by_template[t] for t in members}) == 1, event
+    assert len({by_template[next(iter(members))] for members in events.values()}) == len(events)
