@@ -8,11 +8,16 @@ variables `LIPSERVICE_<SECTION>__<FIELD>` (double underscore between levels, e.g
 `LIPSERVICE_EXPORTER__OTLP__ENDPOINT`), then command-line flags. Every value is checked on
 load; a bad one raises `ConfigError` naming its YAML key and what is allowed. Unknown keys are
 rejected so a typo cannot silently fall back to a default.
+
+The environment also holds variables nobody wrote for us: Kubernetes injects
+`LIPSERVICE_ANALYZE_PORT=tcp://...` for a Service named `lipservice-analyze`. So a variable is
+read only when it can be a setting (see `env_key`); the others are ignored, never an error.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import types
 import typing
@@ -34,6 +39,8 @@ from lipservice_otel.validation import ConfigError, require
 
 ENV_PREFIX = "LIPSERVICE_"
 ENV_LEVEL_SEPARATOR = "__"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +75,13 @@ class Settings:
                 "analysis.llm.timeout_s",
                 "analysis.interval_s + analysis.llm.timeout_s must be below store.redis.lock_ttl_s",
             )
+
+
+# Top-level settings by name: "section" (a component's config) or "setting" (a scalar).
+_TOP_LEVEL = {
+    name: "section" if dataclasses.is_dataclass(hint) else "setting"
+    for name, hint in typing.get_type_hints(Settings).items()
+}
 
 
 def load_settings(
@@ -110,12 +124,36 @@ def _read_yaml(path: str) -> dict[str, Any]:
     return loaded
 
 
+def env_key(name: str) -> str | None:
+    """The dotted key a `LIPSERVICE_*` variable sets, or None when it cannot be a setting.
+
+    `LIPSERVICE_<SETTING>` (no double underscore) is read only when it names a top-level
+    setting that is not a section (`LIPSERVICE_SHUTDOWN_TIMEOUT_S`); `LIPSERVICE_<SECTION>__...`
+    only when its first level names a section. What is read must then be valid: a wrong field
+    of a real section (`LIPSERVICE_EXPORTER__OTLP__ENDPIONT`) stops the start like the same
+    typo in the file. Service links (`LIPSERVICE_ANALYZE_PORT`, `LIPSERVICE_REDIS_PORT_6379_TCP`)
+    and other strangers match neither form.
+    """
+    if not name.startswith(ENV_PREFIX):
+        return None
+    levels = name[len(ENV_PREFIX) :].lower().split(ENV_LEVEL_SEPARATOR)
+    kind = _TOP_LEVEL.get(levels[0])
+    if kind is None or (kind == "section") != (len(levels) > 1):
+        return None
+    return ".".join(levels)
+
+
+def ignored_environment(environ: Mapping[str, str]) -> list[str]:
+    """The `LIPSERVICE_*` variables that are not settings, to be logged once logging is set up."""
+    return sorted(n for n in environ if n.startswith(ENV_PREFIX) and env_key(n) is None)
+
+
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     found = {}
     for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX):
+        dotted = env_key(name)
+        if dotted is None:
             continue
-        dotted = ".".join(name[len(ENV_PREFIX) :].lower().split(ENV_LEVEL_SEPARATOR))
         # YAML scalar rules give "true", "1.5" and "{a: b}" their natural types.
         try:
             found[dotted] = yaml.safe_load(raw) if raw else ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -15,7 +16,8 @@ from lipservice_otel.app.policy_command import run_policy_command
 from lipservice_otel.app.service import Analyzer, Service, configured_policy, default_receiver_id
 from lipservice_otel.app.workers import serve_workers
 from lipservice_otel.policy.document import PolicyError
-from lipservice_otel.settings import Settings, load_settings
+from lipservice_otel.settings import Settings, ignored_environment, load_settings
+from lipservice_otel.telemetry import Telemetry
 from lipservice_otel.validation import ConfigError
 
 EXIT_CONFIG_ERROR = 2
@@ -80,6 +82,22 @@ def build_parser() -> argparse.ArgumentParser:
         default="localhost:4320",
         help="the serve (embedded) or analyze process to ask (default localhost:4320)",
     )
+    credentials = policy.add_mutually_exclusive_group()
+    credentials.add_argument(
+        "--token", help="control.auth bearer or admin token (pin and regenerate need admin)"
+    )
+    credentials.add_argument(
+        "--token-file", help="a file holding the token (keeps it out of argv and history)"
+    )
+    policy.add_argument(
+        "--ca-file", help="speak TLS; the control plane's certificate must chain to this CA"
+    )
+    policy.add_argument("--cert-file", help="client certificate, for mutual TLS (with --key-file)")
+    policy.add_argument("--key-file", help="client private key, for mutual TLS")
+    policy.add_argument(
+        "--tls", action="store_true", help="speak TLS with the system's CAs (implied by --ca-file)"
+    )
+    policy.add_argument("--server-name", help="name the server certificate must carry")
     actions = policy.add_subparsers(dest="action", required=True)
     show = actions.add_parser("show", help="the live policy as a table")
     show.add_argument("--service", default="", help="only this service.name")
@@ -164,20 +182,27 @@ async def serve(settings: Settings) -> int:
 
 
 async def analyze(settings: Settings) -> int:
-    analyzer = Analyzer(settings, configured_policy(settings), default_receiver_id())
+    # Its own /metrics: cycles, refused calls and reports, deferred and forgotten patterns.
+    telemetry = Telemetry()
+    analyzer = Analyzer(settings, configured_policy(settings), default_receiver_id(), telemetry)
     stop = _stop_on_signals()
     try:
         await analyzer.start(settings.control.listen)
+        if settings.telemetry.metrics_endpoint:
+            telemetry.serve(settings.telemetry.metrics_endpoint)
     except OSError as exc:
         log.error("cannot start: %s", exc)
+        await analyzer.stop()
         return EXIT_START_FAILED
     log.info(
-        "lipservice-otel analyzing: control plane %s, %s store",
+        "lipservice-otel analyzing: control plane %s, %s store; metrics %s",
         settings.control.listen,
         settings.store.type,
+        settings.telemetry.metrics_endpoint or "off",
     )
     await stop.wait()
     await analyzer.stop()
+    telemetry.shutdown()
     return 0
 
 
@@ -203,6 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=settings.telemetry.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for name in ignored_environment(os.environ):
+        log.debug("ignoring %s: not a LIPSERVICE_<SECTION>__<FIELD> setting", name)
     try:
         if args.command == "serve" and args.workers > 1:
             return asyncio.run(serve_workers(argv, settings, args.workers))

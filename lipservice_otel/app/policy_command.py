@@ -6,12 +6,15 @@ import argparse
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import grpc
 
 from lipservice_otel._proto.lipservice.v1 import control_pb2, control_pb2_grpc
+from lipservice_otel.control.security import authorization_metadata
 
 EXIT_UNAVAILABLE = 3
+EXIT_USAGE = 2
 EXAMPLE_WIDTH = 60
 
 
@@ -73,11 +76,37 @@ def format_history(versions) -> str:
     return "\n".join(lines) or "no policy versions yet"
 
 
+def _channel(args: argparse.Namespace) -> grpc.Channel:
+    if (args.cert_file is None) != (args.key_file is None):
+        raise ValueError("--cert-file and --key-file go together")
+    if not (args.tls or args.ca_file or args.cert_file):
+        return grpc.insecure_channel(args.control_plane)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=Path(args.ca_file).read_bytes() if args.ca_file else None,
+        private_key=Path(args.key_file).read_bytes() if args.key_file else None,
+        certificate_chain=Path(args.cert_file).read_bytes() if args.cert_file else None,
+    )
+    options = [("grpc.ssl_target_name_override", args.server_name)] if args.server_name else []
+    return grpc.secure_channel(args.control_plane, credentials, options=options)
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    if args.token_file:
+        return Path(args.token_file).read_text(encoding="utf-8").strip()
+    return args.token
+
+
 def run_policy_command(args: argparse.Namespace) -> int:
-    with grpc.insecure_channel(args.control_plane) as channel:
+    try:
+        channel = _channel(args)
+        metadata = authorization_metadata(_token(args))
+    except (OSError, ValueError) as exc:
+        print(f"lipservice-otel policy: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    with channel:
         stub = control_pb2_grpc.ControlPlaneStub(channel)
         try:
-            print(_call(stub, args))
+            print(_call(stub, args, metadata))
         except grpc.RpcError as error:
             print(
                 f"lipservice-otel policy: {args.control_plane}: {error.code().name}: "
@@ -91,15 +120,13 @@ def run_policy_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _call(stub, args: argparse.Namespace) -> str:
-    timeout = 10
+def _call(stub, args: argparse.Namespace, metadata) -> str:
+    call = {"timeout": 10, "metadata": metadata}
     if args.action == "show":
         request = control_pb2.ListPatternsRequest(service=args.service, limit=args.limit)
-        return format_patterns(stub.ListPatterns(request, timeout=timeout).patterns)
+        return format_patterns(stub.ListPatterns(request, **call).patterns)
     if args.action == "explain":
-        for pattern in stub.ListPatterns(
-            control_pb2.ListPatternsRequest(), timeout=timeout
-        ).patterns:
+        for pattern in stub.ListPatterns(control_pb2.ListPatternsRequest(), **call).patterns:
             if (
                 args.pattern_id == pattern.pattern_id
                 or args.pattern_id in pattern.merged_signatures
@@ -108,13 +135,13 @@ def _call(stub, args: argparse.Namespace) -> str:
         raise LookupError(f"no pattern {args.pattern_id} in the live policy")
     if args.action == "history":
         request = control_pb2.HistoryRequest(limit=args.limit)
-        return format_history(stub.History(request, timeout=timeout).versions)
+        return format_history(stub.History(request, **call).versions)
     if args.action == "pin":
         expires = int((time.time() + args.for_s) * 1e9) if args.for_s else 0
         override = control_pb2.Override(
             pattern_id=args.pattern_id, rate=args.rate, expires_unix_nano=expires, note=args.note
         )
-        policy = stub.SetOverride(override, timeout=timeout)
+        policy = stub.SetOverride(override, **call)
         return f"policy version {policy.version}: {args.pattern_id} pinned at {args.rate:g}"
-    policy = stub.Regenerate(control_pb2.RegenerateRequest(), timeout=timeout)
+    policy = stub.Regenerate(control_pb2.RegenerateRequest(), **call)
     return f"policy version {policy.version}: {policy.summary}"

@@ -10,7 +10,6 @@ Service.stop():  the receivers stop taking calls (in-flight calls finish), the l
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -18,6 +17,7 @@ from collections.abc import Callable
 
 from lipservice_otel.analysis.loop import AnalysisLoop
 from lipservice_otel.control.client import ControlClient, read_policy_cache
+from lipservice_otel.control.security import check_exposure, control_tokens
 from lipservice_otel.control.server import ControlPlaneService, start_control_server
 from lipservice_otel.exporter import Exporter, build_exporter
 from lipservice_otel.exporter.journal import Journal
@@ -29,7 +29,7 @@ from lipservice_otel.receiver.otlp_grpc import GrpcLogsReceiver
 from lipservice_otel.receiver.otlp_http import HttpLogsReceiver
 from lipservice_otel.receiver.pipeline import Pipeline
 from lipservice_otel.sampling.aggregates import Aggregates, IntervalReport
-from lipservice_otel.sampling.sampler import Sampler
+from lipservice_otel.sampling.implementation import build_sampler, implementation_of
 from lipservice_otel.settings import Settings
 from lipservice_otel.store import Store, build_store
 from lipservice_otel.telemetry import Telemetry
@@ -51,11 +51,14 @@ def default_receiver_id() -> str:
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel and wait. A task that had already failed is logged, not raised: the stop that
+    calls this must still report, drain the queue and stop the analysis."""
     for task in tasks:
         task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    for task, result in zip(tasks, results, strict=True):
+        if isinstance(result, Exception):
+            log.error("background task %s had failed", task.get_name(), exc_info=result)
     tasks.clear()
 
 
@@ -72,20 +75,37 @@ class Analyzer:
         self.settings = settings
         self.store: Store = build_store(settings.store)
         self.loop = AnalysisLoop(settings.analysis, self.store, base, telemetry=telemetry)
-        self.control = ControlPlaneService(self.loop, self.store)
+        # Checked before anything binds: an exposed control plane nobody guards stops the start.
+        self._tokens = control_tokens(settings.control)
+        check_exposure(settings.control, self._tokens)
+        self._telemetry = telemetry
+        self.control = ControlPlaneService(
+            self.loop, self.store, settings.control.report_limits, telemetry
+        )
         self._writer_id = writer_id
+        self._base_version = base.version
         self._server = None
+        self._local_server = None
         self.port: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self, listen: str | None) -> None:
         await self.loop.restore()
         if listen:
-            self._server, self.port = await start_control_server(self.control, listen)
+            self._server, self.port = await start_control_server(
+                self.control, listen, self.settings.control.tls, self._tokens, self._telemetry
+            )
         self._tasks.append(asyncio.create_task(self._cycle_while_writer(), name="analysis"))
         self._tasks.append(asyncio.create_task(self._follow_other_writers(), name="follow"))
         if self.settings.store.type == "memory" and self.settings.store.snapshot_file:
             self._tasks.append(asyncio.create_task(self._snapshot_periodically(), name="snap"))
+        policy = self.settings.policy
+        if policy.file:
+            # Watched here, so `analyze` and `serve --workers` reload it as plain `serve` does.
+            watcher = PolicyFileWatcher(policy.file, policy.reload_interval_s, self._base_version)
+            self._tasks.append(
+                asyncio.create_task(self._follow_policy_file(watcher), name="policy-watch")
+            )
 
     async def _cycle_while_writer(self) -> None:
         """Only the lock holder learns and writes; a standby replica serves the stored policy."""
@@ -104,15 +124,34 @@ class Analyzer:
 
         await self.store.watch(adopt)
 
+    async def _follow_policy_file(self, watcher: PolicyFileWatcher) -> None:
+        """The file is the base (mode, floor, default rates, exemptions) the learned rules are
+        laid over; each edit is published before the file is looked at again."""
+        async for base in watcher.changes():
+            try:
+                await self.loop.set_base(base)
+            except Exception:
+                log.exception("policy file: version %d not published", base.version)
+
     async def _snapshot_periodically(self) -> None:
         while True:
             await asyncio.sleep(self.settings.store.snapshot_interval_s)
-            self.store.snapshot()
+            try:
+                await self.store.snapshot()
+            except OSError as exc:
+                log.error("store snapshot failed, the previous one stays: %s", exc)
+
+    async def listen_locally(self, endpoint: str) -> None:
+        """A second, plaintext listener without tokens on a Unix socket in a private
+        directory: its file permissions admit this user's processes (the `--workers`
+        children) and nobody else, whatever TLS and tokens guard control.listen."""
+        self._local_server, _ = await start_control_server(self.control, endpoint)
 
     async def stop(self) -> None:
         await _cancel(self._tasks)
-        if self._server is not None:
-            await self._server.stop(1.0)
+        for server in (self._server, self._local_server):
+            if server is not None:
+                await server.stop(1.0)
         await self.store.close()
 
 
@@ -130,7 +169,10 @@ class Service:
         self.aggregates = Aggregates(settings.sampler.max_aggregate_keys)
         base = configured_policy(settings)
         cached = read_policy_cache(settings.control.policy_cache_file)
-        self.sampler = Sampler(settings.sampler, cached or base, self.aggregates)
+        self.sampler = build_sampler(settings.sampler, cached or base, self.aggregates)
+        self.telemetry.gauge(
+            "lipservice_sampler_implementation", implementation=implementation_of(self.sampler)
+        ).set(1)
         self._exporter = exporter or build_exporter(settings.exporter)
         self._report_sinks: list[ReportSink] = [report_sink] if report_sink else []
         self.queue: SendingQueue | None = None
@@ -141,6 +183,7 @@ class Service:
         self.metrics_port: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
         if settings.control.connect:
+            tokens = control_tokens(settings.control)
             self.control_client = ControlClient(
                 settings.control.connect,
                 self.receiver_id,
@@ -148,6 +191,9 @@ class Service:
                 lambda: self.sampler.policy.version,
                 settings.control.reconnect_max_s,
                 settings.control.policy_cache_file,
+                token=tokens.bearer or tokens.admin,
+                tls=settings.control.client_tls,
+                telemetry=self.telemetry,
             )
             self._report_sinks.append(self.control_client.report)
         elif settings.analysis.embedded:
@@ -157,10 +203,6 @@ class Service:
     def set_policy(self, policy: Policy) -> None:
         self.sampler.set_policy(policy)
         self.telemetry.gauge("lipservice_policy_version").set(policy.version)
-
-    def _set_base_policy(self, base: Policy) -> None:
-        task = asyncio.get_running_loop().create_task(self.analyzer.loop.set_base(base))
-        self._tasks.append(task)
 
     async def start(self) -> None:
         settings = self.settings
@@ -193,16 +235,14 @@ class Service:
             self.analyzer.loop.subscribe(self.set_policy)
         if self.control_client is not None:
             self._tasks.append(asyncio.create_task(self.control_client.run(), name="control"))
-        if settings.policy.file and self.control_client is None:
-            # Without analysis the file is the policy; with it, the file is the base (mode,
-            # floor, default rates, exemptions) the learned rules are laid over.
+        if settings.policy.file and self.analyzer is None and self.control_client is None:
+            # Without analysis the file is the policy (the analyzer watches it as its base).
             watcher = PolicyFileWatcher(
-                settings.policy.file,
-                settings.policy.reload_interval_s,
-                self.set_policy if self.analyzer is None else self._set_base_policy,
-                self.sampler.policy.version,
+                settings.policy.file, settings.policy.reload_interval_s, self.sampler.policy.version
             )
-            self._tasks.append(asyncio.create_task(watcher.run(), name="policy-watch"))
+            self._tasks.append(
+                asyncio.create_task(self._follow_policy_file(watcher), name="policy-watch")
+            )
         self._tasks.append(asyncio.create_task(self._report_every_interval(), name="report"))
 
     async def stop(self) -> int:
@@ -221,6 +261,10 @@ class Service:
             await self.analyzer.stop()
         self.telemetry.shutdown()
         return left
+
+    async def _follow_policy_file(self, watcher: PolicyFileWatcher) -> None:
+        async for policy in watcher.changes():
+            self.set_policy(policy)
 
     def _receiver_grace_s(self) -> float:
         """How long calls in progress may take to finish once a receiver stops."""

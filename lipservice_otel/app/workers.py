@@ -3,9 +3,11 @@
 One Python process samples on one core. With N workers:
 
 1. The parent runs the analysis loop and its control plane, as `analyze` does (unless the
-   settings follow a remote one with `control.connect`, or turn analysis off).
+   settings follow a remote one with `control.connect`, or turn analysis off), and a second
+   listener for its children on a Unix socket in a directory only this user can enter: the
+   children need neither the tokens nor a certificate naming 127.0.0.1 to reach it.
 2. It starts N children, each `serve` with the same arguments plus: `--control-plane` at the
-   parent, SO_REUSEPORT on both receiver ports (the kernel spreads connections over them),
+   parent's socket, SO_REUSEPORT on both receiver ports (the kernel spreads connections over them),
    /metrics on the configured port + the child's index, and a journal directory of its own.
 3. Every child reports its per-pattern counts to the one analysis loop, which merges them as
    it merges any receivers' and streams the same policy back to all of them.
@@ -19,25 +21,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
 
 from lipservice_otel.app.service import Analyzer, configured_policy, default_receiver_id
+from lipservice_otel.control.config import UNIX_PREFIX
 from lipservice_otel.settings import Settings
 
 log = logging.getLogger(__name__)
 
 EXIT_WORKER_FAILED = 1
-_ANY_ADDRESS = frozenset(("", "0.0.0.0", "::", "[::]"))
-
-
-def local_address(listen: str, port: int) -> str:
-    """Where a process on this host reaches a server bound to `listen` (actual `port`)."""
-    host = listen.rpartition(":")[0]
-    if host in _ANY_ADDRESS:
-        host = "[::1]" if ":" in host else "127.0.0.1"
-    return f"{host}:{port}"
 
 
 def worker_arguments(settings: Settings, index: int, control_plane: str | None) -> list[str]:
@@ -61,15 +57,20 @@ async def serve_workers(argv: Sequence[str], settings: Settings, workers: int) -
     """Run the group until SIGTERM/SIGINT or a child's exit; returns the exit code."""
     analyzer = None
     control_plane = settings.control.connect
+    socket_directory = None
     if control_plane is None and settings.analysis.embedded:
         analyzer = Analyzer(settings, configured_policy(settings), default_receiver_id())
+        # mkdtemp makes the directory 0700: the socket's only guard, and enough.
+        socket_directory = tempfile.mkdtemp(prefix="lipservice-control-")
+        control_plane = f"{UNIX_PREFIX}{socket_directory}/control.sock"
         try:
             await analyzer.start(settings.control.listen)
+            await analyzer.listen_locally(control_plane)
         except OSError as exc:
             log.error("cannot start: %s", exc)
             await analyzer.stop()
+            shutil.rmtree(socket_directory, ignore_errors=True)
             return EXIT_WORKER_FAILED
-        control_plane = local_address(settings.control.listen, analyzer.port)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
@@ -103,4 +104,5 @@ async def serve_workers(argv: Sequence[str], settings: Settings, workers: int) -
     stopping.cancel()
     if analyzer is not None:
         await analyzer.stop()
+        shutil.rmtree(socket_directory, ignore_errors=True)
     return EXIT_WORKER_FAILED if failed or any(codes) else 0

@@ -8,19 +8,24 @@ cache file so a restarted receiver resumes it before it can reach the analyzer a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
 import tempfile
+import time
 from collections.abc import Callable
 
 import grpc
 
 from lipservice_otel._proto.lipservice.v1 import control_pb2, control_pb2_grpc
 from lipservice_otel.control.codec import report_to_proto
+from lipservice_otel.control.config import ControlClientTlsConfig
+from lipservice_otel.control.security import authorization_metadata, client_channel
 from lipservice_otel.policy.codec import policy_from_bytes, policy_from_proto
 from lipservice_otel.policy.model import Policy
 from lipservice_otel.sampling.aggregates import IntervalReport
+from lipservice_otel.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +48,15 @@ def read_policy_cache(path: str | None) -> Policy | None:
 def write_policy_cache(path: str, payload: bytes) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     fd, temporary = tempfile.mkstemp(dir=directory, prefix=".policy-")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(payload)
-    os.replace(temporary, path)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+        os.replace(temporary, path)
+    except OSError:
+        # A full disk must not also fill the directory with half-written copies.
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 class ControlClient:
@@ -57,6 +68,9 @@ class ControlClient:
         current_version: Callable[[], int],
         reconnect_max_s: float,
         policy_cache_file: str | None,
+        token: str | None = None,
+        tls: ControlClientTlsConfig | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._endpoint = endpoint
         self._receiver_id = receiver_id
@@ -64,21 +78,28 @@ class ControlClient:
         self._current_version = current_version
         self._reconnect_max_s = reconnect_max_s
         self._cache_file = policy_cache_file
-        self._reports: asyncio.Queue[IntervalReport] = asyncio.Queue(PENDING_REPORTS)
+        self._metadata = authorization_metadata(token)
+        self._tls = tls or ControlClientTlsConfig()
+        self._telemetry = telemetry or Telemetry()
+        self._reports: asyncio.Queue[tuple[IntervalReport, int]] = asyncio.Queue(PENDING_REPORTS)
         self.connected = asyncio.Event()
 
     def report(self, report: IntervalReport) -> None:
         if self._reports.full():
             self._reports.get_nowait()
-        self._reports.put_nowait(report)
+        # Stamped when the interval closes, not when the report is sent after a reconnection.
+        self._reports.put_nowait((report, time.time_ns()))
 
     async def run(self) -> None:
+        """Sync until cancelled. Every failure, expected (the analyzer away) or not, is logged,
+        counted and followed by a reconnection with backoff: policy sync must never end."""
         backoff = INITIAL_BACKOFF_S
         while True:
             try:
                 await self._session()
                 backoff = INITIAL_BACKOFF_S
             except grpc.aio.AioRpcError as exc:
+                self._count_error(exc.code().name.lower())
                 log.warning(
                     "control plane %s: %s: %s; keeping policy version %d",
                     self._endpoint,
@@ -86,14 +107,25 @@ class ControlClient:
                     exc.details(),
                     self._current_version(),
                 )
+            except Exception as exc:  # anything else would end policy sync for good, silently
+                self._count_error("internal")
+                log.error(
+                    "control plane %s: sync failed: %r; keeping policy version %d, reconnecting",
+                    self._endpoint,
+                    exc,
+                    self._current_version(),
+                )
             self.connected.clear()
             await asyncio.sleep(backoff * (0.5 + random.random()))
             backoff = min(backoff * 2, self._reconnect_max_s)
 
+    def _count_error(self, error: str) -> None:
+        self._telemetry.counter("lipservice_control_sync_errors", error=error).inc()
+
     async def _session(self) -> None:
-        async with grpc.aio.insecure_channel(self._endpoint) as channel:
+        async with client_channel(self._endpoint, self._tls) as channel:
             stub = control_pb2_grpc.ControlPlaneStub(channel)
-            call = stub.Sync(self._requests())
+            call = stub.Sync(self._requests(), metadata=self._metadata)
             async for response in call:
                 self.connected.set()
                 self._apply(response.policy)
@@ -105,14 +137,31 @@ class ControlClient:
             )
         )
         while True:
-            report = await self._reports.get()
+            report, closed_at = await self._reports.get()
             yield control_pb2.SyncRequest(
-                report=report_to_proto(report, self._receiver_id, self._current_version())
+                report=report_to_proto(
+                    report, self._receiver_id, self._current_version(), closed_at
+                )
             )
 
     def _apply(self, message: control_pb2.Policy) -> None:
-        policy = policy_from_proto(message)
-        self._on_policy(policy)
+        try:
+            policy = policy_from_proto(message)
+            self._on_policy(policy)
+        except Exception as exc:  # a bad version must not cost the stream: the next may do
+            self._count_error("bad_policy")
+            log.error(
+                "control plane %s: cannot apply policy version %d: %r; keeping version %d",
+                self._endpoint,
+                message.version,
+                exc,
+                self._current_version(),
+            )
+            return
         if self._cache_file:
-            write_policy_cache(self._cache_file, message.SerializeToString())
+            try:
+                write_policy_cache(self._cache_file, message.SerializeToString())
+            except OSError as exc:  # applied all the same; only a restart would miss it
+                self._count_error("policy_cache")
+                log.error("cannot write the policy cache %s: %s", self._cache_file, exc)
         log.info("policy version %d from %s", policy.version, self._endpoint)

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from lipservice_otel._proto.lipservice.v1 import control_pb2
+from lipservice_otel.control.config import ReportLimitsConfig
+from lipservice_otel.policy.model import SEVERITY_LEVELS, UNSPECIFIED_BUCKET
 from lipservice_otel.sampling.aggregates import IntervalReport, PatternCounts, PatternInfo
 
 
 def report_to_proto(
-    report: IntervalReport, receiver_id: str, policy_version: int
+    report: IntervalReport,
+    receiver_id: str,
+    policy_version: int,
+    interval_end_unix_nano: int = 0,
 ) -> control_pb2.AggregateReport:
     message = control_pb2.AggregateReport(
         receiver_id=receiver_id,
         overflow_records=report.overflow_records,
         policy_version=policy_version,
+        interval_end_unix_nano=interval_end_unix_nano,
     )
     message.counts.extend(
         control_pb2.PatternCount(
@@ -45,3 +51,76 @@ def report_from_proto(message: control_pb2.AggregateReport) -> IntervalReport:
         },
         overflow_records=message.overflow_records,
     )
+
+
+# Counts travel as uint64, so a negative count sent by a careless client arrives wrapped
+# around near 2**64 and NaN or infinity cannot be sent at all; the analysis computes in
+# doubles, which hold integers exactly only up to 2**53. Above it a count is refused.
+MAX_COUNT = 2**53
+SEVERITY_BUCKETS = frozenset((*SEVERITY_LEVELS, UNSPECIFIED_BUCKET))
+
+
+class InvalidReport(ValueError):
+    """A Sync report the analysis must not learn from; `reason` labels the refusal metric."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def check_report(
+    message: control_pb2.AggregateReport, limits: ReportLimitsConfig, now_unix_nano: int
+) -> None:
+    """Refuse a report that is larger than `limits` allow or claims what cannot be true."""
+
+    def bounded(condition: bool, what: str) -> None:
+        if not condition:
+            raise InvalidReport("limits", what)
+
+    def valid(condition: bool, what: str) -> None:
+        if not condition:
+            raise InvalidReport("invalid", what)
+
+    name_chars = limits.max_name_chars
+    bounded(
+        len(message.receiver_id) <= name_chars, f"receiver_id is longer than {name_chars} chars"
+    )
+    bounded(
+        len(message.counts) <= limits.max_counts_per_report,
+        f"{len(message.counts)} counts, more than {limits.max_counts_per_report}",
+    )
+    bounded(
+        len(message.patterns) <= limits.max_patterns_per_report,
+        f"{len(message.patterns)} patterns, more than {limits.max_patterns_per_report}",
+    )
+    valid(message.overflow_records <= MAX_COUNT, "overflow_records is out of range")
+    start, end = message.interval_start_unix_nano, message.interval_end_unix_nano
+    valid(start >= 0 and end >= 0, "interval times must not be negative")
+    valid(not (start and end) or start <= end, "interval ends before it starts")
+    skew = int(limits.max_clock_skew_s * 1e9)
+    valid(max(start, end) <= now_unix_nano + skew, "interval is in the future")
+    for n, count in enumerate(message.counts):
+        bounded(
+            max(len(count.service), len(count.pattern_id)) <= name_chars,
+            f"counts[{n}]: service or pattern_id longer than {name_chars} chars",
+        )
+        valid(count.severity in SEVERITY_BUCKETS, f"counts[{n}]: unknown severity bucket")
+        valid(count.received <= MAX_COUNT, f"counts[{n}]: received is out of range")
+        valid(count.kept <= count.received, f"counts[{n}]: kept > received")
+    for n, pattern in enumerate(message.patterns):
+        bounded(
+            max(len(pattern.service), len(pattern.pattern_id)) <= name_chars,
+            f"patterns[{n}]: service or pattern_id longer than {name_chars} chars",
+        )
+        bounded(
+            len(pattern.template) <= limits.max_template_chars,
+            f"patterns[{n}]: template longer than {limits.max_template_chars} chars",
+        )
+        bounded(
+            len(pattern.examples) <= limits.max_examples_per_pattern,
+            f"patterns[{n}]: more than {limits.max_examples_per_pattern} examples",
+        )
+        bounded(
+            all(len(e) <= limits.max_example_chars for e in pattern.examples),
+            f"patterns[{n}]: an example longer than {limits.max_example_chars} chars",
+        )

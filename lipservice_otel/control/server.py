@@ -18,14 +18,23 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from lipservice_otel._proto.lipservice.v1 import control_pb2, control_pb2_grpc
 from lipservice_otel.analysis.loop import AnalysisLoop, PatternView
 from lipservice_otel.analysis.state import Override
-from lipservice_otel.control.codec import report_from_proto
+from lipservice_otel.control.codec import InvalidReport, check_report, report_from_proto
+from lipservice_otel.control.config import ReportLimitsConfig
+from lipservice_otel.control.security import (
+    CONTROL_SERVICE_NAME,
+    ControlAuthInterceptor,
+    ControlTokens,
+    peer_identity,
+)
 from lipservice_otel.policy.codec import exemption_from_proto, policy_to_proto
 from lipservice_otel.policy.model import Policy
+from lipservice_otel.receiver.config import ReceiverTlsConfig
+from lipservice_otel.receiver.security import grpc_server_credentials
 from lipservice_otel.store import Store
+from lipservice_otel.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
-CONTROL_SERVICE_NAME = "lipservice.v1.ControlPlane"
 # Policies waiting for a slow receiver; only the newest matters, so older ones are dropped.
 SUBSCRIBER_QUEUE = 4
 
@@ -48,9 +57,17 @@ def pattern_to_proto(view: PatternView) -> control_pb2.PatternStatus:
 
 
 class ControlPlaneService(control_pb2_grpc.ControlPlaneServicer):
-    def __init__(self, loop: AnalysisLoop, store: Store) -> None:
+    def __init__(
+        self,
+        loop: AnalysisLoop,
+        store: Store,
+        limits: ReportLimitsConfig | None = None,
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self._loop = loop
         self._store = store
+        self._limits = limits or ReportLimitsConfig()
+        self._telemetry = telemetry or Telemetry()
         self._subscribers: set[asyncio.Queue[Policy]] = set()
         self.receivers: dict[str, int] = {}  # receiver id -> policy version it reported
         loop.subscribe(self.publish)
@@ -64,7 +81,10 @@ class ControlPlaneService(control_pb2_grpc.ControlPlaneServicer):
     async def Sync(self, request_iterator, context):
         queue: asyncio.Queue[Policy] = asyncio.Queue(SUBSCRIBER_QUEUE)
         self._subscribers.add(queue)
-        reader = asyncio.create_task(self._read_reports(request_iterator, queue))
+        # Under mutual TLS the certificate says who the receiver is; a declared id could
+        # pass for another receiver.
+        identity = peer_identity(context)
+        reader = asyncio.create_task(self._read_reports(request_iterator, queue, identity))
         try:
             while not reader.done():
                 getter = asyncio.ensure_future(queue.get())
@@ -73,27 +93,40 @@ class ControlPlaneService(control_pb2_grpc.ControlPlaneServicer):
                     yield control_pb2.SyncResponse(policy=policy_to_proto(getter.result()))
                 else:
                     getter.cancel()
+            refused = None if reader.cancelled() else reader.exception()
+            if isinstance(refused, InvalidReport):
+                self._telemetry.counter(
+                    "lipservice_control_refused_reports", reason=refused.reason
+                ).inc()
+                log.warning("report refused: %s", refused)
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"report refused: {refused}")
         finally:
             self._subscribers.discard(queue)
             reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+            with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError, InvalidReport):
                 await reader
 
-    async def _read_reports(self, request_iterator, queue: asyncio.Queue[Policy]) -> None:
+    async def _read_reports(
+        self, request_iterator, queue: asyncio.Queue[Policy], identity: str | None
+    ) -> None:
+        name_chars = self._limits.max_name_chars
         async for request in request_iterator:
             kind = request.WhichOneof("message")
             if kind == "hello":
                 hello = request.hello
-                self.receivers[hello.receiver_id] = hello.policy_version
+                if len(hello.receiver_id) > name_chars:
+                    raise InvalidReport("limits", f"receiver_id is longer than {name_chars} chars")
+                receiver = identity or hello.receiver_id
+                self.receivers[receiver] = hello.policy_version
                 current = self._loop.policy
                 if current is not None and current.version != hello.policy_version:
                     queue.put_nowait(current)
-                log.info(
-                    "receiver %s connected (policy %d)", hello.receiver_id, hello.policy_version
-                )
+                log.info("receiver %s connected (policy %d)", receiver, hello.policy_version)
             elif kind == "report":
-                self.receivers[request.report.receiver_id] = request.report.policy_version
-                self._loop.ingest(report_from_proto(request.report))
+                report = request.report
+                check_report(report, self._limits, time.time_ns())
+                self.receivers[identity or report.receiver_id] = report.policy_version
+                self._loop.ingest(report_from_proto(report))
 
     async def GetPolicy(self, request, context):
         policy = self._loop.policy
@@ -146,18 +179,30 @@ class ControlPlaneService(control_pb2_grpc.ControlPlaneServicer):
 
 
 async def start_control_server(
-    service: ControlPlaneService, endpoint: str
+    service: ControlPlaneService,
+    endpoint: str,
+    tls: ReceiverTlsConfig | None = None,
+    tokens: ControlTokens | None = None,
+    telemetry: Telemetry | None = None,
 ) -> tuple[grpc.aio.Server, int]:
-    server = grpc.aio.server()
+    """Serve `service` on `endpoint`, with TLS when `tls` is enabled and a credential check on
+    every ControlPlane call when `tokens` holds any."""
+    interceptors = []
+    if tokens is not None and tokens.any:
+        interceptors.append(ControlAuthInterceptor(tokens, telemetry or Telemetry()))
+    server = grpc.aio.server(interceptors=interceptors)
     control_pb2_grpc.add_ControlPlaneServicer_to_server(service, server)
     # The standard health service, so Kubernetes can probe `analyze` with a grpc probe.
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    port = server.add_insecure_port(endpoint)
+    if tls is not None and tls.enabled:
+        port = server.add_secure_port(endpoint, grpc_server_credentials(tls))
+    else:
+        port = server.add_insecure_port(endpoint)
     if not port:
         raise OSError(f"control.listen: cannot bind {endpoint}")
     await server.start()
     for name in ("", CONTROL_SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("control plane listening on %s", endpoint)
+    log.info("control plane listening on %s%s", endpoint, " (TLS)" if tls and tls.enabled else "")
     return server, port

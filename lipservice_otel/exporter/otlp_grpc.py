@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import grpc
+from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
@@ -42,16 +43,23 @@ def _identity(payload: bytes) -> bytes:
 
 
 def server_retry_delay(error: grpc.aio.AioRpcError) -> float | None:
-    """The RetryInfo delay a server attached to its error status, if any."""
+    """The RetryInfo delay a server attached to its error status, if any.
+
+    Status details that do not decode count as none: the error itself still decides whether
+    the batch is retried, with our own backoff.
+    """
     for key, value in error.trailing_metadata() or ():
         if key != STATUS_DETAILS_KEY:
             continue
-        status = status_pb2.Status.FromString(value)
-        for detail in status.details:
-            if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-                info = error_details_pb2.RetryInfo()
-                detail.Unpack(info)
-                return info.retry_delay.seconds + info.retry_delay.nanos / 1e9
+        try:
+            status = status_pb2.Status.FromString(value)
+            for detail in status.details:
+                if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                    info = error_details_pb2.RetryInfo()
+                    detail.Unpack(info)
+                    return info.retry_delay.seconds + info.retry_delay.nanos / 1e9
+        except DecodeError as exc:
+            log.warning("%s: ignoring undecodable %s: %s", error.code().name, key, exc)
     return None
 
 

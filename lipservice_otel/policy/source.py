@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator
 
 import yaml
 
@@ -31,12 +31,11 @@ def read_policy_file(path: str, version: int) -> Policy:
 
 
 class PolicyFileWatcher:
-    def __init__(
-        self, path: str, interval_s: float, on_change: Callable[[Policy], None], version: int
-    ) -> None:
+    """Polls the file's mtime and size; yields each new valid version of it."""
+
+    def __init__(self, path: str, interval_s: float, version: int) -> None:
         self._path = path
         self._interval_s = interval_s
-        self._on_change = on_change
         self._version = version
         self._stamp = self._file_stamp()
 
@@ -47,23 +46,26 @@ class PolicyFileWatcher:
             return None
         return stat.st_mtime_ns, stat.st_size
 
-    def check(self) -> bool:
-        """Reload if the file changed; True when a new policy was installed."""
+    def check(self) -> Policy | None:
+        """The new policy if the file changed and still holds a valid one."""
         stamp = self._file_stamp()
         if stamp == self._stamp:
-            return False
+            return None
         self._stamp = stamp
         try:
             policy = read_policy_file(self._path, self._version + 1)
         except PolicyError as exc:
             log.error("%s; keeping policy version %d", exc, self._version)
-            return False
+            return None
         self._version = policy.version
-        self._on_change(policy)
         log.info("policy version %d loaded from %s", policy.version, self._path)
-        return True
+        return policy
 
-    async def run(self) -> None:
+    async def changes(self) -> AsyncIterator[Policy]:
+        """Every new version, forever. The consumer handles one before the next check, so
+        edits are applied in order and a slow consumer never piles up work."""
         while True:
             await asyncio.sleep(self._interval_s)
-            self.check()
+            policy = self.check()
+            if policy is not None:
+                yield policy

@@ -83,8 +83,13 @@ def decode_request(body: bytes, encoding: Encoding) -> ExportLogsServiceRequest:
         try:
             return ExportLogsServiceRequest.FromString(body)
         except DecodeError as exc:
-            raise BadRequest(400, f"body is not a valid ExportLogsServiceRequest: {exc}") from None
+            raise not_a_request(exc) from None
     return _decode_json(body)
+
+
+def not_a_request(error: DecodeError) -> BadRequest:
+    """What a protobuf body upb cannot parse gets, whichever sampler found out."""
+    return BadRequest(400, f"body is not a valid ExportLogsServiceRequest: {error}")
 
 
 def _decode_json(body: bytes) -> ExportLogsServiceRequest:

@@ -14,7 +14,6 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from lipservice_otel.receiver.config import GrpcReceiverConfig, ReceiverTlsConfig
 from lipservice_otel.receiver.pipeline import QUEUE_FULL_RETRY_DELAY_S, Pipeline
@@ -30,10 +29,10 @@ def _identity(payload: bytes) -> bytes:
     return payload
 
 
-def _resource_exhausted_details(message: str, delay_s: int) -> tuple[tuple[str, bytes], ...]:
+def _retry_details(code: int, message: str, delay_s: int) -> tuple[tuple[str, bytes], ...]:
     """Trailing metadata carrying RetryInfo, which OTLP clients honour before retrying."""
     retry_info = error_details_pb2.RetryInfo(retry_delay=Duration(seconds=delay_s))
-    status = status_pb2.Status(code=code_pb2.RESOURCE_EXHAUSTED, message=message)
+    status = status_pb2.Status(code=code, message=message)
     status.details.add().Pack(retry_info)
     return ((STATUS_DETAILS_KEY, status.SerializeToString()),)
 
@@ -102,22 +101,27 @@ class GrpcLogsReceiver:
                     grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token"
                 )
         try:
-            request = ExportLogsServiceRequest.FromString(payload)
+            # As received: the compiled sampler walks the bytes, the Python one parses them.
+            result = await self._pipeline.consume_payload(payload, "grpc")
         except DecodeError as exc:
             self._pipeline.refused(0, "grpc", "invalid")
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"request is not a valid ExportLogsServiceRequest: {exc}",
             )
-        result = await self._pipeline.consume(request, "grpc", len(payload))
         if result.refusal:
             message = (
                 f"{result.refusal} ({result.records} records refused); retry after "
                 f"{QUEUE_FULL_RETRY_DELAY_S}s"
             )
+            code, rpc_code = (
+                (grpc.StatusCode.UNAVAILABLE, code_pb2.UNAVAILABLE)
+                if result.unavailable
+                else (grpc.StatusCode.RESOURCE_EXHAUSTED, code_pb2.RESOURCE_EXHAUSTED)
+            )
             await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                code,
                 message,
-                trailing_metadata=_resource_exhausted_details(message, QUEUE_FULL_RETRY_DELAY_S),
+                trailing_metadata=_retry_details(rpc_code, message, QUEUE_FULL_RETRY_DELAY_S),
             )
         return result.response.SerializeToString()

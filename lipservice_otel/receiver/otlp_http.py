@@ -4,8 +4,8 @@ Answers as the OTLP/HTTP specification asks: 200 with an ExportLogsServiceRespon
 success included) in the request's encoding; errors carry a google.rpc.Status body in that
 encoding. 400 for a body that does not decode, 401 without the configured bearer token, 413
 past the size limit (as sent or after gzip), 415 for an unknown content type or encoding,
-429 with Retry-After when the sending queue is full (the sender retries; nothing of the
-request was kept).
+429 with Retry-After when the sending queue is full, 503 with Retry-After when the persistent
+queue cannot be written (the sender retries; nothing of the request was kept).
 
 The body is decompressed here, not by the server library, so the size limit also bounds what
 a gzip bomb inflates to.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
+from google.protobuf.message import DecodeError
 from google.rpc import code_pb2
 
 from lipservice_otel.receiver.config import HttpReceiverConfig, ReceiverTlsConfig
@@ -29,6 +30,7 @@ from lipservice_otel.receiver.http_codec import (
     decompress,
     encode_message,
     encode_status,
+    not_a_request,
 )
 from lipservice_otel.receiver.pipeline import QUEUE_FULL_RETRY_DELAY_S, Pipeline
 from lipservice_otel.receiver.security import bearer_matches, http_ssl_context
@@ -42,6 +44,7 @@ _RPC_CODES = {
     401: code_pb2.UNAUTHENTICATED,
     415: code_pb2.INVALID_ARGUMENT,
     429: code_pb2.RESOURCE_EXHAUSTED,
+    503: code_pb2.UNAVAILABLE,
 }
 
 log = logging.getLogger(__name__)
@@ -141,17 +144,28 @@ class HttpLogsReceiver:
             return self._invalid(413, f"body exceeds {self._max_bytes} bytes", encoding)
         try:
             raw = decompress(body, request.headers.get("Content-Encoding", ""), self._max_bytes)
-            otlp = decode_request(raw, encoding)
+            # Protobuf goes to the pipeline as received (the compiled sampler walks the bytes).
+            otlp = None if encoding == "protobuf" else decode_request(raw, encoding)
+            try:
+                result = await (
+                    self._pipeline.consume_payload(raw, "http")
+                    if otlp is None
+                    else self._pipeline.consume(otlp, "http", len(raw))
+                )
+            except DecodeError as exc:
+                raise not_a_request(exc) from None
         except BadRequest as exc:
             return self._invalid(exc.status, exc.message, encoding)
-        result = await self._pipeline.consume(otlp, "http", len(raw))
         if result.refusal:
             message = (
                 f"{result.refusal} ({result.records} records refused); retry after "
                 f"{QUEUE_FULL_RETRY_DELAY_S}s"
             )
             return error_response(
-                429, message, encoding, {"Retry-After": str(QUEUE_FULL_RETRY_DELAY_S)}
+                503 if result.unavailable else 429,
+                message,
+                encoding,
+                {"Retry-After": str(QUEUE_FULL_RETRY_DELAY_S)},
             )
         return web.Response(
             body=encode_message(result.response, encoding), content_type=_CONTENT_TYPES[encoding]

@@ -34,19 +34,40 @@ def annotate(record: LogRecord, rate: float, pattern: str, reason: str) -> None:
 
     Rate 0 marks a record kept for a reason other than probability (error context): its
     adjusted count is 0 because the sampled records of its pattern already stand for it.
+    A record an upstream LipService already stamped gets our pattern id and reason in place
+    of its own, so no key appears twice (OTLP asks attribute keys to be unique).
     """
     adjusted = 1.0 / rate if rate else 0.0
+    counted = named = explained = False
     for kv in record.attributes:
-        if kv.key == ATTR_ADJUSTED_COUNT:
+        key = kv.key
+        if key == ATTR_ADJUSTED_COUNT and not counted:
             value = kv.value
             kind = value.WhichOneof("value")
             upstream = getattr(value, kind) if kind in ("double_value", "int_value") else 1.0
             value.double_value = upstream * adjusted
-            break
-    else:
+            counted = True
+        elif key == ATTR_PATTERN_ID:
+            kv.value.string_value = pattern
+            named = True
+        elif key == ATTR_REASON:
+            kv.value.string_value = reason
+            explained = True
+    if not counted:
         add_attribute(record, ATTR_ADJUSTED_COUNT).value.double_value = adjusted
-    add_attribute(record, ATTR_PATTERN_ID).value.string_value = pattern
-    add_attribute(record, ATTR_REASON).value.string_value = reason
+    if not named:
+        add_attribute(record, ATTR_PATTERN_ID).value.string_value = pattern
+    if not explained:
+        add_attribute(record, ATTR_REASON).value.string_value = reason
+
+
+def set_would_keep(record: LogRecord, keep: bool) -> None:
+    """Shadow mode's verdict, in place of an upstream instance's."""
+    for kv in record.attributes:
+        if kv.key == ATTR_WOULD_KEEP:
+            kv.value.bool_value = keep
+            return
+    add_attribute(record, ATTR_WOULD_KEEP).value.bool_value = keep
 
 
 def write_inferred_severity(record: LogRecord, severity: int) -> None:

@@ -99,6 +99,12 @@ class ErrorContext:
         self._evict(now)
         return [e for e in recalled if e[_AT] >= now - self._window_s]
 
+    def give_back(self, recalled: list[Remembered]) -> None:
+        """Remember again what recall() returned but could not be forwarded. The trace stays
+        hot, so nothing newer of it was remembered meanwhile and the order holds."""
+        for entry in recalled:
+            self.remember(*entry)
+
     def is_hot(self, trace_id: bytes, now: float) -> bool:
         until = self._hot.get(trace_id)
         if until is None:

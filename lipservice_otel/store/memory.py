@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from google.protobuf.message import DecodeError
 
@@ -36,6 +38,9 @@ class MemoryStore:
         # Without a snapshot file nothing reads the state back: this process is its only
         # reader, and it holds the state itself.
         self.keeps_state = bool(snapshot_file)
+        # One thread: snapshots replace the file in the order they were taken, so one that was
+        # cancelled while writing cannot land over a newer one.
+        self._writer = ThreadPoolExecutor(1, "snapshot") if snapshot_file else None
         if snapshot_file and os.path.exists(snapshot_file):
             self._read_snapshot(snapshot_file)
 
@@ -65,21 +70,21 @@ class MemoryStore:
         await asyncio.Event().wait()  # nobody else writes to this store
 
     async def close(self) -> None:
-        self.snapshot()
+        try:
+            await self.snapshot()
+        finally:
+            if self._writer is not None:
+                self._writer.shutdown(wait=False)
 
-    def snapshot(self) -> None:
-        """Write history and state to the snapshot file (temp file + rename: never torn)."""
-        if not self._snapshot_file:
+    async def snapshot(self) -> None:
+        """Write history and state to the snapshot file, off the event loop; raises OSError."""
+        if self._writer is None:
             return
-        message = control_pb2.HistoryResponse(versions=[policy_to_proto(p) for p in self._history])
-        payload = SNAPSHOT_MAGIC + _frame(message.SerializeToString()) + _frame(self._state or b"")
-        directory = os.path.dirname(os.path.abspath(self._snapshot_file))
-        fd, temporary = tempfile.mkstemp(dir=directory, prefix=".snapshot-")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self._snapshot_file)
+        # Taken on the loop, so the file holds one moment; policies are immutable values.
+        history, state = list(self._history), self._state
+        await asyncio.get_running_loop().run_in_executor(
+            self._writer, write_snapshot, self._snapshot_file, history, state
+        )
 
     def _read_snapshot(self, path: str) -> None:
         with open(path, "rb") as handle:
@@ -96,6 +101,26 @@ class MemoryStore:
             clear_rules(older)
         self._history = [policy_from_proto(v) for v in versions[: self._history_limit]]
         self._state = state or None
+
+
+def write_snapshot(path: str, history: list[Policy], state: bytes | None) -> None:
+    """Temp file, fsync, rename: the file is the old snapshot or the new one, never torn, and
+    a failure leaves no temp file behind."""
+    message = control_pb2.HistoryResponse(versions=[policy_to_proto(p) for p in history])
+    payload = SNAPSHOT_MAGIC + _frame(message.SerializeToString()) + _frame(state or b"")
+    fd, temporary = tempfile.mkstemp(
+        dir=os.path.dirname(os.path.abspath(path)), prefix=".snapshot-"
+    )
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def _frame(blob: bytes) -> bytes:

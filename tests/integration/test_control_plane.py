@@ -8,13 +8,16 @@ writing when the lock holder dies. The `policy` commands read the live policy.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 import grpc
 import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.ports import free_port
 from tests.support.running_service import make_settings
@@ -230,3 +233,32 @@ def test_gen_subcommand_is_otel_gen():
     )
     assert result.returncode == 0
     assert "--otlp-endpoint" in result.stdout
+
+
+def test_analyze_serves_its_own_metrics():
+    control_port, metrics_port = free_port(), free_port()
+    command = [sys.executable, "-m", "lipservice_otel", "analyze"]
+    command += ["--listen", f"127.0.0.1:{control_port}", "--set", "analysis.interval_s=0.2"]
+    command += ["--set", f"telemetry.metrics_endpoint=127.0.0.1:{metrics_port}"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def cycles() -> float:
+        url = f"http://127.0.0.1:{metrics_port}/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                text = response.read().decode()
+        except OSError:
+            return 0.0  # not listening yet
+        samples = {
+            sample.name: sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+        return samples.get("lipservice_analysis_cycles_total", 0.0)
+
+    try:
+        # Before, `analyze` served no /metrics at all: its counters went nowhere.
+        wait_until(lambda: cycles() >= 2, 30, "two analysis cycles counted on analyze's /metrics")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0

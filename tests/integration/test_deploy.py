@@ -18,6 +18,7 @@ import yaml
 
 from lipservice_otel.app.healthcheck import main as healthcheck
 from lipservice_otel.control.config import DEFAULT_CONTROL_LISTEN
+from lipservice_otel.control.security import check_exposure, control_tokens, is_loopback
 from lipservice_otel.receiver.config import DEFAULT_GRPC_ENDPOINT, DEFAULT_HTTP_ENDPOINT
 from lipservice_otel.settings import load_settings
 from lipservice_otel.telemetry import DEFAULT_METRICS_ENDPOINT
@@ -143,10 +144,18 @@ def configured(resources: list[dict], configmap: str, key: str, env: dict, tmp_p
 
 
 def env_of(spec: dict) -> dict[str, str]:
-    """Literal LIPSERVICE_ variables, with $(VAR) references left as written."""
-    return {
-        e["name"]: e["value"] for e in spec.get("env", []) if e["name"].startswith("LIPSERVICE_")
-    }
+    """LIPSERVICE_ variables: literals with $(VAR) references left as written, and those read
+    from a Secret as a placeholder naming it (long enough to pass for a token)."""
+    found = {}
+    for e in spec.get("env", []):
+        if not e["name"].startswith("LIPSERVICE_"):
+            continue
+        if "value" in e:
+            found[e["name"]] = e["value"]
+        else:
+            secret = e["valueFrom"]["secretKeyRef"]
+            found[e["name"]] = f"<secret {secret['name']}/{secret['key']}>"
+    return found
 
 
 def test_sidecar_shares_localhost_and_is_probed_limited_and_configured(tmp_path):
@@ -201,6 +210,48 @@ def test_sidecars_follow_the_central_analyze_service(tmp_path):
     assert settings.store.type == "memory"
 
 
+def test_the_control_plane_takes_its_tokens_from_a_secret_and_admits_only_receivers(tmp_path):
+    for overlay in ("overlays/central-analysis", "overlays/redis"):
+        resources = kustomize(overlay)
+        analyze = container(
+            find(resources, "Deployment", "lipservice-analyze")["spec"]["template"]["spec"],
+            "analyze",
+        )
+        checkout = find(resources, "Deployment", "checkout")["spec"]["template"]
+        sidecar = container(checkout["spec"], "lipservice")
+        secret = find(resources, "Secret", "lipservice-control")
+        served = env_of(analyze)
+        assert served["LIPSERVICE_CONTROL__AUTH__BEARER_TOKEN"] == (
+            "<secret lipservice-control/bearer-token>"
+        )
+        assert served["LIPSERVICE_CONTROL__AUTH__ADMIN_TOKEN"] == (
+            "<secret lipservice-control/admin-token>"
+        )
+        assert {"bearer-token", "admin-token"} <= secret["stringData"].keys()
+        followed = env_of(sidecar)
+        bearer = "LIPSERVICE_CONTROL__AUTH__BEARER_TOKEN"
+        assert followed[bearer] == served[bearer], "the sidecars send the bearer token"
+        assert "LIPSERVICE_CONTROL__AUTH__ADMIN_TOKEN" not in followed, "no sidecar steers"
+        settings = configured(
+            resources, "lipservice-analyze-config", "analyze.yaml", served, tmp_path
+        )
+        assert not is_loopback(settings.control.listen)
+        check_exposure(settings.control, control_tokens(settings.control))  # starts
+
+        policy = find(resources, "NetworkPolicy", "lipservice-analyze-control")["spec"]
+        assert policy["podSelector"]["matchLabels"].items() <= analyze_pod_labels(resources).items()
+        assert policy["policyTypes"] == ["Ingress"]
+        (rule,) = policy["ingress"]
+        (source,) = rule["from"]
+        assert (
+            source["podSelector"]["matchLabels"].items() <= checkout["metadata"]["labels"].items()
+        ), "the sidecars' pods are admitted"
+        assert (
+            source["podSelector"]["matchLabels"].items() - analyze_pod_labels(resources).items()
+        ), "and not every pod of the part-of label"
+        assert rule["ports"] == [{"protocol": "TCP", "port": port_of(settings.control.listen)}]
+
+
 def analyze_pod_labels(resources: list[dict]) -> dict:
     deployment = find(resources, "Deployment", "lipservice-analyze")
     return deployment["spec"]["template"]["metadata"]["labels"]
@@ -225,6 +276,11 @@ def test_redis_overlay_wires_the_store_to_the_redis_service(tmp_path):
     # Kubernetes expands $(VAR) only for variables defined earlier in the list.
     names = [e["name"] for e in analyze["env"]]
     assert names.index(password_var) < names.index("LIPSERVICE_STORE__REDIS__URL")
+    guard = find(resources, "NetworkPolicy", "lipservice-redis")["spec"]
+    (rule,) = guard["ingress"]
+    (source,) = rule["from"]
+    assert source["podSelector"]["matchLabels"].items() <= analyze_pod_labels(resources).items()
+    assert rule["ports"] == [{"protocol": "TCP", "port": service_port["port"]}]
 
 
 # --- Compose demo ----------------------------------------------------------------------------

@@ -130,9 +130,12 @@ def test_two_workers_share_the_port_and_follow_one_analysis(sink, tmp_path):
         )
         assert pinned.returncode == 0, pinned.stderr
         version = int(pinned.stdout.split()[2].rstrip(":"))
+        # At least the pin's version: a cycle that learns the pattern may follow it at once,
+        # and every later version carries the pin too.
         wait_until(
             lambda: all(
-                metrics(port).get("lipservice_policy_version") == version for port in worker_metrics
+                metrics(port).get("lipservice_policy_version", 0) >= version
+                for port in worker_metrics
             ),
             30,
             f"policy version {version} on every worker",

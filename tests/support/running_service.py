@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from lipservice_otel.app.service import Service
 from lipservice_otel.settings import Settings, load_settings
+from tests.support.samplers import implementation
 
 
 class RunningService:
@@ -57,6 +58,7 @@ def make_settings(sink_endpoint: str | None = None, **overrides) -> Settings:
     if sink_endpoint:
         base["exporter.type"] = "otlp"
         base["exporter.otlp.endpoint"] = sink_endpoint
+    base["sampler.implementation"] = implementation()
     base.update(overrides)
     return load_settings(environ={}, overrides=base)
 
