@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import harness
+import scale
 
 
 def load(results: Path, name: str) -> dict | None:
@@ -174,6 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     speed = load(args.results, "signature")
     if speed is not None:
         signature(speed, load(args.results, "grouping_accuracy"))
+    report = load(args.results, "scale")
+    if report is not None:
+        print()
+        scale.print_report(report)
     return 0
 
 

@@ -73,6 +73,29 @@ METRICS: tuple[MetricSpec, ...] = (
         "Records sampled out earlier and forwarded because an error of their trace followed.",
     ),
     MetricSpec(
+        "lipservice_sampler_cleared_ids",
+        "counter",
+        "{ids}",
+        "Trace ids not 16 bytes long and span ids not 8 bytes long, cleared from the records "
+        "(the record itself is sampled and forwarded as one without that id).",
+        ("field",),
+    ),
+    MetricSpec(
+        "lipservice_sampler_implementation",
+        "gauge",
+        "1",
+        "1 for the sampler doing the per-record work: compiled (the C extension) or python.",
+        ("implementation",),
+    ),
+    MetricSpec(
+        "lipservice_sampler_python_records",
+        "counter",
+        "{records}",
+        "Records the compiled sampler handed to Python: whole requests it gives up (request), "
+        "records needing a call for a structured body or a severity to infer (record).",
+        ("reason",),
+    ),
+    MetricSpec(
         "lipservice_exporter_sent_records",
         "counter",
         "{records}",
@@ -144,10 +167,56 @@ METRICS: tuple[MetricSpec, ...] = (
         ("reason",),
     ),
     MetricSpec(
+        "lipservice_analysis_cycles",
+        "counter",
+        "{cycles}",
+        "Analysis cycles run (learn, plan, store), whether or not they published a version.",
+    ),
+    MetricSpec(
+        "lipservice_analysis_cycle_duration",
+        "gauge",
+        "s",
+        "Wall-clock seconds the last analysis cycle took, the LLM advisor included; above "
+        "analysis.interval_s the analysis falls behind its reports.",
+    ),
+    MetricSpec(
+        "lipservice_analysis_llm_calls",
+        "counter",
+        "{calls}",
+        "Calls made to the LLM advisor's model.",
+    ),
+    MetricSpec(
+        "lipservice_analysis_llm_tokens",
+        "counter",
+        "{tokens}",
+        "Tokens the LLM advisor's model reported using.",
+    ),
+    MetricSpec(
         "lipservice_policy_version",
         "gauge",
         "{version}",
         "Version of the policy in force.",
+    ),
+    MetricSpec(
+        "lipservice_control_refused_calls",
+        "counter",
+        "{calls}",
+        "Control-plane calls refused for a missing, wrong or insufficient token.",
+        ("method", "code"),
+    ),
+    MetricSpec(
+        "lipservice_control_refused_reports",
+        "counter",
+        "{reports}",
+        "Sync reports refused whole: over control.report_limits, or claiming the impossible.",
+        ("reason",),
+    ),
+    MetricSpec(
+        "lipservice_control_sync_errors",
+        "counter",
+        "{errors}",
+        "Failures of a receiver's policy sync (each followed by a retry or the next version).",
+        ("error",),
     ),
 )
 

