@@ -6,20 +6,12 @@ configure them, and our own OTLP/HTTP exporter chained into a second instance.
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import ssl
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcExporter
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpExporter
@@ -28,72 +20,11 @@ from opentelemetry.sdk._logs.export import LogRecordExportResult
 from lipservice_otel.receiver.security import bearer_matches
 from lipservice_otel.settings import load_settings
 from lipservice_otel.validation import ConfigError
+from tests.support.certificates import Pki, make_pki
 from tests.support.numbered import SdkSender, numbered_request, seq_of
 from tests.support.running_service import make_settings
 
 TOKEN = "s3cret-token-of-32-characters-xx"
-
-
-@dataclass(frozen=True, slots=True)
-class Pki:
-    ca: Path
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path
-    other_ca: Path
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _write_key(key, path: Path) -> None:
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-
-
-def _certificate(subject, issuer, public_key, signing_key, *, ca=False, usage=None, sans=()):
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
-    if usage:
-        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-    return builder.sign(signing_key, hashes.SHA256())
-
-
-def make_ca(directory: Path, name: str):
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = _certificate(_name(name), _name(name), key.public_key(), key, ca=True)
-    path = directory / f"{name}.pem"
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return key, cert, path
-
-
-def issue(directory: Path, name: str, ca_key, ca_cert, usage, sans=()) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = _certificate(
-        _name(name), ca_cert.subject, key.public_key(), ca_key, usage=usage, sans=sans
-    )
-    cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    _write_key(key, key_path)
-    return cert_path, key_path
 
 
 @pytest.fixture(autouse=True)
@@ -105,21 +36,15 @@ def sdk_trusts_only_its_certificate_file(monkeypatch):
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory) -> Pki:
-    directory = tmp_path_factory.mktemp("pki")
-    ca_key, ca_cert, ca_path = make_ca(directory, "test-ca")
-    sans = (x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
-    server = issue(directory, "server", ca_key, ca_cert, ExtendedKeyUsageOID.SERVER_AUTH, sans)
-    client = issue(directory, "client", ca_key, ca_cert, ExtendedKeyUsageOID.CLIENT_AUTH)
-    _, _, other_ca = make_ca(directory, "other-ca")
-    return Pki(ca_path, *server, *client, other_ca)
+    return make_pki(tmp_path_factory.mktemp("pki"), client_name="client")
 
 
 def tls_settings(sink_endpoint: str, pki: Pki, mutual: bool = False, **overrides):
     return make_settings(
         sink_endpoint,
         **{
-            "receiver.tls.cert_file": str(pki.server_cert),
-            "receiver.tls.key_file": str(pki.server_key),
+            "receiver.tls.cert_file": str(pki.server.cert),
+            "receiver.tls.key_file": str(pki.server.key),
             **({"receiver.tls.client_ca_file": str(pki.ca)} if mutual else {}),
             "analysis.embedded": False,
             **overrides,
@@ -173,16 +98,16 @@ def test_mutual_tls_requires_a_client_certificate(sink, start_service, pki):
     with_cert = HttpExporter(
         endpoint=https_url(running),
         certificate_file=str(pki.ca),
-        client_certificate_file=str(pki.client_cert),
-        client_key_file=str(pki.client_key),
+        client_certificate_file=str(pki.client.cert),
+        client_key_file=str(pki.client.key),
         timeout=5,
     )
     assert export_once(with_cert) == LogRecordExportResult.SUCCESS
     with_cert.shutdown()
     credentials = grpc.ssl_channel_credentials(
         root_certificates=pki.ca.read_bytes(),
-        private_key=pki.client_key.read_bytes(),
-        certificate_chain=pki.client_cert.read_bytes(),
+        private_key=pki.client.key.read_bytes(),
+        certificate_chain=pki.client.cert.read_bytes(),
     )
     grpc_exporter = GrpcExporter(endpoint=running.endpoint, credentials=credentials, timeout=5)
     assert export_once(grpc_exporter) == LogRecordExportResult.SUCCESS
@@ -241,8 +166,8 @@ def test_our_http_exporter_speaks_mutual_tls_and_bearer_to_another_instance(
                 "exporter.type": "otlp_http",
                 "exporter.otlp_http.endpoint": https_url(gateway),
                 "exporter.otlp_http.ca_file": str(pki.ca),
-                "exporter.otlp_http.cert_file": str(pki.client_cert),
-                "exporter.otlp_http.key_file": str(pki.client_key),
+                "exporter.otlp_http.cert_file": str(pki.client.cert),
+                "exporter.otlp_http.key_file": str(pki.client.key),
                 "exporter.otlp_http.headers": {"Authorization": f"Bearer {TOKEN}"},
                 "analysis.embedded": False,
             },
@@ -265,14 +190,14 @@ def test_bearer_comparison_and_settings_checks(pki, tmp_path):
     assert not bearer_matches(TOKEN, TOKEN)
     assert not bearer_matches(None, TOKEN)
     with pytest.raises(ConfigError, match=r"receiver\.tls\.cert_file: cert_file and key_file"):
-        load_settings(environ={}, overrides={"receiver.tls.cert_file": str(pki.server_cert)})
+        load_settings(environ={}, overrides={"receiver.tls.cert_file": str(pki.server.cert)})
     with pytest.raises(ConfigError, match=r"receiver\.tls\.client_ca_file: mutual TLS needs"):
         load_settings(environ={}, overrides={"receiver.tls.client_ca_file": str(pki.ca)})
     with pytest.raises(ConfigError, match=r"receiver\.tls\.key_file: no such file"):
         load_settings(
             environ={},
             overrides={
-                "receiver.tls.cert_file": str(pki.server_cert),
+                "receiver.tls.cert_file": str(pki.server.cert),
                 "receiver.tls.key_file": str(tmp_path / "missing.key"),
             },
         )

@@ -13,6 +13,7 @@ import grpc
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from lipservice_otel.text.signature import pattern_id, template_of_text
+from tests.support.ports import free_port, free_ports
 
 EXPORT = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 WORKERS = 2
@@ -21,23 +22,6 @@ SERVICE = "workers-test"
 
 def body(n: int, i: int) -> str:
     return f"payment {n}-{i} failed: card declined"
-
-
-def free_ports(count: int) -> int:
-    """The first of `count` consecutive free ports."""
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = probe.getsockname()[1]
-        if first + count > 65535:
-            continue
-        try:
-            for port in range(first, first + count):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return first
 
 
 def metrics(port: int) -> dict[str, float]:
@@ -91,7 +75,7 @@ def accepted(port: int) -> float:
 
 
 def test_two_workers_share_the_port_and_follow_one_analysis(sink, tmp_path):
-    grpc_port, control_port, metrics_port = free_ports(1), free_ports(1), free_ports(WORKERS)
+    grpc_port, control_port, metrics_port = free_port(), free_port(), free_ports(WORKERS)
     policy = tmp_path / "policy.yaml"
     policy.write_text("default_rate: 0.5\n")
     command = [

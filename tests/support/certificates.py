@@ -27,6 +27,8 @@ class Pki:
     client: Certificate
     # Signed by another CA: must be refused where only `ca` is trusted.
     stranger: Certificate
+    # That other CA: a client trusting only it must refuse our server.
+    other_ca: Path
 
 
 def _name(common_name: str) -> x509.Name:
@@ -81,6 +83,6 @@ def make_pki(directory: Path, client_name: str = "receiver-1") -> Pki:
     sans = (x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
     server = _issue(directory, "server", ca_key, ca_cert, ExtendedKeyUsageOID.SERVER_AUTH, sans)
     client = _issue(directory, client_name, ca_key, ca_cert, ExtendedKeyUsageOID.CLIENT_AUTH)
-    other_key, other_cert, _ = _ca(directory, "other-ca")
+    other_key, other_cert, other_path = _ca(directory, "other-ca")
     stranger = _issue(directory, "stranger", other_key, other_cert, ExtendedKeyUsageOID.CLIENT_AUTH)
-    return Pki(ca_path, server, client, stranger)
+    return Pki(ca_path, server, client, stranger, other_path)
