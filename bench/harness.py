@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
@@ -340,23 +341,55 @@ def rss_bytes(pid: int) -> int:
     return total
 
 
+def pinned(cpus: str | None) -> list[str]:
+    """The command prefix running a process on `cpus` only (taskset), or none."""
+    return ["taskset", "-c", cpus] if cpus else []
+
+
+def pin_self(cpus: str | None) -> None:
+    """Run this process (a sender or sink) on `cpus` only."""
+    if cpus:
+        os.sched_setaffinity(0, {int(cpu) for cpu in cpus.split(",")})
+
+
+def scrape(port: int) -> dict[str, float]:
+    """A Prometheus text page as {'name{labels}': value}."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
 @contextlib.contextmanager
 def lipservice(
-    sink_port: int, workdir: Path, *extra: str, policy: str = BENCH_POLICY, root: Path = ROOT
+    sink_port: int,
+    workdir: Path,
+    *extra: str,
+    policy: str = BENCH_POLICY,
+    root: Path = ROOT,
+    cpus: str | None = None,
+    metrics_port: int | None = None,
 ) -> Iterator[tuple[subprocess.Popen, int]]:
     """`lipservice-otel serve` exporting uncompressed OTLP/gRPC to the sink; (process, port).
 
     `root`: the checkout whose package runs (another one than this, e.g. a git worktree of an
-    older commit, to compare two versions in one run).
+    older commit, to compare two versions in one run). `cpus`: pinned there (taskset).
+    `metrics_port`: serve /metrics there (off otherwise).
     """
     port = free_port()
     policy_file = workdir / "policy.yaml"
     policy_file.write_text(policy)
+    metrics = f"127.0.0.1:{metrics_port}" if metrics_port else ""
     args = [
+        *pinned(cpus),
         *(sys.executable, "-m", "lipservice_otel", "serve"),
         *("--grpc-endpoint", f"127.0.0.1:{port}", "--http-endpoint", ""),
         *("--exporter", "otlp", "--otlp-endpoint", f"127.0.0.1:{sink_port}"),
-        *("--metrics-endpoint", "", "--policy", str(policy_file)),
+        *("--metrics-endpoint", metrics, "--policy", str(policy_file)),
         *("--set", "exporter.otlp.compression=none"),
         *("--set", f"control.listen=127.0.0.1:{free_port()}"),
         *("--set", "telemetry.log_level=warning"),
@@ -368,10 +401,13 @@ def lipservice(
 
 
 @contextlib.contextmanager
-def rotel_collector(sink_port: int, workdir: Path) -> Iterator[tuple[subprocess.Popen, int]]:
-    """rotel receiving OTLP/gRPC and re-exporting it uncompressed to the sink."""
+def rotel_collector(
+    sink_port: int, workdir: Path, cpus: str | None = None
+) -> Iterator[tuple[subprocess.Popen, int]]:
+    """rotel receiving OTLP/gRPC and re-exporting it uncompressed to the sink (on `cpus`)."""
     port = free_port()
     args = [
+        *pinned(cpus),
         *(str(ROTEL_BINARY), "start"),
         *("--otlp-grpc-endpoint", f"127.0.0.1:{port}"),
         *("--otlp-http-endpoint", f"127.0.0.1:{free_port()}"),

@@ -60,6 +60,10 @@ class Aggregates:
         counts = self._counts[key] = PatternCounts(service, pattern_id, bucket)
         return counts
 
+    def has_counter(self, service: str, pattern_id: str, bucket: str) -> bool:
+        """Whether counter() would give this key its own counter (not overflow), asking only."""
+        return (service, pattern_id, bucket) in self._counts or len(self._counts) < self._max_keys
+
     def note_pattern(self, pattern_id: str, service: str, template: str, example: str) -> None:
         """Remember a pattern's template and a few example bodies (bounded)."""
         info = self._patterns.get(pattern_id)

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from lipservice_otel.validation import require
 
 DEFAULT_MAX_BODY_CHARS = 2048
+# A 5x jump of a pattern with a steady baseline passes 4x its baseline within its first second,
+# while a sender's batching (one export a second landing in the next second: 2x) does not.
+DEFAULT_BURST_FACTOR = 4.0
+# Under this baseline the detector assumes it: a quiet pattern's few records a second vary by
+# more than 4x without anything happening (with the factor: 8 records in one second).
+DEFAULT_BURST_MIN_PER_SECOND = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +49,17 @@ class SeverityInferenceConfig:
     write: bool = False
 
 
+# auto: the compiled sampler when its extension imports, else the Python one with a warning;
+# compiled: refuse to start without the extension; python: the pure-Python reference.
+Implementation = Literal["auto", "compiled", "python"]
+DEFAULT_IMPLEMENTATION: Implementation = "auto"
+
+
 @dataclass(frozen=True, slots=True)
 class SamplerConfig:
+    # Which sampler runs the per-record work (see implementation.py); the same decisions,
+    # counts and annotations either way.
+    implementation: Implementation = DEFAULT_IMPLEMENTATION
     # Bodies longer than this are signed on their prefix, so huge bodies cost no more CPU.
     max_body_chars: int = DEFAULT_MAX_BODY_CHARS
     # Distinct (service, pattern, severity) counters kept per interval; the rest count as
@@ -57,10 +73,11 @@ class SamplerConfig:
     max_attributes_per_record: int = 1024
     # Length of one counting interval: per-pattern counts are handed on and reset this often.
     report_interval_s: float = 10.0
-    # A pattern is kept whole for the rest of the second once its count in that second
-    # exceeds burst_factor x max(its policy baseline/s, burst_min_per_second).
-    burst_factor: float = 10.0
-    burst_min_per_second: float = 10.0
+    # A pattern is kept whole for the rest of the second and the next once its count in that
+    # second exceeds burst_factor x max(its policy baseline/s, burst_min_per_second). Merged
+    # patterns are watched as a whole and per template (each against its own baseline).
+    burst_factor: float = DEFAULT_BURST_FACTOR
+    burst_min_per_second: float = DEFAULT_BURST_MIN_PER_SECOND
     # Records per second that bursts and never-seen patterns may keep whole, together.
     anomaly_keep_per_second: int = 2000
     error_context: ErrorContextConfig = field(default_factory=ErrorContextConfig)

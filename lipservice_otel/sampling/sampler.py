@@ -11,9 +11,10 @@ policy, its counter for the current interval and its annotation already serializ
 
 Two receiver-local reactions do not wait for the analysis loop: a pattern whose count in the
 current second exceeds `burst_factor` x its policy baseline is kept whole for the rest of that
-second and the next (reason `anomaly/burst`), and under a learned policy a pattern the policy
-has never seen is kept whole (`anomaly/new_pattern`); both draw on one per-second budget so a
-flood cannot pass unsampled.
+second and the next (reason `anomaly/burst`; a template inside a merged pattern is watched
+against its own baseline too, so the other members do not dilute its burst), and under a
+learned policy a pattern the policy has never seen is kept whole (`anomaly/new_pattern`); both
+draw on one per-second budget so a flood cannot pass unsampled.
 Records dropped with a trace id are remembered briefly and forwarded if an error of the same
 trace follows (see error_context.py).
 """
@@ -35,12 +36,11 @@ from lipservice_otel.policy.reasons import REASON_BURST, REASON_ERROR_CONTEXT
 from lipservice_otel.sampling.aggregates import Aggregates, PatternCounts
 from lipservice_otel.sampling.annotation import (
     ATTR_ADJUSTED_COUNT,
-    ATTR_WOULD_KEEP,
-    add_attribute,
     annotate,
     annotate_context,
     has_attribute,
     service_name,
+    set_would_keep,
     write_inferred_severity,
 )
 from lipservice_otel.sampling.config import SamplerConfig
@@ -54,6 +54,10 @@ if TYPE_CHECKING:
 _MASK64 = (1 << 64) - 1
 _SEED_STEP = 0x9E3779B97F4A7C15  # spreads identical records of one request over seeds
 _DISCARD_BITS = 64 - RANDOMNESS_BITS
+TRACE_ID_BYTES = 16
+SPAN_ID_BYTES = 8
+# Invalid per OTLP ("all zeroes"): the same as no trace id.
+_NO_TRACE_ID = bytes(TRACE_ID_BYTES)
 
 
 @dataclass(slots=True)
@@ -65,6 +69,12 @@ class SampleOutcome:
     rejection_message: str = ""
     # Records dropped earlier, forwarded now as error context (not part of `received`).
     recalled: int = 0
+    # What the error context handed out for them, for give_back().
+    recalled_entries: list[Remembered] = field(default_factory=list)
+    # Ids of the wrong length, cleared so a strict downstream (the Go Collector refuses such
+    # a request whole) does not refuse the batch they would be exported in.
+    cleared_trace_ids: int = 0
+    cleared_span_ids: int = 0
     kept_by_reason: Counter[str] = field(default_factory=Counter)
     dropped_by_reason: Counter[str] = field(default_factory=Counter)
 
@@ -77,11 +87,12 @@ def record_randomness(record: LogRecord, body_key: bytes, index: int) -> int:
     """56 random-looking bits that are a pure function of the record.
 
     With a trace id these are the id's last 7 bytes (the W3C random bits), so every log of
-    one trace gets the same draw; without one, a hash of the body and timestamp, with the
-    record's position in the request mixed in so identical records do not all share a fate.
+    one trace gets the same draw; without one (an all-zero id is none), a hash of the body
+    and timestamp, with the record's position in the request mixed in so identical records
+    do not all share a fate.
     """
     trace_id = record.trace_id
-    if len(trace_id) == 16:
+    if len(trace_id) == TRACE_ID_BYTES and trace_id != _NO_TRACE_ID:
         return int.from_bytes(trace_id[9:], "big")
     seed = (record.time_unix_nano + index * _SEED_STEP) & _MASK64
     return xxh3_64_intdigest(body_key, seed) >> _DISCARD_BITS
@@ -144,6 +155,10 @@ class Sampler:
         self._second = -1
         self._per_second: dict[str, int] = {}
         self._bursting: dict[str, int] = {}  # pattern id -> last second it is kept whole
+        # The same per template inside a merged pattern (signature id), apart from the merged
+        # ids: a merged pattern's id may be one of its members' signature ids.
+        self._template_seconds: dict[str, int] = {}
+        self._template_bursting: dict[str, int] = {}
         self._anomaly_budget = 0
         context = config.error_context
         self._error_context = (
@@ -168,15 +183,7 @@ class Sampler:
 
     def sample(self, request: ExportLogsServiceRequest) -> SampleOutcome:
         """Decide every record of `request`, delete the dropped ones, annotate the kept ones."""
-        now = self._clock()
-        if int(now) != self._second:
-            self._second = int(now)
-            self._per_second = {}
-            self._bursting = {p: s for p, s in self._bursting.items() if s >= self._second}
-            self._anomaly_budget = self._anomaly_keep_per_second
-        if self._aggregates.interval != self._interval:
-            # The cached counters belong to the interval just handed over.
-            self._interval, self._slots = self._aggregates.interval, {}
+        now = self._begin()
         batch = _Batch(self._policy, self._slots, now)
         for resource_logs in request.resource_logs:
             resource_attributes = resource_logs.resource.attributes
@@ -196,7 +203,31 @@ class Sampler:
         if batch.recalled:
             _append_recalled(request, batch.recalled)
             outcome.recalled = len(batch.recalled)
+            outcome.recalled_entries = batch.recalled
         return outcome
+
+    def _begin(self) -> float:
+        """A request starts: the clock, the per-second anomaly state and the interval's slots."""
+        now = self._clock()
+        if int(now) != self._second:
+            self._second = int(now)
+            self._per_second = {}
+            self._bursting = {p: s for p, s in self._bursting.items() if s >= self._second}
+            self._template_seconds = {}
+            self._template_bursting = {
+                p: s for p, s in self._template_bursting.items() if s >= self._second
+            }
+            self._anomaly_budget = self._anomaly_keep_per_second
+        if self._aggregates.interval != self._interval:
+            # The cached counters belong to the interval just handed over.
+            self._interval, self._slots = self._aggregates.interval, {}
+        return now
+
+    def give_back(self, outcome: SampleOutcome) -> None:
+        """The request of `outcome` was refused after all: what it recalled from the error
+        context is remembered again, so the error in the sender's retry recalls it."""
+        if self._error_context is not None:
+            self._error_context.give_back(outcome.recalled_entries)
 
     def _sample_scope(
         self,
@@ -229,6 +260,7 @@ class Sampler:
         infer = self._infer_severity
         write_severity = self._write_severity
         per_second, bursting, second = self._per_second, self._bursting, self._second
+        template_seconds, template_bursting = self._template_seconds, self._template_bursting
         now = batch.now
         index = batch.index
         origin = None  # this scope's serialized resource and scope, once a record is remembered
@@ -259,6 +291,12 @@ class Sampler:
                 slot = self._slot(slots, policy, service, template, severity)
             rule = slot.rule
             trace_id = record.trace_id
+            traced = len(trace_id) == 16
+            if not traced and trace_id:
+                record.ClearField("trace_id")
+                outcome.cleared_trace_ids += 1
+            # An all-zero id (invalid per OTLP) is no id: looked for only where it would
+            # matter (the draw, the error context), so a valid id costs no comparison.
             keep = None
             exemption = resource_exemption or (
                 record_exemptions and _matching_exemption(record_exemptions, attributes, text)
@@ -283,13 +321,30 @@ class Sampler:
                         # Held through the next second too, so a burst is not re-sampled each
                         # time the second turns over while the analyzer has yet to react.
                         bursting[pid] = second + 1
-                    if bursting.get(pid, -1) >= second and self._take_anomaly_budget():
+                    template_limit = slot.template_limit
+                    if template_limit:
+                        # One template of a merged pattern, against its own baseline: the
+                        # other members' steady volume must not dilute its burst.
+                        sid = slot.signature_id
+                        seen = template_seconds.get(sid, 0) + 1
+                        template_seconds[sid] = seen
+                        if seen > template_limit:
+                            template_bursting[sid] = second + 1
+                    if (
+                        (bursting and bursting.get(pid, -1) >= second)
+                        or (
+                            template_bursting
+                            and template_bursting.get(slot.signature_id, -1) >= second
+                        )
+                    ) and self._take_anomaly_budget():
                         keep, rate, reason, by_rule = True, 1.0, REASON_BURST, False
             if keep is None:
                 # record_randomness(), inlined.
-                if len(trace_id) == 16:
+                if traced:
                     randomness = int.from_bytes(trace_id[9:], "big")
-                else:
+                    if not randomness and trace_id == _NO_TRACE_ID:
+                        traced = False
+                if not traced:
                     seed = (record.time_unix_nano + index * _SEED_STEP) & _MASK64
                     body_key = text.encode("utf-8", "surrogatepass") if text else b""
                     randomness = xxh3_64_intdigest(body_key, seed) >> _DISCARD_BITS
@@ -300,10 +355,11 @@ class Sampler:
                 self._aggregates.note_pattern(
                     slot.signature_id, service, template, text or template
                 )
-            if context is not None and len(trace_id) == 16:
+            if context is not None and traced:
                 if severity >= floor:
-                    recalled.extend(context.recall(trace_id, now))
-                elif not keep and not shadow:
+                    if trace_id != _NO_TRACE_ID:
+                        recalled.extend(context.recall(trace_id, now))
+                elif not keep and not shadow and trace_id != _NO_TRACE_ID:
                     if context.is_hot(trace_id, now):
                         keep, rate, reason, by_rule = True, 0.0, REASON_ERROR_CONTEXT, False
                     else:
@@ -312,21 +368,32 @@ class Sampler:
                                 resource_logs.resource.SerializeToString(),
                                 scope_logs.scope.SerializeToString(),
                             )
+                        if len(record.span_id) & -9:
+                            # Checked where a record may be forwarded, not on every record.
+                            record.ClearField("span_id")
+                            outcome.cleared_span_ids += 1
                         context.remember(trace_id, now, origin, record.SerializeToString())
             if shadow:
                 annotate(record, 1.0, rule.pattern_id, reason)
-                add_attribute(record, ATTR_WOULD_KEEP).value.bool_value = keep
+                set_would_keep(record, keep)
                 keep = True
             elif keep:
                 if not by_rule or (
                     attribute_count and has_attribute(attributes, ATTR_ADJUSTED_COUNT)
                 ):
+                    # An upstream sampler's stamp: annotate() multiplies its count and, when
+                    # it was another LipService (whose stamp always has the count), replaces
+                    # its pattern id and reason. Looking for one key only keeps the common
+                    # record's walk over its attributes as short as it was.
                     annotate(record, rate, rule.pattern_id, reason)
                 else:
                     # The three attributes serialized once per slot and appended in one call,
                     # the same bytes annotate() writes at a fifth of its cost.
                     record.MergeFromString(slot.annotation)
             if keep:
+                if len(record.span_id) & -9:  # neither 0 nor 8 bytes
+                    record.ClearField("span_id")
+                    outcome.cleared_span_ids += 1
                 if write_severity and severity and not record.severity_number:
                     write_inferred_severity(record, severity)
                 counts.kept += 1
@@ -364,7 +431,9 @@ class Sampler:
         signature_id = pattern_id(service, template)
         rule = policy.rule_for(signature_id, severity)
         burst_limit = self._burst_factor * max(rule.baseline_per_second, self._burst_min)
-        slot = _Slot(signature_id, rule, severity_bucket(severity), burst_limit)
+        own = rule.signature_baseline_per_second
+        template_limit = self._burst_factor * max(own, self._burst_min) if own else 0.0
+        slot = _Slot(signature_id, rule, severity_bucket(severity), burst_limit, template_limit)
         slots[(service, template, severity)] = slot
         return slot
 
@@ -414,14 +483,24 @@ class _Slot:
         "counts",
         "rule",
         "signature_id",
+        "template_limit",
     )
 
-    def __init__(self, signature_id: str, rule: Rule, bucket: str, burst_limit: float) -> None:
+    def __init__(
+        self,
+        signature_id: str,
+        rule: Rule,
+        bucket: str,
+        burst_limit: float,
+        template_limit: float = 0.0,
+    ) -> None:
         self.signature_id = signature_id
         self.rule = rule
         self.bucket = bucket
         # Records per second beyond which the pattern is bursting (rules with a baseline).
         self.burst_limit = burst_limit
+        # The same for this template alone, when it is one of a merged pattern's (else 0).
+        self.template_limit = template_limit
         self.counts: PatternCounts | None = None
         self._annotation: bytes | None = None
         # Built on first use: most slots never need one, and a slot per template adds up.

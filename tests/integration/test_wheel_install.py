@@ -84,11 +84,13 @@ def user_env() -> dict[str, str]:
     return env
 
 
-def run(command: list[str], cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+def run(
+    command: list[str], cwd: Path, timeout: float = 240, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(c) for c in command],
         cwd=cwd,
-        env=user_env(),
+        env={**user_env(), **(extra_env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -96,8 +98,10 @@ def run(command: list[str], cwd: Path, timeout: float = 240) -> subprocess.Compl
     )
 
 
-def pip(python: Path, *arguments: str | Path, cwd: Path) -> None:
-    done = run([python, "-m", "pip", *arguments], cwd=cwd)
+def pip(
+    python: Path, *arguments: str | Path, cwd: Path, extra_env: dict[str, str] | None = None
+) -> None:
+    done = run([python, "-m", "pip", *arguments], cwd=cwd, extra_env=extra_env)
     if done.returncode != 0:
         output = done.stdout + done.stderr
         if any(sign in output for sign in NO_INDEX):
@@ -161,8 +165,8 @@ class Output:
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    """The wheel built, via an sdist, from a clean copy of the tree."""
+def sdist(tmp_path_factory) -> Path:
+    """The sdist of a clean copy of the tree."""
     work = tmp_path_factory.mktemp("build")
     tree = clean_copy(work / "tree")
     # The sdist needs no build requirement but setuptools, which this venv has (grpcio-tools
@@ -179,14 +183,46 @@ def wheel(tmp_path_factory) -> Path:
         names = archive.getnames()
     assert any(n.endswith("/proto/lipservice/v1/control.proto") for n in names), names
     assert not any("/lipservice_otel/_proto" in n for n in names), "stubs are built, not shipped"
+    # The compiled sampler's sources, never a built extension.
+    assert any(n.endswith("/lipservice_otel/sampling/_native.c") for n in names), names
+    assert any(n.endswith("/lipservice_otel/sampling/_vendor/xxhash.h") for n in names), names
+    assert not any(n.endswith(".so") for n in names), names
+    return sdist
 
-    pip(Path(sys.executable), "wheel", "--no-deps", "--wheel-dir", work / "wheels", sdist, cwd=work)
+
+def native_extension(name: str) -> bool:
+    return name.startswith("lipservice_otel/sampling/_native.") and name.endswith(".so")
+
+
+def wheel_from(sdist: Path, work: Path, extra_env: dict[str, str] | None = None) -> Path:
+    pip(
+        Path(sys.executable),
+        *("wheel", "--no-deps", "--wheel-dir", work / "wheels", sdist),
+        cwd=work,
+        extra_env=extra_env,
+    )
     (built,) = (work / "wheels").glob("lipservice_otel-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def wheel(sdist, tmp_path_factory) -> Path:
+    """The wheel built from the sdist, with the compiled sampler."""
+    built = wheel_from(sdist, tmp_path_factory.mktemp("wheel"))
     with zipfile.ZipFile(built) as archive:
         names = set(archive.namelist())
     for stub in STUBS:
         assert f"lipservice_otel/_proto/lipservice/v1/{stub}" in names, sorted(names)
+    assert any(native_extension(n) for n in names), sorted(names)
     return built
+
+
+def test_without_a_compiler_the_wheel_builds_without_the_extension(sdist, tmp_path):
+    built = wheel_from(sdist, tmp_path, {"CC": "false"})
+    with zipfile.ZipFile(built) as archive:
+        names = set(archive.namelist())
+    assert "lipservice_otel/sampling/compiled.py" in names
+    assert not any(native_extension(n) for n in names)
 
 
 def fresh_venv(path: Path, wheel: Path, *pip_options: str | Path) -> Path:
@@ -223,6 +259,10 @@ def test_installed_commands_answer_help(installed, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert Path(done.stdout.strip()).is_relative_to(installed.parent), "imported from the venv"
+    check = "from lipservice_otel.sampling import _native as n; print(n.__file__)"
+    done = run([installed / "python", "-c", check], cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()).is_relative_to(installed.parent), "the compiled sampler"
 
 
 def test_installed_serve_forwards_a_record_sent_by_installed_otel_gen(installed, tmp_path):

@@ -9,8 +9,9 @@ from lipservice_otel.policy.model import decide
 from lipservice_otel.sampling.aggregates import OTHER_PATTERN_ID, Aggregates
 from lipservice_otel.sampling.annotation import ATTR_ADJUSTED_COUNT, ATTR_PATTERN_ID, ATTR_REASON
 from lipservice_otel.sampling.config import SamplerConfig
-from lipservice_otel.sampling.sampler import Sampler, count_records, record_randomness
+from lipservice_otel.sampling.sampler import count_records, record_randomness
 from lipservice_otel.text.signature import pattern_id, template_of_text
+from tests.support.samplers import make_sampler
 
 INFO, ERROR = 9, 17
 
@@ -45,7 +46,7 @@ def records(request):
 
 def sampler_for(document, max_keys=1000):
     aggregates = Aggregates(max_keys)
-    return Sampler(SamplerConfig(), policy_from_document(document), aggregates), aggregates
+    return make_sampler(SamplerConfig(), policy_from_document(document), aggregates), aggregates
 
 
 def test_kept_records_match_the_decision_function():

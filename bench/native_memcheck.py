@@ -1,0 +1,72 @@
+"""The compiled sampler under valgrind's memcheck, on a small corpus (tracemalloc cannot see
+C allocations): valid, mutated and hostile requests through the walker and the compiled
+sampler (decision, splice, error-context store), bodies through the signature.
+
+    PYTHONMALLOC=malloc valgrind --leak-check=full --errors-for-leak-kinds=definite \\
+        --error-exitcode=1 .venv/bin/python bench/native_memcheck.py
+
+Memcheck's findings inside _native (the frames named `_native.c`) are what to look at; the
+interpreter's own start-up noise is not ours. Without valgrind this is just a smoke run.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+from lipservice_otel.policy.model import Policy
+from lipservice_otel.sampling import _native
+from lipservice_otel.sampling.aggregates import Aggregates
+from lipservice_otel.sampling.compiled import CompiledSampler
+from lipservice_otel.sampling.config import SamplerConfig
+
+
+def corpus(seed: int = 7) -> list[bytes]:
+    rng = random.Random(seed)
+    request = ExportLogsServiceRequest()
+    resource_logs = request.resource_logs.add()
+    resource_logs.resource.attributes.add(key="service.name").value.string_value = "memcheck"
+    scope_logs = resource_logs.scope_logs.add()
+    for n in range(50):
+        record = scope_logs.log_records.add()
+        record.body.string_value = f"worker {n} took {rng.random():.3f} ms for user{n % 7}"
+        record.trace_id = rng.randbytes(16) if n % 3 else bytes([n % 5]) * 16
+        record.severity_number = 17 if n % 11 == 0 else 9
+        record.attributes.add(key="k").value.int_value = n
+    structured = scope_logs.log_records.add()
+    structured.body.kvlist_value.values.add(key="msg").value.string_value = "json 12"
+    good = request.SerializeToString()
+    cases = [good, good[:-5], b"\xff" * 8, b"\x0a\x80", b"\x0a\x02\x0f\x00"]
+    for _ in range(200):
+        data = bytearray(good)
+        for _ in range(rng.randint(1, 4)):
+            position = rng.randrange(len(data))
+            data[position] = rng.randrange(256)
+        cases.append(bytes(data))
+    return cases
+
+
+def main() -> int:
+    cases = corpus()
+    taken = sum(_native.walk(data) is not None for data in cases)
+    config = SamplerConfig(template_cache_size=64, max_aggregate_keys=20)
+    sampler = CompiledSampler(_native, config, Policy(default_rate=0.3), Aggregates(20))
+    sampled = 0
+    for data in cases * 3:
+        walked = sampler.walk(data, 1 << 20)
+        sampled += walked is not None and sampler.sample_walked(walked) is not None
+    sampler.set_policy(Policy(version=2, default_rate=0.5, learned=True))
+    bodies = [f"request {n} from 10.0.{n % 9}.1 in {n} ms" for n in range(500)]
+    bodies += ['quoted "a b" 1', "ünï 12", '{"msg": "x 1"}', "Jun 14 15:16:01 host 4 KB"]
+    templates = {_native.template_of_text(body, 64) for body in bodies}
+    print(
+        f"walked {len(cases)} requests ({taken} taken), sampled {sampled} natively, "
+        f"{len(templates)} templates"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

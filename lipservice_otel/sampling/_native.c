@@ -1,0 +1,2468 @@
+/* The compiled twin of the per-record work (sampler.py, text/signature.py): see
+ * docs/architecture.md, "The hot path".
+ *
+ * 1. walk:      the OTLP ExportLogsServiceRequest wire bytes as received, into spans and the
+ *               few fields the decision reads. Whatever this walker does not fully understand
+ *               (groups, a known field with another wire type, a repeated singular message,
+ *               nesting past WALK_MAX_DEPTH, invalid UTF-8 in a string) makes it give the
+ *               request up: the Python path parses it with upb and either refuses it with
+ *               upb's own message or samples it. So nothing is accepted here that upb refuses.
+ * 2. signature: template_of_text for the common body (ASCII, no quotes, not JSON), token by
+ *               token through memos filled by the Python masking function, so the masking
+ *               rules live in signature.py only; other bodies are handed to it whole.
+ * 3. sample:    the decision and the splice, in sampler.c below.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define XXH_INLINE_ALL
+#include "xxhash.h"
+
+/* ------------------------------------------------------------------------------------------
+ * Wire walking
+ * ---------------------------------------------------------------------------------------- */
+
+/* upb refuses nesting past 100; a shallower bound here sends deep requests to upb. */
+#define WALK_MAX_DEPTH 48
+
+enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
+
+typedef struct {
+    const uint8_t *p;
+    Py_ssize_t n;
+} Span;
+
+/* Record flags */
+#define REC_UPSTREAM_STAMP 1 /* carries sampling.adjusted_count or one of our own keys */
+
+enum { BODY_NONE = 0, BODY_STRING = 1, BODY_OTHER = 2 };
+
+typedef struct {
+    Span contents;    /* the LogRecord message */
+    uint64_t time;
+    int32_t severity;
+    Span severity_text;
+    int body_kind;
+    Span body;        /* the AnyValue message */
+    Span body_string; /* its string_value, when body_kind is BODY_STRING */
+    uint32_t attributes;
+    uint32_t flags;
+    int has_trace_id, has_span_id;
+    Span trace_id, span_id;
+} Record;
+
+typedef struct {
+    Span contents;    /* the ScopeLogs message */
+    Span scope;       /* its InstrumentationScope message (empty when absent) */
+    Py_ssize_t first; /* index of its first record */
+    Py_ssize_t count;
+} Scope;
+
+typedef struct {
+    Span contents; /* the ResourceLogs message */
+    Span resource; /* its Resource message (empty when absent) */
+    int has_service;
+    Span service;  /* the string value of service.name, when has_service */
+    Py_ssize_t first;
+    Py_ssize_t count;
+} Resource;
+
+typedef struct {
+    Record *records;
+    Py_ssize_t nrecords, caprecords;
+    Scope *scopes;
+    Py_ssize_t nscopes, capscopes;
+    Resource *resources;
+    Py_ssize_t nresources, capresources;
+} Walk;
+
+static void walk_free(Walk *w) {
+    PyMem_Free(w->records);
+    PyMem_Free(w->scopes);
+    PyMem_Free(w->resources);
+    memset(w, 0, sizeof(*w));
+}
+
+static int grow(void **items, Py_ssize_t *cap, Py_ssize_t need, size_t size) {
+    if (need <= *cap)
+        return 0;
+    Py_ssize_t next = *cap ? *cap * 2 : 16;
+    while (next < need)
+        next *= 2;
+    void *bigger = PyMem_Realloc(*items, (size_t)next * size);
+    if (!bigger)
+        return -1;
+    *items = bigger;
+    *cap = next;
+    return 0;
+}
+
+typedef struct {
+    const uint8_t *p, *end;
+} Reader;
+
+static inline int read_varint(Reader *r, uint64_t *out) {
+    uint64_t value = 0;
+    for (int shift = 0; shift < 70; shift += 7) {
+        if (r->p >= r->end)
+            return -1;
+        uint8_t byte = *r->p++;
+        if (shift == 63 && byte > 1)
+            return -1; /* past 64 bits: left to upb */
+        value |= (uint64_t)(byte & 0x7F) << shift;
+        if (!(byte & 0x80)) {
+            *out = value;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* The next field's number and wire type; 0 at the end, -1 on what this walker gives up. */
+static inline int read_tag(Reader *r, uint32_t *number, int *wire) {
+    if (r->p >= r->end)
+        return 0;
+    uint64_t tag;
+    if (read_varint(r, &tag) < 0 || tag > 0xFFFFFFFFu)
+        return -1;
+    *number = (uint32_t)(tag >> 3);
+    *wire = (int)(tag & 7);
+    if (*number == 0)
+        return -1;
+    return 1;
+}
+
+static inline int read_len(Reader *r, Span *out) {
+    uint64_t n;
+    if (read_varint(r, &n) < 0 || n > (uint64_t)(r->end - r->p))
+        return -1;
+    out->p = r->p;
+    out->n = (Py_ssize_t)n;
+    r->p += n;
+    return 0;
+}
+
+static inline int skip_field(Reader *r, int wire) {
+    uint64_t ignored;
+    Span span;
+    switch (wire) {
+    case WT_VARINT:
+        return read_varint(r, &ignored);
+    case WT_I64:
+        if (r->end - r->p < 8)
+            return -1;
+        r->p += 8;
+        return 0;
+    case WT_LEN:
+        return read_len(r, &span);
+    case WT_I32:
+        if (r->end - r->p < 4)
+            return -1;
+        r->p += 4;
+        return 0;
+    default:
+        return -1; /* groups and the reserved wire types */
+    }
+}
+
+/* Strict UTF-8 as upb checks it: no overlong forms, no surrogates, nothing past U+10FFFF. */
+static int utf8_valid(const uint8_t *s, Py_ssize_t n) {
+    Py_ssize_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF) {
+            if (i + 1 >= n || (s[i + 1] & 0xC0) != 0x80)
+                return 0;
+            i += 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            if (i + 2 >= n || (s[i + 1] & 0xC0) != 0x80 || (s[i + 2] & 0xC0) != 0x80)
+                return 0;
+            if (c == 0xE0 && s[i + 1] < 0xA0)
+                return 0;
+            if (c == 0xED && s[i + 1] > 0x9F)
+                return 0;
+            i += 3;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            if (i + 3 >= n || (s[i + 1] & 0xC0) != 0x80 || (s[i + 2] & 0xC0) != 0x80 ||
+                (s[i + 3] & 0xC0) != 0x80)
+                return 0;
+            if (c == 0xF0 && s[i + 1] < 0x90)
+                return 0;
+            if (c == 0xF4 && s[i + 1] > 0x8F)
+                return 0;
+            i += 4;
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static inline int read_string(Reader *r, Span *out) {
+    if (read_len(r, out) < 0)
+        return -1;
+    return utf8_valid(out->p, out->n) ? 0 : -1;
+}
+
+static int walk_any_value(Span value, int depth, int *kind, Span *string);
+
+static int walk_key_value(Span kv, int depth, Span *key, int *kind, Span *string) {
+    if (depth > WALK_MAX_DEPTH)
+        return -1;
+    Reader r = {kv.p, kv.p + kv.n};
+    uint32_t number;
+    int wire, more, seen_value = 0;
+    key->p = kv.p;
+    key->n = 0;
+    *kind = BODY_NONE;
+    while ((more = read_tag(&r, &number, &wire)) > 0) {
+        Span span;
+        if (number == 1) {
+            if (wire != WT_LEN || read_string(&r, key) < 0)
+                return -1;
+        } else if (number == 2) {
+            /* A second value would be merged into the first: left to upb. */
+            if (wire != WT_LEN || seen_value++ || read_len(&r, &span) < 0 ||
+                walk_any_value(span, depth + 1, kind, string) < 0)
+                return -1;
+        } else if (number == 3) {
+            if (wire != WT_VARINT || skip_field(&r, wire) < 0)
+                return -1;
+        } else if (skip_field(&r, wire) < 0) {
+            return -1;
+        }
+    }
+    return more;
+}
+
+/* A list of AnyValue (ArrayValue) or of KeyValue (KeyValueList), field 1 repeated. */
+static int walk_values(Span list, int depth, int key_values) {
+    if (depth > WALK_MAX_DEPTH)
+        return -1;
+    Reader r = {list.p, list.p + list.n};
+    uint32_t number;
+    int wire, more, kind;
+    while ((more = read_tag(&r, &number, &wire)) > 0) {
+        Span span, key, string;
+        if (number == 1) {
+            if (wire != WT_LEN || read_len(&r, &span) < 0)
+                return -1;
+            if ((key_values ? walk_key_value(span, depth + 1, &key, &kind, &string)
+                            : walk_any_value(span, depth + 1, &kind, &string)) < 0)
+                return -1;
+        } else if (skip_field(&r, wire) < 0) {
+            return -1;
+        }
+    }
+    return more;
+}
+
+/* kind: the oneof set last (as upb keeps it); string: its string_value when a string. */
+static int walk_any_value(Span value, int depth, int *kind, Span *string) {
+    if (depth > WALK_MAX_DEPTH)
+        return -1;
+    Reader r = {value.p, value.p + value.n};
+    uint32_t number;
+    int wire, more, seen_list = 0;
+    *kind = BODY_NONE;
+    while ((more = read_tag(&r, &number, &wire)) > 0) {
+        Span span;
+        switch (number) {
+        case 1:
+            if (wire != WT_LEN || read_string(&r, string) < 0)
+                return -1;
+            *kind = BODY_STRING;
+            break;
+        case 2:
+        case 3:
+        case 8:
+            if (wire != WT_VARINT || skip_field(&r, wire) < 0)
+                return -1;
+            *kind = BODY_OTHER;
+            break;
+        case 4:
+            if (wire != WT_I64 || skip_field(&r, wire) < 0)
+                return -1;
+            *kind = BODY_OTHER;
+            break;
+        case 5:
+        case 6:
+            /* Two lists in one value merge (or replace each other): left to upb. */
+            if (wire != WT_LEN || seen_list++ || read_len(&r, &span) < 0 ||
+                walk_values(span, depth + 1, number == 6) < 0)
+                return -1;
+            *kind = BODY_OTHER;
+            break;
+        case 7:
+            if (wire != WT_LEN || read_len(&r, &span) < 0)
+                return -1;
+            *kind = BODY_OTHER;
+            break;
+        default:
+            if (skip_field(&r, wire) < 0)
+                return -1;
+        }
+    }
+    return more;
+}
+
+static const char SERVICE_NAME_KEY[] = "service.name";
+static const char *const OWN_KEYS[] = {
+    "sampling.adjusted_count", "lipservice.pattern_id",       "lipservice.reason",
+    "lipservice.would_keep",   "lipservice.severity_inferred", NULL,
+};
+
+static int span_is(Span s, const char *text) {
+    size_t n = strlen(text);
+    return (size_t)s.n == n && memcmp(s.p, text, n) == 0;
+}
+
+static int is_own_key(Span key) {
+    if (key.n < 17)
+        return 0;
+    for (const char *const *own = OWN_KEYS; *own; own++)
+        if (span_is(key, *own))
+            return 1;
+    return 0;
+}
+
+/* Resource: attributes (1, service.name read from the first), dropped count (2),
+ * entity_refs (3: strings 1, 2 and repeated 3, 4). */
+static int walk_resource(Span resource, Resource *out) {
+    Reader r = {resource.p, resource.p + resource.n};
+    uint32_t number;
+    int wire, more, kind;
+    while ((more = read_tag(&r, &number, &wire)) > 0) {
+        Span span, key, string;
+        if (number == 1) {
+            string.p = NULL;
+            string.n = 0;
+            if (wire != WT_LEN || read_len(&r, &span) < 0 ||
+                walk_key_value(span, 4, &key, &kind, &string) < 0)
+                return -1;
+            if (!out->has_service && span_is(key, SERVICE_NAME_KEY)) {
+                out->has_service = 1;
+                if (kind == BODY_STRING)
+                    out->service = string;
+                else
+                    out->service.n = 0;
+            }
+        } else if (number == 2) {
+            if (wire != WT_VARINT || skip_field(&r, wire) < 0)
+                return -1;
+        } else if (number == 3) {
+            if (wire != WT_LEN || read_len(&r, &span) < 0)
+                return -1;
+            Reader e = {span.p, span.p + span.n};
+            uint32_t field;
+            int ewire, emore;
+            while ((emore = read_tag(&e, &field, &ewire)) > 0) {
+                Span text;
+                if (field >= 1 && field <= 4) {
+                    if (ewire != WT_LEN || read_string(&e, &text) < 0)
+                        return -1;
+                } else if (skip_field(&e, ewire) < 0) {
+                    return -1;
+                }
+            }
+            if (emore < 0)
+                return -1;
+        } else if (skip_field(&r, wire) < 0) {
+            return -1;
+        }
+    }
+    return more;
+}
+
+/* InstrumentationScope: name (1), version (2), attributes (3), dropped count (4). */
+static int walk_scope(Span scope) {
+    Reader r = {scope.p, scope.p + scope.n};
+    uint32_t number;
+    int wire, more, kind;
+    while ((more = read_tag(&r, &number, &wire)) > 0) {
+        Span span, key, string;
+        if (number == 1 || number == 2) {
+            if (wire != WT_LEN || read_string(&r, &span) < 0)
+                return -1;
+        } else if (number == 3) {
+            if (wire != WT_LEN || read_len(&r, &span) < 0 ||
+                walk_key_value(span, 5, &key, &kind, &string) < 0)
+                return -1;
+        } else if (number == 4) {
+            if (wire != WT_VARINT || skip_field(&r, wire) < 0)
+                return -1;
+        } else if (skip_field(&r, wire) < 0) {
+            return -1;
+        }
+    }
+    return more;
+}
+
+static int walk_record(Span contents, Record *rec) {
+    Reader r = {contents.p, contents.p + contents.n};
+    uint32_t number;
+    int wire, more, kind, seen_body = 0;
+    uint64_t v;
+    memset(rec, 0, sizeof(*rec));
+    rec->contents = contents;
+    while ((more = read_tag(&r, &number, &wire)) > 0) {
+        Span span, key, string;
+        switch (number) {
+        case 1:
+            if (wire != WT_I64 || r.end - r.p < 8)
+                return -1;
+            rec->time = 0;
+            for (int b = 7; b >= 0; b--)
+                rec->time = (rec->time << 8) | r.p[b];
+            r.p += 8;
+            break;
+        case 11:
+            if (wire != WT_I64 || skip_field(&r, wire) < 0)
+                return -1;
+            break;
+        case 2:
+            if (wire != WT_VARINT || read_varint(&r, &v) < 0)
+                return -1;
+            rec->severity = (int32_t)(uint32_t)v;
+            break;
+        case 3:
+            if (wire != WT_LEN || read_string(&r, &rec->severity_text) < 0)
+                return -1;
+            break;
+        case 12:
+            if (wire != WT_LEN || read_string(&r, &span) < 0)
+                return -1;
+            break;
+        case 5:
+            /* Two bodies merge: left to upb. */
+            if (wire != WT_LEN || seen_body++ || read_len(&r, &rec->body) < 0 ||
+                walk_any_value(rec->body, 5, &rec->body_kind, &rec->body_string) < 0)
+                return -1;
+            break;
+        case 6:
+            if (wire != WT_LEN || read_len(&r, &span) < 0 ||
+                walk_key_value(span, 5, &key, &kind, &string) < 0)
+                return -1;
+            rec->attributes++;
+            if (is_own_key(key))
+                rec->flags |= REC_UPSTREAM_STAMP;
+            break;
+        case 7:
+            if (wire != WT_VARINT || skip_field(&r, wire) < 0)
+                return -1;
+            break;
+        case 8:
+            if (wire != WT_I32 || skip_field(&r, wire) < 0)
+                return -1;
+            break;
+        case 9:
+            if (wire != WT_LEN || read_len(&r, &rec->trace_id) < 0)
+                return -1;
+            rec->has_trace_id = 1;
+            break;
+        case 10:
+            if (wire != WT_LEN || read_len(&r, &rec->span_id) < 0)
+                return -1;
+            rec->has_span_id = 1;
+            break;
+        default:
+            if (skip_field(&r, wire) < 0)
+                return -1;
+        }
+    }
+    return more;
+}
+
+static int walk_scope_logs(Span contents, Walk *w) {
+    Reader r = {contents.p, contents.p + contents.n};
+    uint32_t number;
+    int wire, more, seen_scope = 0;
+    if (grow((void **)&w->scopes, &w->capscopes, w->nscopes + 1, sizeof(Scope)) < 0)
+        return -2;
+    Scope *scope = &w->scopes[w->nscopes++];
+    memset(scope, 0, sizeof(*scope));
+    scope->contents = contents;
+    scope->first = w->nrecords;
+    while ((more = read_tag(&r, &number, &wire)) > 0) {
+        Span span;
+        if (number == 1) {
+            if (wire != WT_LEN || seen_scope++ || read_len(&r, &scope->scope) < 0 ||
+                walk_scope(scope->scope) < 0)
+                return -1;
+        } else if (number == 2) {
+            if (wire != WT_LEN || read_len(&r, &span) < 0)
+                return -1;
+            if (grow((void **)&w->records, &w->caprecords, w->nrecords + 1, sizeof(Record)) < 0)
+                return -2;
+            if (walk_record(span, &w->records[w->nrecords]) < 0)
+                return -1;
+            w->nrecords++;
+        } else if (number == 3) {
+            if (wire != WT_LEN || read_string(&r, &span) < 0)
+                return -1;
+        } else if (skip_field(&r, wire) < 0) {
+            return -1;
+        }
+    }
+    scope = &w->scopes[w->nscopes - 1];
+    scope->count = w->nrecords - scope->first;
+    return more;
+}
+
+static int walk_resource_logs(Span contents, Walk *w) {
+    Reader r = {contents.p, contents.p + contents.n};
+    uint32_t number;
+    int wire, more, seen_resource = 0, status;
+    Resource resource;
+    memset(&resource, 0, sizeof(resource));
+    resource.contents = contents;
+    resource.first = w->nscopes;
+    while ((more = read_tag(&r, &number, &wire)) > 0) {
+        Span span;
+        if (number == 1) {
+            if (wire != WT_LEN || seen_resource++ || read_len(&r, &resource.resource) < 0 ||
+                walk_resource(resource.resource, &resource) < 0)
+                return -1;
+        } else if (number == 2) {
+            if (wire != WT_LEN || read_len(&r, &span) < 0)
+                return -1;
+            if ((status = walk_scope_logs(span, w)) < 0)
+                return status;
+        } else if (number == 3) {
+            if (wire != WT_LEN || read_string(&r, &span) < 0)
+                return -1;
+        } else if (skip_field(&r, wire) < 0) {
+            return -1;
+        }
+    }
+    if (more < 0)
+        return -1;
+    resource.count = w->nscopes - resource.first;
+    if (grow((void **)&w->resources, &w->capresources, w->nresources + 1, sizeof(Resource)) < 0)
+        return -2;
+    w->resources[w->nresources++] = resource;
+    return 0;
+}
+
+/* 0: walked; -1: not for this walker (upb decides); -2: out of memory (exception set). */
+static int walk_request(const uint8_t *data, Py_ssize_t n, Walk *w) {
+    Reader r = {data, data + n};
+    uint32_t number;
+    int wire, more, status;
+    memset(w, 0, sizeof(*w));
+    while ((more = read_tag(&r, &number, &wire)) > 0) {
+        Span span;
+        if (number == 1) {
+            if (wire != WT_LEN || read_len(&r, &span) < 0)
+                return -1;
+            if ((status = walk_resource_logs(span, w)) < 0) {
+                if (status == -2)
+                    PyErr_NoMemory();
+                return status;
+            }
+        } else if (skip_field(&r, wire) < 0) {
+            return -1;
+        }
+    }
+    return more < 0 ? -1 : 0;
+}
+
+static PyObject *span_bytes(Span s) { return PyBytes_FromStringAndSize((const char *)s.p, s.n); }
+
+static PyObject *span_str(Span s) {
+    return PyUnicode_DecodeUTF8((const char *)s.p, s.n, "strict");
+}
+
+/* walk(data) -> None when the walker gives the request up, else
+ * [(service or None, [[(time, severity, severity_text, body_kind, body, attributes, flags,
+ *                       trace_id or None, span_id or None), ...], ...]), ...]
+ * body: the string for a string body, else the AnyValue bytes (b"" when absent). */
+static PyObject *native_walk(PyObject *self, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    Walk w;
+    int status = walk_request(view.buf, view.len, &w);
+    PyObject *out = NULL;
+    if (status == -1) {
+        out = Py_NewRef(Py_None);
+        goto done;
+    }
+    if (status < 0)
+        goto done;
+    out = PyList_New(0);
+    for (Py_ssize_t i = 0; out && i < w.nresources; i++) {
+        Resource *res = &w.resources[i];
+        PyObject *scopes = PyList_New(0);
+        for (Py_ssize_t s = res->first; scopes && s < res->first + res->count; s++) {
+            Scope *scope = &w.scopes[s];
+            PyObject *records = PyList_New(0);
+            for (Py_ssize_t k = scope->first; records && k < scope->first + scope->count; k++) {
+                Record *rec = &w.records[k];
+                PyObject *body = rec->body_kind == BODY_STRING ? span_str(rec->body_string)
+                                                               : span_bytes(rec->body);
+                PyObject *item = Py_BuildValue(
+                    "(KiNiNIINN)", (unsigned long long)rec->time, (int)rec->severity,
+                    span_str(rec->severity_text), rec->body_kind, body, rec->attributes,
+                    rec->flags,
+                    rec->has_trace_id ? span_bytes(rec->trace_id) : Py_NewRef(Py_None),
+                    rec->has_span_id ? span_bytes(rec->span_id) : Py_NewRef(Py_None));
+                if (!item || PyList_Append(records, item) < 0)
+                    Py_CLEAR(records);
+                Py_XDECREF(item);
+            }
+            if (!records || PyList_Append(scopes, records) < 0)
+                Py_CLEAR(scopes);
+            Py_XDECREF(records);
+        }
+        PyObject *service = res->has_service ? span_str(res->service) : Py_NewRef(Py_None);
+        PyObject *item = scopes && service ? PyTuple_Pack(2, service, scopes) : NULL;
+        Py_XDECREF(service);
+        Py_XDECREF(scopes);
+        if (!item || PyList_Append(out, item) < 0)
+            Py_CLEAR(out);
+        Py_XDECREF(item);
+    }
+done:
+    walk_free(&w);
+    PyBuffer_Release(&view);
+    return out;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Signature: template_of_text (text/signature.py) for the common body
+ * ---------------------------------------------------------------------------------------- */
+
+/* From text/signature.py at import: its masking function, the fallback for whole bodies,
+ * the context-word step. Never changed afterwards. */
+static PyObject *py_mask_token, *py_template_of_text, *py_context_words, *py_date_words, *py_units;
+static PyObject *py_mask, *py_date_strip, *py_trailing;
+static Py_ssize_t memo_max_entries, memo_max_token_chars;
+/* How often this module handed work to the Python signature, for the benchmark. */
+static unsigned long long signature_fallbacks, signature_token_misses;
+
+/* A bounded map of byte strings to Python objects, cleared when full as signature.py's memos
+ * are: only a cache of a pure function, so its fill and eviction do not change any result. */
+/* Keys up to MEMO_INLINE bytes (most tokens) live in the entry itself: a probe then touches
+ * one cache line, not two. */
+#define MEMO_INLINE 24
+
+typedef struct {
+    uint64_t hash;
+    PyObject *value; /* NULL: empty */
+    Py_ssize_t n;
+    union {
+        char *heap;
+        char inline_key[MEMO_INLINE];
+    } key;
+} MemoEntry;
+
+typedef struct {
+    MemoEntry *entries;
+    size_t mask; /* capacity - 1, a power of two at least twice the entry cap */
+    Py_ssize_t used, cap;
+} Memo;
+
+static inline const char *memo_key(const MemoEntry *e) {
+    return e->n <= MEMO_INLINE ? e->key.inline_key : e->key.heap;
+}
+
+static int memo_init(Memo *m, Py_ssize_t cap) {
+    size_t size = 16;
+    while (size < (size_t)cap * 2)
+        size *= 2;
+    m->entries = PyMem_Calloc(size, sizeof(MemoEntry));
+    if (!m->entries)
+        return -1;
+    m->mask = size - 1;
+    m->used = 0;
+    m->cap = cap;
+    return 0;
+}
+
+static void memo_clear(Memo *m) {
+    if (!m->used)
+        return;
+    for (size_t i = 0; i <= m->mask; i++) {
+        MemoEntry *e = &m->entries[i];
+        if (e->value) {
+            if (e->n > MEMO_INLINE)
+                PyMem_Free(e->key.heap);
+            Py_CLEAR(e->value);
+        }
+    }
+    m->used = 0;
+}
+
+static void memo_free(Memo *m) {
+    if (!m->entries)
+        return;
+    memo_clear(m);
+    PyMem_Free(m->entries);
+    m->entries = NULL;
+}
+
+static inline PyObject *memo_get(Memo *m, const char *key, Py_ssize_t n, uint64_t hash) {
+    for (size_t i = hash & m->mask;; i = (i + 1) & m->mask) {
+        MemoEntry *e = &m->entries[i];
+        if (!e->value)
+            return NULL;
+        if (e->hash == hash && e->n == n && memcmp(memo_key(e), key, n) == 0)
+            return e->value;
+    }
+}
+
+/* value gets a new reference. */
+static int memo_put(Memo *m, const char *key, Py_ssize_t n, uint64_t hash, PyObject *value) {
+    if (m->used >= m->cap)
+        memo_clear(m);
+    size_t i = hash & m->mask;
+    while (m->entries[i].value)
+        i = (i + 1) & m->mask;
+    MemoEntry *e = &m->entries[i];
+    if (n > MEMO_INLINE) {
+        e->key.heap = PyMem_Malloc(n);
+        if (!e->key.heap)
+            return -1;
+        memcpy(e->key.heap, key, n);
+    } else {
+        memcpy(e->key.inline_key, key, n);
+    }
+    e->hash = hash;
+    e->n = n;
+    e->value = Py_NewRef(value);
+    m->used++;
+    return 0;
+}
+
+static Memo token_memo, shape_memo;
+
+/* str.split()'s whitespace, for ASCII: \t \n \v \f \r, space and \x1c-\x1f. */
+static inline int ascii_space(unsigned char c) {
+    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
+}
+
+static inline int all_ascii(const uint8_t *s, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (s[i] & 0x80)
+            return 0;
+    return 1;
+}
+
+/* The masked form of one ASCII token (a new reference): a memo hit, else _mask_token(token),
+ * remembered under the token or its digit-normalised shape exactly where signature.py would. */
+static PyObject *masked_token(const char *token, Py_ssize_t n) {
+    int digits = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (token[i] >= '0' && token[i] <= '9') {
+            digits = 1;
+            break;
+        }
+    uint64_t hash = XXH3_64bits(token, n);
+    PyObject *hit = memo_get(&token_memo, token, n, hash);
+    if (hit)
+        return Py_NewRef(hit);
+    char shape[256];
+    int shaped = digits && n <= (Py_ssize_t)sizeof(shape);
+    uint64_t shape_hash = 0;
+    if (shaped) {
+        for (Py_ssize_t i = 0; i < n; i++)
+            shape[i] = (token[i] >= '1' && token[i] <= '9') ? '0' : token[i];
+        shape_hash = XXH3_64bits(shape, n);
+        hit = memo_get(&shape_memo, shape, n, shape_hash);
+        if (hit)
+            return Py_NewRef(hit);
+    }
+    signature_token_misses++;
+    PyObject *text = PyUnicode_FromStringAndSize(token, n);
+    if (!text)
+        return NULL;
+    PyObject *masked = PyObject_CallOneArg(py_mask_token, text);
+    Py_DECREF(text);
+    if (!masked)
+        return NULL;
+    if (!PyUnicode_Check(masked) || !PyUnicode_IS_ASCII(masked)) {
+        Py_DECREF(masked);
+        PyErr_SetString(PyExc_RuntimeError, "_mask_token gave a non-ASCII mask for ASCII");
+        return NULL;
+    }
+    if (n <= memo_max_token_chars) {
+        int keeps_digit = 0;
+        const char *m = (const char *)PyUnicode_DATA(masked);
+        for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(masked); i++)
+            if (m[i] >= '0' && m[i] <= '9') {
+                keeps_digit = 1;
+                break;
+            }
+        int status = 0;
+        if (!digits || keeps_digit)
+            status = memo_put(&token_memo, token, n, hash, masked);
+        else if (shaped)
+            status = memo_put(&shape_memo, shape, n, shape_hash, masked);
+        if (status < 0) {
+            Py_DECREF(masked);
+            return PyErr_NoMemory();
+        }
+    }
+    return masked;
+}
+
+/* signature.py's _mask_context_words over masked tokens (new references, replaced in place):
+ * right to left, a month or weekday before a mask joins it, a unit after a mask joins it. */
+static int mask_context_words(PyObject **tokens, Py_ssize_t count) {
+    for (Py_ssize_t i = count - 1; i >= 0; i--) {
+        PyObject *word = tokens[i], *core = NULL;
+        int date = PySet_Contains(py_date_words, word);
+        if (date < 0)
+            return -1;
+        if (date) {
+            if (i + 1 < count && PyUnicode_Tailmatch(tokens[i + 1], py_mask, 0, 3, -1) == 1)
+                core = PyObject_CallMethod(word, "strip", "O", py_date_strip);
+            else
+                continue;
+        } else {
+            int unit = PySet_Contains(py_units, word);
+            if (unit < 0)
+                return -1;
+            if (!unit || i == 0 || PyUnicode_Compare(tokens[i - 1], py_mask) != 0)
+                continue;
+            core = PyObject_CallMethod(word, "rstrip", "O", py_trailing);
+        }
+        if (!core)
+            return -1;
+        PyObject *replaced = PyUnicode_Replace(word, core, py_mask, 1);
+        Py_DECREF(core);
+        if (!replaced)
+            return -1;
+        Py_SETREF(tokens[i], replaced);
+    }
+    return 0;
+}
+
+/* Up to this many tokens are kept on the stack; a body with more takes the Python path. */
+#define MAX_TOKENS 512
+
+/* Longest template written into a caller's buffer; longer ones take the Python path. */
+#define TEMPLATE_BUF 8192
+
+/* template_of_text for an ASCII body, into out: 1 written (*written bytes), 0 not for this
+ * path (no exception), -1 error. */
+static int template_ascii_into(const char *s, Py_ssize_t n, Py_ssize_t max_chars, char *out,
+                               Py_ssize_t *written) {
+    if (n > max_chars)
+        n = max_chars;
+    Py_ssize_t first = 0;
+    while (first < n && ascii_space((unsigned char)s[first]))
+        first++;
+    if (first < n && s[first] == '{')
+        return 0; /* JSON shapes */
+    if (memchr(s, '"', n) || memchr(s, '\'', n))
+        return 0; /* quoted strings */
+    PyObject *tokens[MAX_TOKENS];
+    Py_ssize_t count = 0, total = 0;
+    int context = 0, status = 0;
+    for (Py_ssize_t i = first; i < n;) {
+        Py_ssize_t start = i;
+        while (i < n && !ascii_space((unsigned char)s[i]))
+            i++;
+        if (count == MAX_TOKENS)
+            goto done; /* status 0: the Python path */
+        PyObject *masked = masked_token(s + start, i - start);
+        if (!masked) {
+            status = -1;
+            goto done;
+        }
+        tokens[count++] = masked;
+        total += PyUnicode_GET_LENGTH(masked) + 1;
+        if (!context && PyUnicode_GET_LENGTH(masked) <= 6) {
+            int found = PySet_Contains(py_context_words, masked);
+            if (found < 0) {
+                status = -1;
+                goto done;
+            }
+            context = found;
+        }
+        while (i < n && ascii_space((unsigned char)s[i]))
+            i++;
+    }
+    if (context) {
+        if (mask_context_words(tokens, count) < 0) {
+            status = -1;
+            goto done;
+        }
+        total = 0;
+        for (Py_ssize_t k = 0; k < count; k++)
+            total += PyUnicode_GET_LENGTH(tokens[k]) + 1;
+    }
+    if (total > TEMPLATE_BUF)
+        goto done;
+    char *p = out;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        if (k)
+            *p++ = ' ';
+        Py_ssize_t length = PyUnicode_GET_LENGTH(tokens[k]);
+        memcpy(p, PyUnicode_DATA(tokens[k]), length);
+        p += length;
+    }
+    *written = p - out;
+    status = 1;
+done:
+    for (Py_ssize_t k = 0; k < count; k++)
+        Py_DECREF(tokens[k]);
+    return status;
+}
+
+static PyObject *ascii_str(const char *s, Py_ssize_t n) {
+    PyObject *str = PyUnicode_New(n, 127);
+    if (str)
+        memcpy(PyUnicode_DATA(str), s, n);
+    return str;
+}
+
+/* template_of_text for an ASCII body; NULL with no exception set: not for this path. */
+static PyObject *template_ascii(const char *s, Py_ssize_t n, Py_ssize_t max_chars) {
+    char buf[TEMPLATE_BUF];
+    Py_ssize_t written;
+    int status = template_ascii_into(s, n, max_chars, buf, &written);
+    return status == 1 ? ascii_str(buf, written) : NULL;
+}
+
+/* template_of_text for any text, the Python function doing what this path does not. */
+static PyObject *template_of_text_utf8(const char *s, Py_ssize_t n, Py_ssize_t max_chars,
+                                       PyObject *text) {
+    if (all_ascii((const uint8_t *)s, n)) {
+        PyObject *result = template_ascii(s, n, max_chars);
+        if (result || PyErr_Occurred())
+            return result;
+    }
+    signature_fallbacks++;
+    PyObject *owned = NULL;
+    if (!text) {
+        text = owned = PyUnicode_DecodeUTF8(s, n, "strict");
+        if (!text)
+            return NULL;
+    }
+    PyObject *limit = PyLong_FromSsize_t(max_chars);
+    PyObject *result =
+        limit ? PyObject_CallFunctionObjArgs(py_template_of_text, text, limit, NULL) : NULL;
+    Py_XDECREF(limit);
+    Py_XDECREF(owned);
+    return result;
+}
+
+/* template_of_text(text, max_chars) -> str: the same template as text/signature.py's. */
+static PyObject *native_template_of_text(PyObject *self, PyObject *args) {
+    PyObject *text;
+    Py_ssize_t max_chars;
+    if (!PyArg_ParseTuple(args, "Un", &text, &max_chars))
+        return NULL;
+    if (PyUnicode_IS_ASCII(text))
+        return template_of_text_utf8((const char *)PyUnicode_DATA(text),
+                                     PyUnicode_GET_LENGTH(text), max_chars, text);
+    signature_fallbacks++;
+    return PyObject_CallFunctionObjArgs(py_template_of_text, text, PyTuple_GET_ITEM(args, 1),
+                                        NULL);
+}
+
+/* How often the Python signature was asked: (bodies, token memo misses). */
+static PyObject *native_signature_calls(PyObject *self, PyObject *unused) {
+    return Py_BuildValue("(KK)", signature_fallbacks, signature_token_misses);
+}
+
+/* Empty the token memos, as a fresh process starts (the benchmark's cold passes). */
+static PyObject *native_clear_memos(PyObject *self, PyObject *unused) {
+    memo_clear(&token_memo);
+    memo_clear(&shape_memo);
+    Py_RETURN_NONE;
+}
+
+static int signature_init(void) {
+    PyObject *module = PyImport_ImportModule("lipservice_otel.text.signature");
+    if (!module)
+        return -1;
+    py_mask_token = PyObject_GetAttrString(module, "_mask_token");
+    py_template_of_text = PyObject_GetAttrString(module, "template_of_text");
+    py_context_words = PyObject_GetAttrString(module, "_CONTEXT_WORDS");
+    py_date_words = PyObject_GetAttrString(module, "_DATE_WORDS");
+    py_units = PyObject_GetAttrString(module, "_UNITS");
+    py_mask = PyObject_GetAttrString(module, "MASK");
+    py_trailing = PyObject_GetAttrString(module, "_TRAILING");
+    py_date_strip = PyUnicode_FromString("[(,");
+    PyObject *entries = PyObject_GetAttrString(module, "_MEMO_MAX_ENTRIES");
+    PyObject *chars = PyObject_GetAttrString(module, "_MEMO_MAX_TOKEN_CHARS");
+    Py_DECREF(module);
+    if (!py_mask_token || !py_template_of_text || !py_context_words || !py_date_words ||
+        !py_units || !py_mask || !py_trailing || !py_date_strip || !entries || !chars) {
+        Py_XDECREF(entries);
+        Py_XDECREF(chars);
+        return -1;
+    }
+    memo_max_entries = PyLong_AsSsize_t(entries);
+    memo_max_token_chars = PyLong_AsSsize_t(chars);
+    Py_DECREF(entries);
+    Py_DECREF(chars);
+    if (PyErr_Occurred())
+        return -1;
+    if (memo_init(&token_memo, memo_max_entries) < 0 || memo_init(&shape_memo, memo_max_entries) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * The error-context store: error_context.py's ErrorContext, the same operations in C
+ * ---------------------------------------------------------------------------------------- */
+
+/* Remembering runs for most dropped records with a trace id: in Python that is a tuple, a
+ * deque append and a dict update each, plus the garbage collector's passes over them, more
+ * than the rest of a record's work. This is the same store with the same API (the Python
+ * sampler uses it too under the compiled implementation, and tests/unit/sampling holds the
+ * two to the same results), its entries plain C structs. */
+
+#define ENTRY_OVERHEAD_BYTES 200 /* error_context.ENTRY_OVERHEAD_BYTES (a test compares) */
+
+typedef struct Entry {
+    uint8_t trace[16];
+    double at;
+    PyObject *origin, *record;
+    struct Entry *next; /* the window queue, oldest first */
+} Entry;
+
+typedef struct {
+    uint8_t trace[16];
+    Entry **items; /* the trace's last entries, oldest first: a ring of cap */
+    Py_ssize_t first, count, cap;
+} TraceList;
+
+#define SLOT_EMPTY NULL
+static TraceList TOMBSTONE;
+
+typedef struct {
+    PyObject_HEAD
+    double window_s, hot_ttl_s;
+    Py_ssize_t max_bytes, max_hot, max_per_trace, bytes;
+    Entry *head, *tail;
+    TraceList **traces; /* open addressing by trace id; &TOMBSTONE where one was removed */
+    size_t mask;
+    Py_ssize_t used, dead;
+    PyObject *hot; /* collections.OrderedDict: trace id -> until, as error_context.py */
+} Context;
+
+static PyTypeObject ContextType;
+
+static inline uint64_t trace_hash(const uint8_t *trace) { return XXH3_64bits(trace, 16); }
+
+static TraceList **trace_find(Context *c, const uint8_t *trace) {
+    for (size_t i = trace_hash(trace) & c->mask;; i = (i + 1) & c->mask) {
+        TraceList *t = c->traces[i];
+        if (t == SLOT_EMPTY)
+            return &c->traces[i];
+        if (t != &TOMBSTONE && memcmp(t->trace, trace, 16) == 0)
+            return &c->traces[i];
+    }
+}
+
+static int traces_rehash(Context *c, size_t size) {
+    TraceList **items = PyMem_Calloc(size, sizeof(TraceList *));
+    if (!items)
+        return -1;
+    for (size_t i = 0; c->traces && i <= c->mask; i++) {
+        TraceList *t = c->traces[i];
+        if (t == SLOT_EMPTY || t == &TOMBSTONE)
+            continue;
+        size_t j = trace_hash(t->trace) & (size - 1);
+        while (items[j])
+            j = (j + 1) & (size - 1);
+        items[j] = t;
+    }
+    PyMem_Free(c->traces);
+    c->traces = items;
+    c->mask = size - 1;
+    c->dead = 0;
+    return 0;
+}
+
+static void trace_remove(Context *c, TraceList **where) {
+    PyMem_Free((*where)->items);
+    PyMem_Free(*where);
+    *where = &TOMBSTONE;
+    c->used--;
+    c->dead++;
+}
+
+static void entry_free(Entry *e) {
+    Py_DECREF(e->origin);
+    Py_DECREF(e->record);
+    PyMem_Free(e);
+}
+
+static void context_evict(Context *c, double now) {
+    double oldest_allowed = now - c->window_s;
+    while (c->head && (c->head->at < oldest_allowed || c->bytes > c->max_bytes)) {
+        Entry *old = c->head;
+        c->head = old->next;
+        if (!c->head)
+            c->tail = NULL;
+        c->bytes -= PyBytes_GET_SIZE(old->record) + ENTRY_OVERHEAD_BYTES;
+        TraceList **where = trace_find(c, old->trace);
+        TraceList *same = *where;
+        if (same != SLOT_EMPTY && same->items[same->first] == old) {
+            if (same->count == 1) {
+                trace_remove(c, where);
+            } else {
+                same->first = (same->first + 1) % same->cap;
+                same->count--;
+            }
+        }
+        entry_free(old);
+    }
+}
+
+static int context_remember(Context *c, const uint8_t *trace, double at, PyObject *origin,
+                            PyObject *record) {
+    Entry *e = PyMem_Malloc(sizeof(Entry));
+    if (!e)
+        return -1;
+    memcpy(e->trace, trace, 16);
+    e->at = at;
+    e->origin = Py_NewRef(origin);
+    e->record = Py_NewRef(record);
+    e->next = NULL;
+    if (c->tail)
+        c->tail->next = e;
+    else
+        c->head = e;
+    c->tail = e;
+    if ((size_t)(c->used + c->dead + 1) * 2 > c->mask + 1 &&
+        traces_rehash(c, (size_t)(c->used + 1) * 4 > c->mask + 1 ? (c->mask + 1) * 2
+                                                                    : c->mask + 1) < 0)
+        return -1;
+    TraceList **where = trace_find(c, trace);
+    TraceList *same = *where;
+    if (same == SLOT_EMPTY) {
+        same = PyMem_Calloc(1, sizeof(TraceList));
+        if (!same)
+            return -1;
+        memcpy(same->trace, trace, 16);
+        *where = same;
+        c->used++;
+    }
+    if (same->count == c->max_per_trace) {
+        /* the trace's oldest gives way; it waits in the window queue to be discarded */
+        same->first = (same->first + 1) % same->cap;
+        same->count--;
+    }
+    if (same->count == same->cap) {
+        Py_ssize_t cap = same->cap ? same->cap * 2 : 4;
+        if (cap > c->max_per_trace)
+            cap = c->max_per_trace;
+        Entry **items = PyMem_Malloc(cap * sizeof(Entry *));
+        if (!items)
+            return -1;
+        for (Py_ssize_t i = 0; i < same->count; i++)
+            items[i] = same->items[(same->first + i) % same->cap];
+        PyMem_Free(same->items);
+        same->items = items;
+        same->first = 0;
+        same->cap = cap;
+    }
+    same->items[(same->first + same->count) % same->cap] = e;
+    same->count++;
+    c->bytes += PyBytes_GET_SIZE(record) + ENTRY_OVERHEAD_BYTES;
+    if (c->bytes > c->max_bytes || c->head->at < at - c->window_s)
+        context_evict(c, at);
+    return 0;
+}
+
+/* 1 hot, 0 not, -1 error; an expired mark is dropped as is_hot() drops it. */
+static int context_is_hot(Context *c, PyObject *trace_id, double now) {
+    if (!PyDict_GET_SIZE(c->hot))
+        return 0;
+    PyObject *until = PyDict_GetItemWithError(c->hot, trace_id);
+    if (!until)
+        return PyErr_Occurred() ? -1 : 0;
+    double value = PyFloat_AsDouble(until);
+    if (value == -1.0 && PyErr_Occurred())
+        return -1;
+    if (value < now)
+        return PyObject_DelItem(c->hot, trace_id) < 0 ? -1 : 0;
+    return 1;
+}
+
+static PyObject *context_recall(Context *c, PyObject *trace_id, double now) {
+    PyObject *until = PyFloat_FromDouble(now + c->hot_ttl_s);
+    if (!until || PyObject_SetItem(c->hot, trace_id, until) < 0) {
+        Py_XDECREF(until);
+        return NULL;
+    }
+    Py_DECREF(until);
+    PyObject *moved = PyObject_CallMethod(c->hot, "move_to_end", "O", trace_id);
+    if (!moved)
+        return NULL;
+    Py_DECREF(moved);
+    while (PyObject_Length(c->hot) > c->max_hot) {
+        PyObject *popped = PyObject_CallMethod(c->hot, "popitem", "O", Py_False);
+        if (!popped)
+            return NULL;
+        Py_DECREF(popped);
+    }
+    const uint8_t *trace = (const uint8_t *)PyBytes_AS_STRING(trace_id);
+    TraceList **where = trace_find(c, trace);
+    TraceList *same = *where;
+    Entry **recalled = NULL;
+    Py_ssize_t n = 0;
+    if (same != SLOT_EMPTY) {
+        n = same->count;
+        recalled = PyMem_Malloc((n ? n : 1) * sizeof(Entry *));
+        if (!recalled)
+            return PyErr_NoMemory();
+        for (Py_ssize_t i = 0; i < n; i++)
+            recalled[i] = same->items[(same->first + i) % same->cap];
+        trace_remove(c, where);
+    }
+    /* Tuples made before evicting: an entry recalled may leave the window queue now. */
+    PyObject *out = PyList_New(0);
+    for (Py_ssize_t i = 0; out && i < n; i++) {
+        Entry *e = recalled[i];
+        PyObject *item = Py_BuildValue("(y#dOO)", (const char *)e->trace, (Py_ssize_t)16, e->at,
+                                       e->origin, e->record);
+        if (!item || PyList_Append(out, item) < 0)
+            Py_CLEAR(out);
+        Py_XDECREF(item);
+    }
+    PyMem_Free(recalled);
+    if (!out)
+        return NULL;
+    context_evict(c, now);
+    double oldest = now - c->window_s;
+    PyObject *kept = PyList_New(0);
+    for (Py_ssize_t i = 0; kept && i < PyList_GET_SIZE(out); i++) {
+        PyObject *item = PyList_GET_ITEM(out, i);
+        if (PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(item, 1)) >= oldest && PyList_Append(kept, item) < 0)
+            Py_CLEAR(kept);
+    }
+    Py_DECREF(out);
+    return kept;
+}
+
+static int trace_arg(PyObject *trace_id) {
+    if (!PyBytes_Check(trace_id) || PyBytes_GET_SIZE(trace_id) != 16) {
+        PyErr_SetString(PyExc_ValueError, "trace ids are 16 bytes");
+        return -1;
+    }
+    return 0;
+}
+
+static int context_init(Context *self, PyObject *args, PyObject *kwargs) {
+    if (!PyArg_ParseTuple(args, "dndnn", &self->window_s, &self->max_bytes, &self->hot_ttl_s,
+                          &self->max_hot, &self->max_per_trace))
+        return -1;
+    if (self->max_per_trace < 1) {
+        PyErr_SetString(PyExc_ValueError, "max_records_per_trace must be >= 1");
+        return -1;
+    }
+    PyObject *collections = PyImport_ImportModule("collections");
+    if (!collections)
+        return -1;
+    Py_XSETREF(self->hot, PyObject_CallMethod(collections, "OrderedDict", NULL));
+    Py_DECREF(collections);
+    if (!self->hot || traces_rehash(self, 1024) < 0)
+        return -1;
+    return 0;
+}
+
+static void context_dealloc(Context *self) {
+    while (self->head) {
+        Entry *e = self->head;
+        self->head = e->next;
+        entry_free(e);
+    }
+    for (size_t i = 0; self->traces && i <= self->mask; i++) {
+        TraceList *t = self->traces[i];
+        if (t != SLOT_EMPTY && t != &TOMBSTONE) {
+            PyMem_Free(t->items);
+            PyMem_Free(t);
+        }
+    }
+    PyMem_Free(self->traces);
+    Py_XDECREF(self->hot);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *py_context_remember(Context *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4 || trace_arg(args[0]) < 0 || !PyBytes_Check(args[3])) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "remember(trace_id, at, origin, record: bytes)");
+        return NULL;
+    }
+    double at = PyFloat_AsDouble(args[1]);
+    if (at == -1.0 && PyErr_Occurred())
+        return NULL;
+    if (context_remember(self, (const uint8_t *)PyBytes_AS_STRING(args[0]), at, args[2],
+                         args[3]) < 0)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_context_recall(Context *self, PyObject *const *args, Py_ssize_t nargs) {
+    double now;
+    if (nargs != 2 || trace_arg(args[0]) < 0 ||
+        ((now = PyFloat_AsDouble(args[1])) == -1.0 && PyErr_Occurred()))
+        return NULL;
+    return context_recall(self, args[0], now);
+}
+
+static PyObject *py_context_is_hot(Context *self, PyObject *const *args, Py_ssize_t nargs) {
+    double now;
+    if (nargs != 2 || trace_arg(args[0]) < 0 ||
+        ((now = PyFloat_AsDouble(args[1])) == -1.0 && PyErr_Occurred()))
+        return NULL;
+    int hot = context_is_hot(self, args[0], now);
+    if (hot < 0)
+        return NULL;
+    return PyBool_FromLong(hot);
+}
+
+static PyObject *py_context_give_back(Context *self, PyObject *entries) {
+    PyObject *iterator = PyObject_GetIter(entries), *entry;
+    if (!iterator)
+        return NULL;
+    while ((entry = PyIter_Next(iterator))) {
+        PyObject *trace_id, *origin, *record;
+        double at;
+        int ok = PyArg_ParseTuple(entry, "SdOS", &trace_id, &at, &origin, &record) &&
+                 trace_arg(trace_id) == 0 &&
+                 context_remember(self, (const uint8_t *)PyBytes_AS_STRING(trace_id), at, origin,
+                                  record) == 0;
+        Py_DECREF(entry);
+        if (!ok) {
+            Py_DECREF(iterator);
+            return PyErr_Occurred() ? NULL : PyErr_NoMemory();
+        }
+    }
+    Py_DECREF(iterator);
+    if (PyErr_Occurred())
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *context_bytes_held(Context *self, void *closure) {
+    return PyLong_FromSsize_t(self->bytes);
+}
+
+static PyMethodDef context_methods[] = {
+    {"remember", (PyCFunction)(void (*)(void))py_context_remember, METH_FASTCALL,
+     "remember(trace_id, at, origin, record)"},
+    {"recall", (PyCFunction)(void (*)(void))py_context_recall, METH_FASTCALL,
+     "recall(trace_id, now) -> the trace's remembered entries; the trace becomes hot"},
+    {"is_hot", (PyCFunction)(void (*)(void))py_context_is_hot, METH_FASTCALL,
+     "is_hot(trace_id, now) -> bool"},
+    {"give_back", (PyCFunction)py_context_give_back, METH_O, "give_back(entries)"},
+    {NULL},
+};
+
+static PyGetSetDef context_getset[] = {
+    {"bytes_held", (getter)context_bytes_held, NULL, "Bytes counted against max_bytes.", NULL},
+    {NULL},
+};
+
+static PyTypeObject ContextType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "lipservice_otel.sampling._native.ErrorContext",
+    .tp_basicsize = sizeof(Context),
+    .tp_dealloc = (destructor)context_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)context_init,
+    .tp_methods = context_methods,
+    .tp_getset = context_getset,
+};
+
+/* ------------------------------------------------------------------------------------------
+ * The decision and the splice: sampler.py's _sample_scope, over a walked request
+ * ---------------------------------------------------------------------------------------- */
+
+#define SEED_STEP 0x9E3779B97F4A7C15ULL
+#define DISCARD_BITS 8 /* 64 - RANDOMNESS_BITS */
+
+/* What one (service, template, severity) needs per record under the current policy: the
+ * Python side computes it (CompiledSampler._native_slot) the first time the key is seen. */
+typedef struct {
+    Py_hash_t hash;
+    PyObject *service, *template; /* the key, with severity */
+    const char *template_p;       /* the template's UTF-8, owned by template */
+    Py_ssize_t template_n;
+    int32_t severity;
+    PyObject *signature_id, *pattern_id, *reason, *annotation;
+    uint64_t threshold;
+    double rate, burst_limit, template_limit;
+    int known, baseline;
+    PyObject *fallback[2]; /* (threshold, rate, reason) by bool(severity_number), or NULL */
+    PyObject *counts;      /* PatternCounts of this interval, NULL until asked */
+    /* this request */
+    Py_ssize_t received, kept, first;
+    int touched;
+} Slot;
+
+typedef struct {
+    Slot **items; /* open addressing; NULL: empty */
+    size_t mask;
+    Py_ssize_t used, cap;
+} SlotTable;
+
+typedef struct {
+    PyObject *reason;
+    Py_ssize_t kept, dropped;
+} ReasonCount;
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t max_body_chars, max_attributes, max_body_bytes;
+    int infer;
+    PyObject *make_slot, *make_fallback, *make_counts, *infer_severity, *template_of_value;
+    PyObject *note_pattern, *unknown_service, *empty;
+    SlotTable slots;
+    Memo bodies, structured;
+    /* Bodies are remembered on their second sight: most hold a value seen once, and copying
+     * each into the memo only to clear it later costs more than the memo saves. */
+    uint64_t seen[1 << 16];
+    /* records that needed a Python call (a structured body's template, a severity to infer) */
+    unsigned long long to_python;
+} Engine;
+
+static void slot_free(Slot *slot) {
+    Py_XDECREF(slot->service);
+    Py_XDECREF(slot->template);
+    Py_XDECREF(slot->signature_id);
+    Py_XDECREF(slot->pattern_id);
+    Py_XDECREF(slot->reason);
+    Py_XDECREF(slot->annotation);
+    Py_XDECREF(slot->fallback[0]);
+    Py_XDECREF(slot->fallback[1]);
+    Py_XDECREF(slot->counts);
+    PyMem_Free(slot);
+}
+
+static void slots_clear(SlotTable *t) {
+    if (!t->items)
+        return;
+    for (size_t i = 0; i <= t->mask; i++)
+        if (t->items[i]) {
+            slot_free(t->items[i]);
+            t->items[i] = NULL;
+        }
+    t->used = 0;
+}
+
+static int slots_resize(SlotTable *t, size_t size) {
+    Slot **items = PyMem_Calloc(size, sizeof(Slot *));
+    if (!items)
+        return -1;
+    if (t->items) {
+        for (size_t i = 0; i <= t->mask; i++) {
+            Slot *slot = t->items[i];
+            if (!slot)
+                continue;
+            size_t j = (size_t)slot->hash & (size - 1);
+            while (items[j])
+                j = (j + 1) & (size - 1);
+            items[j] = slot;
+        }
+        PyMem_Free(t->items);
+    }
+    t->items = items;
+    t->mask = size - 1;
+    return 0;
+}
+
+/* A record's template: its bytes (UTF-8), in a buffer of the caller's or in obj's. */
+typedef struct {
+    const char *p;
+    Py_ssize_t n;
+    PyObject *obj; /* a new reference, or NULL while the bytes are only in the buffer */
+} Template;
+
+static inline Py_hash_t slot_hash(Py_hash_t service, const Template *t, int32_t severity) {
+    Py_uhash_t h = (Py_uhash_t)XXH3_64bits(t->p, t->n);
+    h = (h ^ (Py_uhash_t)service) * 1000003u ^ (Py_uhash_t)(uint32_t)severity;
+    return (Py_hash_t)(h == (Py_uhash_t)-1 ? 7 : h);
+}
+
+static inline int same_str(PyObject *a, PyObject *b) {
+    return a == b || (PyUnicode_GET_LENGTH(a) == PyUnicode_GET_LENGTH(b) &&
+                      PyUnicode_Compare(a, b) == 0);
+}
+
+static int as_threshold(PyObject *value, uint64_t *out) {
+    unsigned long long v = PyLong_AsUnsignedLongLong(value);
+    if (v == (unsigned long long)-1 && PyErr_Occurred())
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* The slot of a key, made by the Python side on a miss (a never-seen key: rare). */
+static Slot *slot_for(Engine *e, PyObject *service, Py_hash_t service_hash, Template *t,
+                      int32_t severity) {
+    SlotTable *table = &e->slots;
+    Py_hash_t hash = slot_hash(service_hash, t, severity);
+    for (size_t i = (size_t)hash & table->mask;; i = (i + 1) & table->mask) {
+        Slot *slot = table->items[i];
+        if (!slot)
+            break;
+        if (slot->hash == hash && slot->severity == severity && slot->template_n == t->n &&
+            memcmp(slot->template_p, t->p, t->n) == 0 && same_str(slot->service, service))
+            return slot;
+    }
+    /* Grown, never cleared inside a request: records walked earlier point at their slots. */
+    if ((size_t)(table->used + 1) * 2 > table->mask + 1 &&
+        slots_resize(table, (table->mask + 1) * 2) < 0) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    PyObject *template = t->obj ? Py_NewRef(t->obj) : ascii_str(t->p, t->n);
+    if (!template)
+        return NULL;
+    PyObject *made = PyObject_CallFunction(e->make_slot, "OOi", service, template, (int)severity);
+    Slot *slot = made ? PyMem_Calloc(1, sizeof(Slot)) : NULL;
+    if (!slot) {
+        Py_DECREF(template);
+        Py_XDECREF(made);
+        return made ? (Slot *)PyErr_NoMemory() : NULL;
+    }
+    PyObject *threshold;
+    int known, baseline;
+    if (!PyArg_ParseTuple(made, "OOOdOppddO", &slot->signature_id, &slot->pattern_id, &threshold,
+                          &slot->rate, &slot->reason, &known, &baseline, &slot->burst_limit,
+                          &slot->template_limit, &slot->annotation) ||
+        as_threshold(threshold, &slot->threshold) < 0) {
+        Py_DECREF(made);
+        Py_DECREF(template);
+        PyMem_Free(slot);
+        return NULL;
+    }
+    Py_INCREF(slot->signature_id);
+    Py_INCREF(slot->pattern_id);
+    Py_INCREF(slot->reason);
+    Py_INCREF(slot->annotation);
+    Py_DECREF(made);
+    slot->known = known;
+    slot->baseline = baseline;
+    slot->hash = hash;
+    slot->service = Py_NewRef(service);
+    slot->template = template;
+    slot->template_p = PyUnicode_AsUTF8AndSize(template, &slot->template_n);
+    slot->severity = severity;
+    size_t i = (size_t)hash & table->mask;
+    while (table->items[i])
+        i = (i + 1) & table->mask;
+    table->items[i] = slot;
+    table->used++;
+    if (!slot->template_p)
+        return NULL; /* the slot is in the table and freed with it */
+    return slot;
+}
+
+/* Per record of the walked request, beside its Record. */
+typedef struct {
+    Slot *slot;
+    int32_t severity; /* inferred when the record has none */
+    PyObject *service; /* borrowed from the request's list */
+} Decided;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *payload;
+    Py_buffer view;
+    Walk walk;
+    /* Why the Python sampler must take this request (NULL: it need not). */
+    const char *to_python;
+} Walked;
+
+static void walked_dealloc(Walked *self) {
+    walk_free(&self->walk);
+    if (self->payload)
+        PyBuffer_Release(&self->view);
+    Py_XDECREF(self->payload);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *walked_records(Walked *self, void *closure) {
+    return PyLong_FromSsize_t(self->walk.nrecords);
+}
+
+static PyObject *walked_to_python(Walked *self, void *closure) {
+    if (!self->to_python)
+        Py_RETURN_NONE;
+    return PyUnicode_FromString(self->to_python);
+}
+
+static PyGetSetDef walked_getset[] = {
+    {"records", (getter)walked_records, NULL, "Log records in the request.", NULL},
+    {"to_python", (getter)walked_to_python, NULL,
+     "Why the Python sampler must take this request, or None.", NULL},
+    {NULL},
+};
+
+static PyTypeObject WalkedType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "lipservice_otel.sampling._native.Walked",
+    .tp_basicsize = sizeof(Walked),
+    .tp_dealloc = (destructor)walked_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_getset = walked_getset,
+};
+
+static int engine_init(Engine *self, PyObject *args, PyObject *kwargs) {
+    static char *names[] = {"max_body_chars", "max_attributes", "cache_size", "slot_cap",
+                            "infer", "make_slot", "make_fallback", "make_counts",
+                            "infer_severity", "template_of_value", "note_pattern",
+                            "unknown_service", NULL};
+    Py_ssize_t cache_size, slot_cap;
+    int infer;
+    PyObject *make_slot, *make_fallback, *make_counts, *infer_severity, *template_of_value,
+        *note_pattern, *unknown_service;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nnnnpOOOOOOU", names, &self->max_body_chars,
+                                     &self->max_attributes, &cache_size, &slot_cap, &infer,
+                                     &make_slot, &make_fallback, &make_counts, &infer_severity,
+                                     &template_of_value, &note_pattern, &unknown_service))
+        return -1;
+    self->infer = infer;
+    Py_XSETREF(self->make_slot, Py_NewRef(make_slot));
+    Py_XSETREF(self->make_fallback, Py_NewRef(make_fallback));
+    Py_XSETREF(self->make_counts, Py_NewRef(make_counts));
+    Py_XSETREF(self->infer_severity, Py_NewRef(infer_severity));
+    Py_XSETREF(self->template_of_value, Py_NewRef(template_of_value));
+    Py_XSETREF(self->note_pattern, Py_NewRef(note_pattern));
+    Py_XSETREF(self->unknown_service, Py_NewRef(unknown_service));
+    Py_XSETREF(self->empty, PyUnicode_FromStringAndSize("", 0));
+    self->slots.cap = slot_cap;
+    if (!self->empty || slots_resize(&self->slots, 1024) < 0 ||
+        memo_init(&self->bodies, cache_size > 0 ? cache_size : 1) < 0 ||
+        memo_init(&self->structured, cache_size > 0 ? cache_size : 1) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->bodies.cap = self->structured.cap = cache_size;
+    return 0;
+}
+
+static void engine_dealloc(Engine *self) {
+    slots_clear(&self->slots);
+    PyMem_Free(self->slots.items);
+    memo_free(&self->bodies);
+    memo_free(&self->structured);
+    Py_XDECREF(self->make_slot);
+    Py_XDECREF(self->make_fallback);
+    Py_XDECREF(self->make_counts);
+    Py_XDECREF(self->infer_severity);
+    Py_XDECREF(self->template_of_value);
+    Py_XDECREF(self->note_pattern);
+    Py_XDECREF(self->unknown_service);
+    Py_XDECREF(self->empty);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* forget(): the slots belong to a policy or an interval that is over. */
+static PyObject *engine_forget(Engine *self, PyObject *unused) {
+    slots_clear(&self->slots);
+    Py_RETURN_NONE;
+}
+
+/* walk(payload, max_body_bytes) -> Walked, or None when upb must decide (see walk_request).
+ * Walked.to_python names what makes the request one for the Python sampler. */
+static PyObject *engine_walk(Engine *self, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t max_body_bytes;
+    if (nargs != 2 || (max_body_bytes = PyLong_AsSsize_t(args[1])) == -1) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "walk(payload, max_body_bytes)");
+        return NULL;
+    }
+    Walked *walked = PyObject_New(Walked, &WalkedType);
+    if (!walked)
+        return NULL;
+    walked->payload = NULL;
+    memset(&walked->walk, 0, sizeof(Walk));
+    walked->to_python = NULL;
+    if (PyObject_GetBuffer(args[0], &walked->view, PyBUF_SIMPLE) < 0) {
+        Py_DECREF(walked);
+        return NULL;
+    }
+    walked->payload = Py_NewRef(args[0]);
+    int status = walk_request(walked->view.buf, walked->view.len, &walked->walk);
+    if (status < 0) {
+        Py_DECREF(walked);
+        if (status == -1)
+            Py_RETURN_NONE;
+        return NULL;
+    }
+    Walk *w = &walked->walk;
+    int large = walked->view.len > max_body_bytes;
+    for (Py_ssize_t k = 0; k < w->nrecords && !walked->to_python; k++) {
+        Record *rec = &w->records[k];
+        if (rec->attributes > (uint32_t)self->max_attributes)
+            walked->to_python = "attributes";
+        else if (rec->flags & REC_UPSTREAM_STAMP)
+            walked->to_python = "upstream_stamp";
+        else if (rec->trace_id.n != 0 && rec->trace_id.n != 16)
+            walked->to_python = "trace_id";
+        else if (rec->span_id.n != 0 && rec->span_id.n != 8)
+            walked->to_python = "span_id";
+        else if (large && rec->body.n > max_body_bytes)
+            walked->to_python = "body_size";
+    }
+    return (PyObject *)walked;
+}
+
+static PyObject *service_of(Engine *e, Resource *res) {
+    if (!res->has_service || res->service.n == 0)
+        return Py_NewRef(e->unknown_service);
+    return span_str(res->service);
+}
+
+/* The template of a record's body: memos by body bytes, else the signature. 0 or -1. The
+ * common body's template is only written into buf: a str is made for a new slot only. */
+static int template_for(Engine *e, Record *rec, char *buf, Template *t) {
+    t->obj = NULL;
+    if (rec->body_kind == BODY_NONE || (rec->body_kind == BODY_STRING && rec->body_string.n == 0)) {
+        t->obj = Py_NewRef(e->empty);
+        t->p = "";
+        t->n = 0;
+        return 0;
+    }
+    Memo *memo = rec->body_kind == BODY_STRING ? &e->bodies : &e->structured;
+    Span key = rec->body_kind == BODY_STRING ? rec->body_string : rec->body;
+    uint64_t hash = XXH3_64bits(key.p, key.n);
+    PyObject *hit = memo->cap ? memo_get(memo, (const char *)key.p, key.n, hash) : NULL;
+    uint64_t *seen = &e->seen[hash & ((1 << 16) - 1)];
+    int remember = memo->cap && *seen == hash;
+    *seen = hash;
+    if (hit) {
+        t->obj = Py_NewRef(hit);
+    } else if (rec->body_kind == BODY_STRING) {
+        int status = 0;
+        if (all_ascii(key.p, key.n)) {
+            status = template_ascii_into((const char *)key.p, key.n, e->max_body_chars, buf, &t->n);
+            if (status < 0)
+                return -1;
+        }
+        if (status == 1) {
+            t->p = buf;
+            if (!remember)
+                return 0;
+            t->obj = ascii_str(buf, t->n);
+        } else {
+            t->obj = template_of_text_utf8((const char *)key.p, key.n, e->max_body_chars, NULL);
+        }
+    } else {
+        e->to_python++;
+        PyObject *value = span_bytes(key);
+        t->obj = value ? PyObject_CallOneArg(e->template_of_value, value) : NULL;
+        Py_XDECREF(value);
+    }
+    if (!t->obj)
+        return -1;
+    if (!hit && remember && memo_put(memo, (const char *)key.p, key.n, hash, t->obj) < 0) {
+        Py_CLEAR(t->obj);
+        PyErr_NoMemory();
+        return -1;
+    }
+    t->p = PyUnicode_AsUTF8AndSize(t->obj, &t->n);
+    if (!t->p) {
+        Py_CLEAR(t->obj);
+        return -1;
+    }
+    return 0;
+}
+
+static inline Py_ssize_t varint_size(uint64_t v) {
+    Py_ssize_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static inline uint8_t *put_varint(uint8_t *out, uint64_t v) {
+    while (v >= 0x80) {
+        *out++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *out++ = (uint8_t)v;
+    return out;
+}
+
+static inline uint8_t *put_span(uint8_t *out, Span s) {
+    memcpy(out, s.p, s.n);
+    return out + s.n;
+}
+
+/* annotate()'s bytes for a record without our keys: sampling.adjusted_count (double 1/rate,
+ * 0 for rate 0), lipservice.pattern_id, lipservice.reason; as LogRecord field 6 entries. */
+static PyObject *annotation_bytes(double rate, PyObject *pattern_id, PyObject *reason) {
+    static const char count_key[] = "sampling.adjusted_count", pid_key[] = "lipservice.pattern_id",
+                      reason_key[] = "lipservice.reason";
+    Py_ssize_t pid_n, reason_n;
+    const char *pid = PyUnicode_AsUTF8AndSize(pattern_id, &pid_n);
+    const char *why = PyUnicode_AsUTF8AndSize(reason, &reason_n);
+    if (!pid || !why)
+        return NULL;
+    const char *keys[3] = {count_key, pid_key, reason_key};
+    const char *strings[3] = {NULL, pid, why};
+    Py_ssize_t lengths[3] = {0, pid_n, reason_n}, value_n[3], kv_n[3], total = 0;
+    for (int i = 0; i < 3; i++) {
+        Py_ssize_t key_n = (Py_ssize_t)strlen(keys[i]);
+        value_n[i] = i == 0 ? 9 : 1 + varint_size(lengths[i]) + lengths[i];
+        kv_n[i] = 1 + varint_size(key_n) + key_n + 1 + varint_size(value_n[i]) + value_n[i];
+        total += 1 + varint_size(kv_n[i]) + kv_n[i];
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, total);
+    if (!out)
+        return NULL;
+    uint8_t *p = (uint8_t *)PyBytes_AS_STRING(out);
+    double adjusted = rate ? 1.0 / rate : 0.0;
+    for (int i = 0; i < 3; i++) {
+        Py_ssize_t key_n = (Py_ssize_t)strlen(keys[i]);
+        *p++ = 0x32;
+        p = put_varint(p, kv_n[i]);
+        *p++ = 0x0a;
+        p = put_varint(p, key_n);
+        memcpy(p, keys[i], key_n);
+        p += key_n;
+        *p++ = 0x12;
+        p = put_varint(p, value_n[i]);
+        if (i == 0) {
+            uint64_t bits;
+            memcpy(&bits, &adjusted, 8);
+            *p++ = 0x21;
+            for (int b = 0; b < 8; b++)
+                *p++ = (uint8_t)(bits >> (8 * b));
+        } else {
+            *p++ = 0x0a;
+            p = put_varint(p, lengths[i]);
+            memcpy(p, strings[i], lengths[i]);
+            p += lengths[i];
+        }
+    }
+    return out;
+}
+
+static int count_reason(ReasonCount **counts, Py_ssize_t *n, Py_ssize_t *cap, PyObject *reason,
+                        int kept) {
+    for (Py_ssize_t i = 0; i < *n; i++)
+        if ((*counts)[i].reason == reason) {
+            if (kept)
+                (*counts)[i].kept++;
+            else
+                (*counts)[i].dropped++;
+            return 0;
+        }
+    if (grow((void **)counts, cap, *n + 1, sizeof(ReasonCount)) < 0)
+        return -1;
+    (*counts)[(*n)++] = (ReasonCount){reason, kept ? 1 : 0, kept ? 0 : 1};
+    return 0;
+}
+
+/* Bump a per-second counter dict[key] and return the new count (-1: error). */
+static long long bump(PyObject *dict, PyObject *key) {
+    PyObject *old = PyDict_GetItemWithError(dict, key);
+    long long seen = 1;
+    if (old) {
+        seen = PyLong_AsLongLong(old) + 1;
+    } else if (PyErr_Occurred()) {
+        return -1;
+    }
+    PyObject *value = PyLong_FromLongLong(seen);
+    if (!value || PyDict_SetItem(dict, key, value) < 0) {
+        Py_XDECREF(value);
+        return -1;
+    }
+    Py_DECREF(value);
+    return seen;
+}
+
+/* dict.get(key, -1) >= second */
+static int holds(PyObject *dict, PyObject *key, long long second) {
+    if (!PyDict_GET_SIZE(dict))
+        return 0;
+    PyObject *until = PyDict_GetItemWithError(dict, key);
+    if (!until)
+        return PyErr_Occurred() ? -1 : 0;
+    long long value = PyLong_AsLongLong(until);
+    if (value == -1 && PyErr_Occurred())
+        return -1;
+    return value >= second;
+}
+
+static int set_until(PyObject *dict, PyObject *key, long long second) {
+    PyObject *value = PyLong_FromLongLong(second);
+    int status = value ? PyDict_SetItem(dict, key, value) : -1;
+    Py_XDECREF(value);
+    return status;
+}
+
+static const uint8_t NO_TRACE_ID[16] = {0};
+
+/* sample(walked, state) -> (payload out, received, kept, kept_by_reason, dropped_by_reason,
+ *                           recalled, anomaly budget left), or None: the Python sampler must.
+ * state: (per_second, bursting, template_seconds, template_bursting, second, anomaly budget,
+ *         error context or None, severity floor, now, burst reason, error-context reason). */
+static PyObject *engine_sample(Engine *e, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || Py_TYPE(args[0]) != &WalkedType || !PyTuple_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "sample(walked, state)");
+        return NULL;
+    }
+    Walked *walked = (Walked *)args[0];
+    PyObject *per_second, *bursting, *template_seconds, *template_bursting, *context,
+        *burst_reason, *context_reason;
+    long long second, budget;
+    int floor;
+    double now;
+    if (!PyArg_ParseTuple(args[1], "O!O!O!O!LLOidUU", &PyDict_Type, &per_second, &PyDict_Type,
+                          &bursting, &PyDict_Type, &template_seconds, &PyDict_Type,
+                          &template_bursting, &second, &budget, &context, &floor, &now,
+                          &burst_reason, &context_reason))
+        return NULL;
+    if (walked->to_python)
+        Py_RETURN_NONE;
+    if (context != Py_None && Py_TYPE(context) != &ContextType) {
+        PyErr_SetString(PyExc_TypeError, "sample(): the error context must be _native's");
+        return NULL;
+    }
+    Walk *w = &walked->walk;
+    if (e->slots.used >= e->slots.cap)
+        slots_clear(&e->slots); /* between requests only: see slot_for */
+    char *template_buf = PyMem_Malloc(TEMPLATE_BUF);
+    Decided *decided = PyMem_Calloc(w->nrecords ? w->nrecords : 1, sizeof(Decided));
+    uint8_t *keep = PyMem_Calloc(w->nrecords ? w->nrecords : 1, 1);
+    PyObject **annotations = PyMem_Calloc(w->nrecords ? w->nrecords : 1, sizeof(PyObject *));
+    PyObject *services = PyList_New(0), *recalled = PyList_New(0), *result = NULL;
+    PyObject *now_obj = PyFloat_FromDouble(now);
+    Slot **touched = PyMem_Calloc(w->nrecords ? w->nrecords : 1, sizeof(Slot *));
+    Py_ssize_t ntouched = 0, nreasons = 0, capreasons = 0, kept_total = 0;
+    ReasonCount *reasons = NULL;
+    PyObject *origin = NULL;
+    if (!template_buf || !decided || !keep || !annotations || !services || !recalled ||
+        !now_obj || !touched) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* Pass 1, nothing observable changes: templates, slots, inferred severities, counters. */
+    for (Py_ssize_t r = 0; r < w->nresources; r++) {
+        Resource *res = &w->resources[r];
+        PyObject *service = service_of(e, res);
+        if (!service || PyList_Append(services, service) < 0) {
+            Py_XDECREF(service);
+            goto done;
+        }
+        Py_DECREF(service);
+        Py_hash_t service_hash = PyObject_Hash(service);
+        if (service_hash == -1)
+            goto done;
+        Py_ssize_t first = res->count ? w->scopes[res->first].first : 0, last = first;
+        for (Py_ssize_t s = res->first; s < res->first + res->count; s++)
+            last = w->scopes[s].first + w->scopes[s].count;
+        for (Py_ssize_t k = first; k < last; k++) {
+            Record *rec = &w->records[k];
+            Template template;
+            if (template_for(e, rec, template_buf, &template) < 0)
+                goto done;
+            int32_t severity = rec->severity;
+            if (!severity && e->infer) {
+                e->to_python++;
+                if (!template.obj && !(template.obj = ascii_str(template.p, template.n)))
+                    goto done;
+                PyObject *record = span_bytes(rec->contents);
+                PyObject *inferred = record ? PyObject_CallFunctionObjArgs(
+                                                  e->infer_severity, record, template.obj, NULL)
+                                            : NULL;
+                Py_XDECREF(record);
+                if (!inferred) {
+                    Py_DECREF(template.obj);
+                    goto done;
+                }
+                severity = (int32_t)PyLong_AsLong(inferred);
+                Py_DECREF(inferred);
+                if (PyErr_Occurred()) {
+                    Py_DECREF(template.obj);
+                    goto done;
+                }
+                template.p = PyUnicode_AsUTF8AndSize(template.obj, &template.n);
+            }
+            Slot *slot = slot_for(e, service, service_hash, &template, severity);
+            Py_XDECREF(template.obj);
+            if (!slot)
+                goto done;
+            decided[k] = (Decided){slot, severity, service};
+            if (!slot->touched) {
+                slot->touched = 1;
+                slot->first = k;
+                touched[ntouched++] = slot;
+            }
+        }
+    }
+    for (Py_ssize_t i = 0; i < ntouched; i++) {
+        Slot *slot = touched[i];
+        if (slot->counts)
+            continue;
+        PyObject *counts = PyObject_CallFunction(e->make_counts, "OOi", slot->service,
+                                                 slot->template, (int)slot->severity);
+        if (!counts)
+            goto done;
+        if (counts == Py_None) {
+            /* Past the aggregate key cap: every record of it counts as overflow, in Python. */
+            Py_DECREF(counts);
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+        slot->counts = counts;
+    }
+    /* Pass 2: the decision of _sample_scope, record by record in request order. */
+    Py_ssize_t index = 0;
+    for (Py_ssize_t r = 0; r < w->nresources; r++) {
+        Resource *res = &w->resources[r];
+        for (Py_ssize_t s = res->first; s < res->first + res->count; s++) {
+            Scope *scope = &w->scopes[s];
+            Py_CLEAR(origin);
+            for (Py_ssize_t k = scope->first; k < scope->first + scope->count; k++) {
+                Record *rec = &w->records[k];
+                Slot *slot = decided[k].slot;
+                int32_t severity = decided[k].severity;
+                index++;
+                int traced = rec->trace_id.n == 16;
+                int decided_keep = -1, by_rule = 0;
+                double rate = 1.0;
+                PyObject *reason = NULL;
+                uint64_t threshold = 0;
+                double draw_rate = 0;
+                PyObject *draw_reason = NULL;
+                if (slot->rate >= 1.0) {
+                    if (slot->known || budget > 0) {
+                        if (!slot->known)
+                            budget--;
+                        decided_keep = 1, rate = 1.0, reason = slot->reason, by_rule = 1;
+                    } else {
+                        int which = rec->severity != 0;
+                        if (!slot->fallback[which]) {
+                            slot->fallback[which] = PyObject_CallFunction(
+                                e->make_fallback, "OOii", slot->service, slot->template,
+                                (int)slot->severity, (int)rec->severity);
+                            if (!slot->fallback[which])
+                                goto done;
+                        }
+                        PyObject *t;
+                        if (!PyArg_ParseTuple(slot->fallback[which], "OdO", &t, &draw_rate,
+                                              &draw_reason) ||
+                            as_threshold(t, &threshold) < 0)
+                            goto done;
+                    }
+                } else {
+                    threshold = slot->threshold, draw_rate = slot->rate,
+                    draw_reason = slot->reason, by_rule = 1;
+                    if (slot->baseline) {
+                        long long seen = bump(per_second, slot->pattern_id);
+                        if (seen < 0)
+                            goto done;
+                        if ((double)seen > slot->burst_limit &&
+                            set_until(bursting, slot->pattern_id, second + 1) < 0)
+                            goto done;
+                        if (slot->template_limit) {
+                            seen = bump(template_seconds, slot->signature_id);
+                            if (seen < 0)
+                                goto done;
+                            if ((double)seen > slot->template_limit &&
+                                set_until(template_bursting, slot->signature_id, second + 1) < 0)
+                                goto done;
+                        }
+                        int hot = holds(bursting, slot->pattern_id, second);
+                        if (hot == 0)
+                            hot = holds(template_bursting, slot->signature_id, second);
+                        if (hot < 0)
+                            goto done;
+                        if (hot && budget > 0) {
+                            budget--;
+                            decided_keep = 1, rate = 1.0, reason = burst_reason, by_rule = 0;
+                        }
+                    }
+                }
+                int zero_id = traced && memcmp(rec->trace_id.p, NO_TRACE_ID, 16) == 0;
+                if (decided_keep < 0) {
+                    uint64_t randomness;
+                    if (traced && !zero_id) {
+                        randomness = 0;
+                        for (int b = 9; b < 16; b++)
+                            randomness = (randomness << 8) | rec->trace_id.p[b];
+                    } else {
+                        uint64_t seed = rec->time + (uint64_t)index * SEED_STEP;
+                        Span body = rec->body_kind == BODY_STRING ? rec->body_string : (Span){NULL, 0};
+                        randomness = XXH3_64bits_withSeed(body.p, body.n, seed) >> DISCARD_BITS;
+                    }
+                    decided_keep = randomness < threshold;
+                    rate = draw_rate;
+                    reason = draw_reason;
+                }
+                if (traced && zero_id)
+                    traced = 0;
+                slot->received++;
+                if (context != Py_None && traced) {
+                    Context *store = (Context *)context;
+                    PyObject *id = PyBytes_FromStringAndSize((const char *)rec->trace_id.p, 16);
+                    if (!id)
+                        goto done;
+                    if (severity >= floor) {
+                        PyObject *back = context_recall(store, id, now);
+                        Py_DECREF(id);
+                        if (!back)
+                            goto done;
+                        PyObject *extended = _PyList_Extend((PyListObject *)recalled, back);
+                        Py_DECREF(back);
+                        if (!extended)
+                            goto done;
+                        Py_DECREF(extended);
+                    } else if (!decided_keep) {
+                        int is_hot = context_is_hot(store, id, now);
+                        Py_DECREF(id);
+                        if (is_hot < 0)
+                            goto done;
+                        if (is_hot) {
+                            decided_keep = 1, rate = 0.0, reason = context_reason, by_rule = 0;
+                        } else {
+                            if (!origin) {
+                                PyObject *resource = span_bytes(res->resource);
+                                PyObject *scope_bytes = span_bytes(scope->scope);
+                                origin = resource && scope_bytes
+                                             ? PyTuple_Pack(2, resource, scope_bytes)
+                                             : NULL;
+                                Py_XDECREF(resource);
+                                Py_XDECREF(scope_bytes);
+                            }
+                            PyObject *record = origin ? span_bytes(rec->contents) : NULL;
+                            int status = record ? context_remember(store, rec->trace_id.p, now,
+                                                                   origin, record)
+                                                : -1;
+                            Py_XDECREF(record);
+                            if (status < 0) {
+                                if (!PyErr_Occurred())
+                                    PyErr_NoMemory();
+                                goto done;
+                            }
+                        }
+                    } else {
+                        Py_DECREF(id);
+                    }
+                }
+                if (decided_keep) {
+                    if (by_rule) {
+                        annotations[k] = Py_NewRef(slot->annotation);
+                    } else {
+                        annotations[k] = annotation_bytes(rate, slot->pattern_id, reason);
+                        if (!annotations[k])
+                            goto done;
+                    }
+                    keep[k] = 1;
+                    slot->kept++;
+                    kept_total++;
+                }
+                if (count_reason(&reasons, &nreasons, &capreasons, reason, decided_keep) < 0) {
+                    PyErr_NoMemory();
+                    goto done;
+                }
+            }
+        }
+    }
+    /* The counts, and each pattern's first sight, as the Python loop leaves them. */
+    for (Py_ssize_t i = 0; i < ntouched; i++) {
+        Slot *slot = touched[i];
+        PyObject *received = PyObject_GetAttrString(slot->counts, "received");
+        PyObject *kept = received ? PyObject_GetAttrString(slot->counts, "kept") : NULL;
+        long long r0 = received ? PyLong_AsLongLong(received) : -1;
+        long long k0 = kept ? PyLong_AsLongLong(kept) : -1;
+        Py_XDECREF(received);
+        Py_XDECREF(kept);
+        if (PyErr_Occurred())
+            goto done;
+        PyObject *nr = PyLong_FromLongLong(r0 + slot->received);
+        PyObject *nk = PyLong_FromLongLong(k0 + slot->kept);
+        int status = nr && nk ? PyObject_SetAttrString(slot->counts, "received", nr) |
+                                    PyObject_SetAttrString(slot->counts, "kept", nk)
+                              : -1;
+        Py_XDECREF(nr);
+        Py_XDECREF(nk);
+        if (status < 0)
+            goto done;
+        if (r0 == 0) {
+            Record *rec = &w->records[slot->first];
+            PyObject *example = rec->body_kind == BODY_STRING && rec->body_string.n
+                                    ? span_str(rec->body_string)
+                                    : Py_NewRef(slot->template);
+            PyObject *noted =
+                example ? PyObject_CallFunctionObjArgs(e->note_pattern, slot->signature_id,
+                                                       decided[slot->first].service,
+                                                       slot->template, example, NULL)
+                        : NULL;
+            Py_XDECREF(example);
+            if (!noted)
+                goto done;
+            Py_DECREF(noted);
+        }
+    }
+    /* The outgoing request: kept records' spans with their annotation appended. */
+    Py_ssize_t total = 0;
+    Py_ssize_t *resource_n = PyMem_Calloc(w->nresources ? w->nresources : 1, sizeof(Py_ssize_t));
+    Py_ssize_t *scope_n = PyMem_Calloc(w->nscopes ? w->nscopes : 1, sizeof(Py_ssize_t));
+    if (!resource_n || !scope_n) {
+        PyMem_Free(resource_n);
+        PyMem_Free(scope_n);
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* Sizes, bottom up: a scope or resource without a kept record is left out (_prune_empty). */
+    for (Py_ssize_t r = 0; r < w->nresources; r++) {
+        Resource *res = &w->resources[r];
+        Reader rd = {res->contents.p, res->contents.p + res->contents.n};
+        uint32_t number;
+        int wire;
+        Py_ssize_t s = res->first, size = 0, scopes_kept = 0;
+        while (read_tag(&rd, &number, &wire) > 0) {
+            const uint8_t *start = rd.p;
+            Span span;
+            if (number == 2 && wire == WT_LEN) {
+                read_len(&rd, &span);
+                Scope *scope = &w->scopes[s];
+                Reader sr = {scope->contents.p, scope->contents.p + scope->contents.n};
+                uint32_t field;
+                int swire;
+                Py_ssize_t k = scope->first, scope_size = 0, records_kept = 0;
+                while (read_tag(&sr, &field, &swire) > 0) {
+                    const uint8_t *fstart = sr.p;
+                    if (field == 2 && swire == WT_LEN) {
+                        Span record;
+                        read_len(&sr, &record);
+                        if (keep[k]) {
+                            Py_ssize_t n = record.n + PyBytes_GET_SIZE(annotations[k]);
+                            scope_size += 1 + varint_size(n) + n;
+                            records_kept++;
+                        }
+                        k++;
+                    } else {
+                        skip_field(&sr, swire);
+                        scope_size += (sr.p - fstart) + varint_size(((uint64_t)field << 3) | swire);
+                    }
+                }
+                scope_n[s] = records_kept ? scope_size : -1;
+                if (records_kept) {
+                    size += 1 + varint_size(scope_size) + scope_size;
+                    scopes_kept++;
+                }
+                s++;
+            } else {
+                skip_field(&rd, wire);
+                size += (rd.p - start) + varint_size(((uint64_t)number << 3) | wire);
+            }
+        }
+        resource_n[r] = scopes_kept ? size : -1;
+        if (scopes_kept)
+            total += 1 + varint_size(size) + size;
+    }
+    /* Fields of the request other than resource_logs are kept as they came. */
+    {
+        Reader rd = {walked->view.buf, (const uint8_t *)walked->view.buf + walked->view.len};
+        uint32_t number;
+        int wire;
+        while (read_tag(&rd, &number, &wire) > 0) {
+            const uint8_t *start = rd.p;
+            skip_field(&rd, wire);
+            if (number != 1)
+                total += (rd.p - start) + varint_size(((uint64_t)number << 3) | wire);
+        }
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, total);
+    if (!out) {
+        PyMem_Free(resource_n);
+        PyMem_Free(scope_n);
+        goto done;
+    }
+    uint8_t *p = (uint8_t *)PyBytes_AS_STRING(out);
+    {
+        Reader rd = {walked->view.buf, (const uint8_t *)walked->view.buf + walked->view.len};
+        uint32_t number;
+        int wire;
+        Py_ssize_t r = 0;
+        while (read_tag(&rd, &number, &wire) > 0) {
+            const uint8_t *start = rd.p;
+            Span span;
+            if (number != 1) {
+                skip_field(&rd, wire);
+                p = put_varint(p, ((uint64_t)number << 3) | wire);
+                p = put_span(p, (Span){start, rd.p - start});
+                continue;
+            }
+            read_len(&rd, &span);
+            Resource *res = &w->resources[r];
+            if (resource_n[r] >= 0) {
+                *p++ = 0x0a;
+                p = put_varint(p, resource_n[r]);
+                Reader rr = {res->contents.p, res->contents.p + res->contents.n};
+                uint32_t field;
+                int rwire;
+                Py_ssize_t s = res->first;
+                while (read_tag(&rr, &field, &rwire) > 0) {
+                    const uint8_t *fstart = rr.p;
+                    if (field == 2 && rwire == WT_LEN) {
+                        read_len(&rr, &span);
+                        Scope *scope = &w->scopes[s];
+                        if (scope_n[s] >= 0) {
+                            *p++ = 0x12;
+                            p = put_varint(p, scope_n[s]);
+                            Reader sr = {scope->contents.p, scope->contents.p + scope->contents.n};
+                            uint32_t f;
+                            int swire;
+                            Py_ssize_t k = scope->first;
+                            while (read_tag(&sr, &f, &swire) > 0) {
+                                const uint8_t *gstart = sr.p;
+                                if (f == 2 && swire == WT_LEN) {
+                                    Span record;
+                                    read_len(&sr, &record);
+                                    if (keep[k]) {
+                                        Span note = {(const uint8_t *)PyBytes_AS_STRING(annotations[k]),
+                                                     PyBytes_GET_SIZE(annotations[k])};
+                                        *p++ = 0x12;
+                                        p = put_varint(p, record.n + note.n);
+                                        p = put_span(p, record);
+                                        p = put_span(p, note);
+                                    }
+                                    k++;
+                                } else {
+                                    skip_field(&sr, swire);
+                                    p = put_varint(p, ((uint64_t)f << 3) | swire);
+                                    p = put_span(p, (Span){gstart, sr.p - gstart});
+                                }
+                            }
+                        }
+                        s++;
+                    } else {
+                        skip_field(&rr, rwire);
+                        p = put_varint(p, ((uint64_t)field << 3) | rwire);
+                        p = put_span(p, (Span){fstart, rr.p - fstart});
+                    }
+                }
+            }
+            r++;
+        }
+    }
+    PyMem_Free(resource_n);
+    PyMem_Free(scope_n);
+    if (p != (uint8_t *)PyBytes_AS_STRING(out) + total) {
+        Py_DECREF(out);
+        PyErr_SetString(PyExc_SystemError, "_native: spliced request size mismatch");
+        goto done;
+    }
+    PyObject *kept_by = PyDict_New(), *dropped_by = PyDict_New();
+    for (Py_ssize_t i = 0; kept_by && dropped_by && i < nreasons; i++) {
+        for (int which = 0; which < 2; which++) {
+            Py_ssize_t n = which ? reasons[i].dropped : reasons[i].kept;
+            PyObject *dict = which ? dropped_by : kept_by;
+            if (!n)
+                continue;
+            PyObject *old = PyDict_GetItemWithError(dict, reasons[i].reason);
+            long long sum = n + (old ? PyLong_AsLongLong(old) : 0);
+            PyObject *value = PyLong_FromLongLong(sum);
+            if (!value || PyDict_SetItem(dict, reasons[i].reason, value) < 0) {
+                Py_XDECREF(value);
+                Py_CLEAR(kept_by);
+                break;
+            }
+            Py_DECREF(value);
+        }
+    }
+    if (!kept_by || !dropped_by) {
+        Py_XDECREF(kept_by);
+        Py_XDECREF(dropped_by);
+        Py_DECREF(out);
+        goto done;
+    }
+    result = Py_BuildValue("(NnnNNOL)", out, w->nrecords, kept_total, kept_by, dropped_by, recalled,
+                           budget);
+done:
+    for (Py_ssize_t i = 0; i < ntouched; i++) {
+        touched[i]->touched = 0;
+        touched[i]->received = touched[i]->kept = 0;
+    }
+    if (annotations)
+        for (Py_ssize_t k = 0; k < w->nrecords; k++)
+            Py_XDECREF(annotations[k]);
+    PyMem_Free(annotations);
+    PyMem_Free(template_buf);
+    PyMem_Free(decided);
+    PyMem_Free(keep);
+    PyMem_Free(touched);
+    PyMem_Free(reasons);
+    Py_XDECREF(origin);
+    Py_XDECREF(services);
+    Py_XDECREF(recalled);
+    Py_XDECREF(now_obj);
+    return result;
+}
+
+/* Records that needed a Python call so far. */
+static PyObject *engine_to_python(Engine *e, PyObject *unused) {
+    return PyLong_FromUnsignedLongLong(e->to_python);
+}
+
+static PyMethodDef engine_methods[] = {
+    {"walk", (PyCFunction)(void (*)(void))engine_walk, METH_FASTCALL,
+     "walk(payload, max_body_bytes) -> Walked or None."},
+    {"sample", (PyCFunction)(void (*)(void))engine_sample, METH_FASTCALL,
+     "sample(walked, state) -> outcome tuple, or None for the Python sampler."},
+    {"forget", (PyCFunction)engine_forget, METH_NOARGS, "Drop the slots (policy or interval)."},
+    {"to_python", (PyCFunction)engine_to_python, METH_NOARGS,
+     "Records that needed a Python call so far."},
+    {NULL},
+};
+
+static PyTypeObject EngineType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "lipservice_otel.sampling._native.Engine",
+    .tp_basicsize = sizeof(Engine),
+    .tp_dealloc = (destructor)engine_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)engine_init,
+    .tp_methods = engine_methods,
+};
+
+static PyMethodDef native_methods[] = {
+    {"walk", native_walk, METH_O, "Walk an ExportLogsServiceRequest's wire bytes (tests)."},
+    {"template_of_text", native_template_of_text, METH_VARARGS,
+     "template_of_text(text, max_chars): text/signature.py's template, computed natively."},
+    {"clear_memos", native_clear_memos, METH_NOARGS, "Empty the token memos (benchmarks)."},
+    {"signature_calls", native_signature_calls, METH_NOARGS,
+     "(bodies, tokens) handed to the Python signature so far."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef native_module = {
+    PyModuleDef_HEAD_INIT, "_native", "The compiled sampler (see sampler.py).", -1,
+    native_methods,
+};
+
+PyMODINIT_FUNC PyInit__native(void) {
+    if (signature_init() < 0 || PyType_Ready(&EngineType) < 0 || PyType_Ready(&WalkedType) < 0 ||
+        PyType_Ready(&ContextType) < 0)
+        return NULL;
+    PyObject *module = PyModule_Create(&native_module);
+    if (!module)
+        return NULL;
+    if (PyModule_AddObjectRef(module, "Engine", (PyObject *)&EngineType) < 0 ||
+        PyModule_AddObjectRef(module, "ErrorContext", (PyObject *)&ContextType) < 0 ||
+        PyModule_AddIntConstant(module, "ENTRY_OVERHEAD_BYTES", ENTRY_OVERHEAD_BYTES) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

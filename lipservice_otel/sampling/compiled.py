@@ -1,0 +1,204 @@
+"""The compiled sampler: sampler.py's decisions, with the per-record work in C (_native.c).
+
+It is the Python Sampler (whose state it shares: policy, slots, burst and budget counters,
+error context, aggregates) with a second way in: `walk()` + `sample_walked()` take the request
+as the bytes received and give back the bytes to forward, spliced from the kept records' spans
+with their annotation appended, never parsed into protobuf objects.
+
+What the compiled path asks of Python, and how often:
+- per never-seen (service, template, severity): its rule, annotation bytes and counter
+  (`_native_slot`, `_native_fallback`, `_native_counts`), then cached in C;
+- per record needing it: a structured body's template (cached by its bytes), a severity to
+  infer;
+- per request it cannot take whole (a record with more attributes than allowed, an upstream
+  stamp to multiply, an id of the wrong length, a body over the size limit, a counting key past
+  the cap, shadow mode, exemptions, written severities): the whole request, to Sampler.sample.
+Each is counted (the receiver pipeline exports them as lipservice_sampler_python_records).
+
+The error-context store is _native.ErrorContext, error_context.py's ErrorContext in C with the
+same API (the Python code of this sampler, for the requests it gives up, uses it too): in Python
+remembering a dropped traced record cost more than all the rest of its work.
+
+The Python sampler stays the specification: tests/unit/sampling/test_differential.py feeds
+both the same requests and compares decisions, counts, annotations and the forwarded messages.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from types import ModuleType
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+
+from lipservice_otel.policy.model import Policy
+from lipservice_otel.policy.reasons import REASON_BURST, REASON_ERROR_CONTEXT
+from lipservice_otel.sampling.aggregates import Aggregates, PatternCounts
+from lipservice_otel.sampling.annotation import UNKNOWN_SERVICE
+from lipservice_otel.sampling.config import SamplerConfig
+from lipservice_otel.sampling.sampler import (
+    SampleOutcome,
+    Sampler,
+    _append_recalled,
+    _Slot,
+)
+from lipservice_otel.text.signature import template_of_value
+
+# lipservice_sampler_python_records{reason}: a whole request sampled by the Python sampler;
+# a record that needed a call (structured body, severity to infer).
+TO_PYTHON_REQUEST = "request"
+TO_PYTHON_RECORD = "record"
+_NO_LIMIT = 1 << 62
+
+
+class CompiledSampler(Sampler):
+    def __init__(
+        self,
+        native: ModuleType,
+        config: SamplerConfig,
+        policy: Policy,
+        aggregates: Aggregates,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(config, policy, aggregates, clock)
+        self._native = native
+        max_chars = config.max_body_chars
+        self._engine = native.Engine(
+            max_body_chars=max_chars,
+            max_attributes=config.max_attributes_per_record,
+            cache_size=config.template_cache_size,
+            slot_cap=config.max_aggregate_keys,
+            infer=config.infer_severity.enabled,
+            make_slot=self._native_slot,
+            make_fallback=self._native_fallback,
+            make_counts=self._native_counts,
+            infer_severity=lambda record, template: self._infer(
+                LogRecord.FromString(record), template
+            ),
+            template_of_value=lambda value: template_of_value(
+                AnyValue.FromString(value), max_chars
+            ),
+            note_pattern=aggregates.note_pattern,
+            unknown_service=UNKNOWN_SERVICE,
+        )
+        self._interval_seen = aggregates.interval
+        self._to_python_seen = 0
+        context = config.error_context
+        if context.enabled:
+            self._error_context = native.ErrorContext(
+                context.window_s,
+                context.max_bytes,
+                context.trace_ttl_s,
+                context.max_traces,
+                context.max_records_per_trace,
+            )
+
+    def set_policy(self, policy: Policy) -> None:
+        super().set_policy(policy)
+        self._engine.forget()
+
+    def sample(self, request: ExportLogsServiceRequest) -> SampleOutcome:
+        """Sampler.sample() for a request already parsed (OTLP/JSON, decoded by the HTTP
+        receiver): its bytes take the same walk, and the request becomes what is forwarded.
+        The receiver's body-size limit has been applied to it already."""
+        walked = self._engine.walk(request.SerializeToString(), _NO_LIMIT)
+        sampled = self.sample_walked(walked) if walked is not None else None
+        if sampled is None:
+            return super().sample(request)
+        outcome, forwarded = sampled
+        request.ParseFromString(forwarded)
+        return outcome
+
+    def walk(self, payload: bytes, max_body_bytes: int):
+        """The request walked natively, or None when upb must parse it (it may be malformed:
+        then ExportLogsServiceRequest.FromString raises DecodeError as on the Python path)."""
+        return self._engine.walk(payload, max_body_bytes)
+
+    def sample_walked(self, walked) -> tuple[SampleOutcome, bytes] | None:
+        """sample() for a walked request: the outcome and the request to forward, or None
+        when this request is one for the Python sampler (see the module docstring)."""
+        policy = self._policy
+        if policy.shadow or policy.exemptions or self._write_severity:
+            return None
+        now = self._begin()
+        if self._interval_seen != self._interval:
+            self._interval_seen = self._interval
+            self._engine.forget()
+        state = (
+            self._per_second,
+            self._bursting,
+            self._template_seconds,
+            self._template_bursting,
+            self._second,
+            self._anomaly_budget,
+            self._error_context,
+            policy.severity_floor,
+            now,
+            REASON_BURST,
+            REASON_ERROR_CONTEXT,
+        )
+        result = self._engine.sample(walked, state)
+        if result is None:
+            return None
+        payload, received, kept, kept_by, dropped_by, recalled, budget = result
+        self._anomaly_budget = budget
+        outcome = SampleOutcome(received=received, kept=kept)
+        outcome.kept_by_reason = Counter(kept_by)
+        outcome.dropped_by_reason = Counter(dropped_by)
+        if recalled:
+            # Appended as Sampler.sample appends them: serialized messages concatenate.
+            extra = ExportLogsServiceRequest()
+            _append_recalled(extra, recalled)
+            payload += extra.SerializeToString()
+            outcome.recalled = len(recalled)
+            outcome.recalled_entries = recalled
+        return outcome, payload
+
+    def to_python_since(self) -> int:
+        """Records that needed a Python call since the last time asked."""
+        now = self._engine.to_python()
+        seen, self._to_python_seen = self._to_python_seen, now
+        return now - seen
+
+    def _python_slot(self, service: str, template: str, severity: int) -> _Slot:
+        slot = self._slots.get((service, template, severity))
+        if slot is None:
+            slot = self._slot(self._slots, self._policy, service, template, severity)
+        return slot
+
+    def _native_slot(self, service: str, template: str, severity: int) -> tuple:
+        slot = self._python_slot(service, template, severity)
+        rule = slot.rule
+        return (
+            slot.signature_id,
+            rule.pattern_id,
+            rule.threshold,
+            rule.rate,
+            rule.reason,
+            rule.known,
+            bool(rule.baseline_per_second),
+            slot.burst_limit,
+            slot.template_limit,
+            slot.annotation,
+        )
+
+    def _native_fallback(
+        self, service: str, template: str, severity: int, severity_number: int
+    ) -> tuple:
+        rule = self._python_slot(service, template, severity).fallback(
+            self._policy, severity_number
+        )
+        return rule.threshold, rule.rate, rule.reason
+
+    def _native_counts(self, service: str, template: str, severity: int) -> PatternCounts | None:
+        """The slot's counter, or None past the key cap (each record then counts as overflow,
+        which the Python sampler does record by record)."""
+        slot = self._python_slot(service, template, severity)
+        if slot.counts is None:
+            if not self._aggregates.has_counter(service, slot.signature_id, slot.bucket):
+                return None
+            self._counts(slot, service)
+        return slot.counts

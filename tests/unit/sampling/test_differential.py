@@ -1,0 +1,201 @@
+"""The compiled sampler against the Python one, its specification: the same requests in the
+same order, the same decisions, counts, annotations, error context and forwarded messages.
+
+Forwarded requests are compared parsed, not byte for byte: the compiled path splices the kept
+records' bytes and appends the annotation after each record's own fields, where upb would
+serialize the attributes (field 6) before the ids (fields 9, 10); the messages are equal.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import pytest
+from google.protobuf.message import DecodeError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+from lipservice_otel.policy.model import Exemption, PatternRule, Policy
+from lipservice_otel.receiver.limits import refuse_large_bodies
+from lipservice_otel.sampling.aggregates import Aggregates
+from lipservice_otel.sampling.compiled import CompiledSampler
+from lipservice_otel.sampling.config import SamplerConfig
+from lipservice_otel.sampling.sampler import Sampler
+from lipservice_otel.text.signature import pattern_id, template_of_value
+from tests.support.native import native_module
+from tests.support.otlp_requests import edits, mutate, requests
+
+MAX_BODY_BYTES = 2000
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def python_path(sampler: Sampler, payload: bytes):
+    """What the receiver pipeline does with the Python sampler."""
+    request = ExportLogsServiceRequest.FromString(payload)
+    too_large, _ = refuse_large_bodies(request, MAX_BODY_BYTES, len(payload))
+    outcome = sampler.sample(request)
+    return outcome, too_large, request
+
+
+def compiled_path(sampler: CompiledSampler, payload: bytes):
+    """What Pipeline.consume_payload does with the compiled one."""
+    walked = sampler.walk(payload, MAX_BODY_BYTES)
+    sampled = sampler.sample_walked(walked) if walked is not None else None
+    if sampled is None:
+        return python_path(sampler, payload)
+    outcome, forwarded = sampled
+    return outcome, 0, ExportLogsServiceRequest.FromString(forwarded)
+
+
+def learned_policy(requests_: list[ExportLogsServiceRequest], rng: random.Random) -> Policy:
+    """Rules for some of the requests' patterns: rates, small baselines (bursts), a merged
+    pattern with a member's own baseline; the rest are new to it."""
+    rules, aliases, members = {}, {}, {}
+    merged = None
+    for request in requests_:
+        for resource_logs in request.resource_logs:
+            service = next(
+                (
+                    kv.value.string_value or "unknown_service"
+                    for kv in resource_logs.resource.attributes
+                    if kv.key == "service.name"
+                ),
+                "unknown_service",
+            )
+            for scope_logs in resource_logs.scope_logs:
+                for record in scope_logs.log_records:
+                    pid = pattern_id(service, template_of_value(record.body, 2048))
+                    if rng.random() < 0.3:
+                        continue
+                    if merged is None:
+                        merged = pid
+                    if rng.random() < 0.3 and pid != merged:
+                        aliases[pid] = merged
+                        members[pid] = PatternRule(rng.choice([0.2, 0.5]), "pattern", 0.5)
+                    else:
+                        rules[pid] = PatternRule(
+                            rng.choice([0.0, 0.1, 0.5, 1.0]), "pattern", rng.choice([0, 0.5, 3])
+                        )
+    return Policy(
+        version=2,
+        default_rate=0.25,
+        severity_rates={"debug": 0.05, "warn": 0.8},
+        pattern_rules=rules,
+        pattern_aliases=aliases,
+        signature_rules=members,
+        learned=True,
+    )
+
+
+POLICIES = ["default", "severity", "learned", "learned", "shadow", "exempt"]
+
+
+def policy_named(name: str, requests_, rng) -> Policy:
+    if name == "default":
+        return Policy(version=1, default_rate=0.3)
+    if name == "severity":
+        return Policy(version=1, default_rate=0.5, severity_rates={"info": 0.1, "unspecified": 0.2})
+    if name == "shadow":
+        return Policy(version=1, mode="shadow", default_rate=0.3)
+    if name == "exempt":
+        return Policy(version=1, default_rate=0.1, exemptions=(Exemption("user", "user", "x"),))
+    return learned_policy(requests_, rng)
+
+
+def configs() -> st.SearchStrategy:
+    return st.builds(
+        lambda keys, cache, budget, context, infer, write: SamplerConfig(
+            max_aggregate_keys=keys,
+            template_cache_size=cache,
+            anomaly_keep_per_second=budget,
+            max_attributes_per_record=3,
+            error_context=replace(SamplerConfig().error_context, enabled=context),
+            infer_severity=replace(SamplerConfig().infer_severity, enabled=infer, write=write),
+        ),
+        st.sampled_from([1000, 3]),
+        st.sampled_from([20_000, 0]),
+        st.sampled_from([2000, 3]),
+        st.booleans(),
+        st.booleans(),
+        st.sampled_from([False, False, False, True]),
+    )
+
+
+def payloads(draw_requests, changes) -> list[bytes]:
+    out = []
+    for request, change in zip(draw_requests, changes, strict=True):
+        data = request.SerializeToString()
+        out.append(mutate(data, change) if change else data)
+    return out
+
+
+def drained(aggregates: Aggregates):
+    report = aggregates.drain()
+    counts = sorted(
+        (c.service, c.pattern_id, c.severity_bucket, c.received, c.kept) for c in report.counts
+    )
+    patterns = {pid: (i.service, i.template, i.examples) for pid, i in report.patterns.items()}
+    return counts, patterns, report.overflow_records
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    batch=st.lists(st.one_of(requests(), requests(clean=True)), min_size=1, max_size=4),
+    changes=st.lists(st.one_of(st.none(), st.none(), edits), min_size=4, max_size=4),
+    steps=st.lists(st.sampled_from([0.0, 0.3, 1.0, 2.5]), min_size=4, max_size=4),
+    config=configs(),
+    policy=st.sampled_from(POLICIES),
+    seed=st.integers(0, 2**16),
+    drain_after=st.integers(0, 4),
+)
+def test_both_samplers_agree(batch, changes, steps, config, policy, seed, drain_after):
+    native = native_module()
+    chosen = policy_named(policy, batch, random.Random(seed))
+    clock = Clock()
+    twin = Sampler(config, chosen, Aggregates(config.max_aggregate_keys), clock)
+    compiled = CompiledSampler(native, config, chosen, Aggregates(config.max_aggregate_keys), clock)
+    for n, payload in enumerate(payloads(batch, changes[: len(batch)])):
+        clock.now += steps[n]
+        try:
+            expected = python_path(twin, payload)
+        except DecodeError:
+            with pytest.raises(DecodeError):
+                compiled_path(compiled, payload)
+            continue
+        outcome, too_large, forwarded = compiled_path(compiled, payload)
+        want, want_too_large, want_forwarded = expected
+        assert too_large == want_too_large
+        assert (outcome.received, outcome.kept, outcome.rejected, outcome.recalled) == (
+            want.received,
+            want.kept,
+            want.rejected,
+            want.recalled,
+        )
+        assert outcome.kept_by_reason == want.kept_by_reason
+        assert outcome.dropped_by_reason == want.dropped_by_reason
+        assert (outcome.cleared_trace_ids, outcome.cleared_span_ids) == (
+            want.cleared_trace_ids,
+            want.cleared_span_ids,
+        )
+        assert forwarded == want_forwarded
+        assert compiled._anomaly_budget == twin._anomaly_budget
+        assert compiled._bursting == twin._bursting
+        assert compiled._template_bursting == twin._template_bursting
+        if twin._error_context is not None:
+            assert compiled._error_context.bytes_held == twin._error_context.bytes_held
+        if n + 1 == drain_after:
+            assert drained(compiled._aggregates) == drained(twin._aggregates)
+    assert drained(compiled._aggregates) == drained(twin._aggregates)
