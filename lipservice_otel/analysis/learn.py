@@ -20,7 +20,7 @@ Pure functions over `AnalysisState` (no I/O, no clock of their own, no logging):
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from lipservice_otel.analysis.anomaly import Anomaly, Baseline, detect_error_surge, detect_spike
 from lipservice_otel.analysis.config import AnalysisConfig
@@ -112,6 +112,7 @@ def learn(
     elapsed: float,
 ) -> Learned:
     """Steps 2-5 of a cycle over `pending`, in place on `state`."""
+    bound_to_now(state, config, now)
     warmed_up = state.cycles > 0
     known_before = set(state.patterns)
     new_patterns = []
@@ -280,6 +281,24 @@ def boost(state: AnalysisState, anomalies: list[Anomaly], until: float) -> None:
             state.template_boosts[anomaly.signature_id] = values[anomaly.kind]
         else:
             state.boosts[anomaly.pattern_id] = values[anomaly.kind]
+
+
+def bound_to_now(state: AnalysisState, config: AnalysisConfig, now: float) -> None:
+    """Instants that came back from the future: the wall clock stepped back while the
+    analyzer was down (its clock is read again at each start), or a standby adopted the state
+    of a writer whose clock is ahead. No boost outlasts its cooldown from now; no pattern
+    was seen and no judgement made later than now."""
+    latest = now + config.anomaly_cooldown_s
+    for boosts in (state.boosts, state.template_boosts):
+        for key, (reason, until) in boosts.items():
+            if until > latest:
+                boosts[key] = (reason, latest)
+    for pattern in state.patterns.values():
+        pattern.first_seen = min(pattern.first_seen, now)
+        pattern.last_seen = min(pattern.last_seen, now)
+    for pid, judgement in state.judgements.items():
+        if judgement.judged_at > now:
+            state.judgements[pid] = replace(judgement, judged_at=now)
 
 
 def forget(state: AnalysisState, config: AnalysisConfig, now: float) -> tuple[int, int]:

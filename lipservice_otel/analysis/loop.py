@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from lipservice_otel.analysis.anomaly import Anomaly
+from lipservice_otel.analysis.clock import SteadyClock
 from lipservice_otel.analysis.config import AnalysisConfig
 from lipservice_otel.analysis.learn import Interval, fold_report, learn
 from lipservice_otel.analysis.llm.advisor import (
@@ -40,12 +41,17 @@ class AnalysisLoop:
         config: AnalysisConfig,
         store: Store,
         base: Policy,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         telemetry: Telemetry | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        monotonic_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config
         self._store = store
+        # Unix seconds that wall-clock steps do not move (clock.py); tests give their own.
+        clock = clock or SteadyClock(wall_clock, monotonic_clock)
         self._clock = clock
+        self._wall_clock = wall_clock
         self._telemetry = telemetry or Telemetry()
         # What people configured (mode, floor, default rates, exemptions); learned rules go on top.
         self._base = base
@@ -112,6 +118,11 @@ class AnalysisLoop:
                 self.state = AnalysisState.from_bytes(blob)
         for callback in self._subscribers:
             callback(policy)
+
+    def from_wall(self, unix_s: float) -> float:
+        """An instant on the wall clock (an override's expiry as people give it), on the
+        analysis clock: the same distance from now."""
+        return self._clock() + (unix_s - self._wall_clock())
 
     # ---- admin ----
 

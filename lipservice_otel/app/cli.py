@@ -186,8 +186,19 @@ async def analyze(settings: Settings) -> int:
     telemetry = Telemetry()
     analyzer = Analyzer(settings, configured_policy(settings), default_receiver_id(), telemetry)
     stop = _stop_on_signals()
+    # A SIGTERM while the start still waits for the store (a Redis that does not answer)
+    # stops it there: Kubernetes would otherwise wait out the grace period and kill -9.
+    starting = asyncio.create_task(analyzer.start(settings.control.listen))
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not starting.done():
+        starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        await analyzer.stop()
+        return 0
     try:
-        await analyzer.start(settings.control.listen)
+        starting.result()
         if settings.telemetry.metrics_endpoint:
             telemetry.serve(settings.telemetry.metrics_endpoint)
     except OSError as exc:

@@ -31,12 +31,15 @@ from lipservice_otel.receiver.pipeline import Pipeline
 from lipservice_otel.sampling.aggregates import Aggregates, IntervalReport
 from lipservice_otel.sampling.implementation import build_sampler, implementation_of
 from lipservice_otel.settings import Settings
-from lipservice_otel.store import Store, build_store
+from lipservice_otel.store import Store, StoreUnavailable, build_store
 from lipservice_otel.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
 ReportSink = Callable[[IntervalReport], None]
+
+# Longest wait between attempts to reach a store that is away (Redis restarting).
+STORE_RETRY_MAX_S = 30.0
 
 
 def configured_policy(settings: Settings) -> Policy:
@@ -60,6 +63,38 @@ async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
         if isinstance(result, Exception):
             log.error("background task %s had failed", task.get_name(), exc_info=result)
     tasks.clear()
+
+
+class StoreOutage:
+    """Failed attempts to reach the store: one log line each (no traceback: an unreachable
+    Redis is an operating condition, not a bug), and a wait that doubles from `first_wait_s`
+    up to STORE_RETRY_MAX_S (or `first_wait_s`, if longer). A Redis away for minutes costs
+    a handful of lines."""
+
+    def __init__(self, what: str, first_wait_s: float) -> None:
+        self._what = what
+        self._first_wait_s = first_wait_s
+        self.failures = 0
+
+    def failed(self, exc: Exception) -> float:
+        """Log this failure; returns how long to wait before the next attempt."""
+        self.failures += 1
+        longest = max(self._first_wait_s, STORE_RETRY_MAX_S)
+        wait = min(self._first_wait_s * 2 ** (self.failures - 1), longest)
+        log.log(
+            logging.ERROR if self.failures == 1 else logging.WARNING,
+            "%s: store unavailable (%s); receivers keep their policy; attempt %d, next in %.1f s",
+            self._what,
+            exc,
+            self.failures,
+            wait,
+        )
+        return wait
+
+    def recovered(self) -> None:
+        if self.failures:
+            log.info("%s: store reachable after %d failed attempts", self._what, self.failures)
+        self.failures = 0
 
 
 class Analyzer:
@@ -88,9 +123,15 @@ class Analyzer:
         self._local_server = None
         self.port: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._restored = False
 
     async def start(self, listen: str | None) -> None:
-        await self.loop.restore()
+        try:
+            await self.loop.restore()
+            self._restored = True
+        except StoreUnavailable as exc:
+            # Receivers keep sampling with their own last policy meanwhile; learning waits.
+            log.error("store unavailable at start (%s): restoring once it answers", exc)
         if listen:
             self._server, self.port = await start_control_server(
                 self.control, listen, self.settings.control.tls, self._tokens, self._telemetry
@@ -108,21 +149,44 @@ class Analyzer:
             )
 
     async def _cycle_while_writer(self) -> None:
-        """Only the lock holder learns and writes; a standby replica serves the stored policy."""
+        """Only the lock holder learns and writes; a standby replica serves the stored policy.
+        While the store is away, attempts back off and each costs one log line."""
+        interval = self.settings.analysis.interval_s
+        outage = StoreOutage("analysis", interval)
+        wait = interval
         while True:
-            await asyncio.sleep(self.settings.analysis.interval_s)
+            await asyncio.sleep(wait)
+            wait = interval
             try:
+                if not self._restored:
+                    # Learning before the history is read back would start the versions over.
+                    await self.loop.restore()
+                    self._restored = True
                 if await self.store.acquire_writer(self._writer_id):
                     await self.loop.cycle()
+            except StoreUnavailable as exc:
+                wait = outage.failed(exc)
+                continue
             except Exception:
                 log.exception("analysis cycle failed; receivers keep the last policy")
+            outage.recovered()
 
     async def _follow_other_writers(self) -> None:
+        outage = StoreOutage("policy watch", self.settings.analysis.interval_s)
+
         async def adopt(policy: Policy) -> None:
+            outage.recovered()  # subscribed again: the watch hands over the latest version
             if self.loop.policy is None or policy.version > self.loop.policy.version:
                 await self.loop.adopt(policy)
 
-        await self.store.watch(adopt)
+        while True:
+            try:
+                await self.store.watch(adopt)
+            except StoreUnavailable as exc:
+                await asyncio.sleep(outage.failed(exc))
+            except Exception as exc:  # a standby that stops following serves stale policies
+                log.exception("policy watch failed")
+                await asyncio.sleep(outage.failed(exc))
 
     async def _follow_policy_file(self, watcher: PolicyFileWatcher) -> None:
         """The file is the base (mode, floor, default rates, exemptions) the learned rules are

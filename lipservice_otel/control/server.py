@@ -30,7 +30,7 @@ from lipservice_otel.policy.codec import exemption_from_proto, policy_to_proto
 from lipservice_otel.policy.model import Policy
 from lipservice_otel.receiver.config import ReceiverTlsConfig
 from lipservice_otel.receiver.security import grpc_server_credentials
-from lipservice_otel.store import Store
+from lipservice_otel.store import Store, StoreUnavailable
 from lipservice_otel.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,7 @@ class ControlPlaneService(control_pb2_grpc.ControlPlaneServicer):
         # pass for another receiver.
         identity = peer_identity(context)
         reader = asyncio.create_task(self._read_reports(request_iterator, queue, identity))
+        getter: asyncio.Future[Policy] | None = None
         try:
             while not reader.done():
                 getter = asyncio.ensure_future(queue.get())
@@ -102,6 +103,10 @@ class ControlPlaneService(control_pb2_grpc.ControlPlaneServicer):
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"report refused: {refused}")
         finally:
             self._subscribers.discard(queue)
+            # Left pending when the call is cancelled (the receiver went, the server stops),
+            # it would be garbage-collected later: "Task was destroyed but it is pending!".
+            if getter is not None:
+                getter.cancel()
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError, InvalidReport):
                 await reader
@@ -141,7 +146,10 @@ class ControlPlaneService(control_pb2_grpc.ControlPlaneServicer):
         return control_pb2.ListPatternsResponse(patterns=[pattern_to_proto(v) for v in views])
 
     async def Regenerate(self, request, context):
-        policy = await self._loop.regenerate()
+        try:
+            policy = await self._loop.regenerate()
+        except StoreUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"policy store: {exc}")
         return policy_to_proto(policy or self._loop.policy or Policy())
 
     async def SetOverride(self, request, context):
@@ -167,14 +175,25 @@ class ControlPlaneService(control_pb2_grpc.ControlPlaneServicer):
             key=key,
             rate=request.rate if request.pattern_id else None,
             exemption=exemption,
-            expires_at=request.expires_unix_nano / 1e9,
+            # People give the expiry on their wall clock; the analysis ages it on its own.
+            expires_at=(
+                self._loop.from_wall(request.expires_unix_nano / 1e9)
+                if request.expires_unix_nano
+                else 0.0
+            ),
             note=request.note,
         )
-        policy = await self._loop.set_override(override)
+        try:
+            policy = await self._loop.set_override(override)
+        except StoreUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"policy store: {exc}")
         return policy_to_proto(policy or self._loop.policy or Policy())
 
     async def History(self, request, context):
-        versions = await self._store.history(request.limit or 20)
+        try:
+            versions = await self._store.history(request.limit or 20)
+        except StoreUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"policy store: {exc}")
         return control_pb2.HistoryResponse(versions=[policy_to_proto(p) for p in versions])
 
 

@@ -185,9 +185,20 @@ class Journal:
     def _write(self, data: bytes) -> None:
         assert self._fd is not None
         view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError:
+            # A disk that fills mid-entry leaves it torn, and replay stops reading a segment
+            # at its first torn entry: what is appended once space frees up would be lost
+            # to the next crash. Cut the segment back to its last whole entry, or start
+            # the next segment if even that fails.
+            try:
+                os.ftruncate(self._fd, self._segment_size)
+            except OSError:
+                self._segment_size = self._config.segment_bytes
+            raise
         self._segment_size += len(data)
 
     def _roll(self) -> None:

@@ -20,6 +20,11 @@ from lipservice_otel.policy.model import Policy
 from lipservice_otel.store.config import StoreConfig
 
 
+class StoreUnavailable(Exception):
+    """The store cannot be reached right now (Redis restarting, a network partition): worth
+    retrying later, not a bug. Backends raise it instead of their client's own errors."""
+
+
 class Store(Protocol):
     # Whether saved state can be read back later (after a restart, by another replica): when
     # it cannot, the analysis loop does not serialize its state every cycle.
@@ -41,7 +46,8 @@ class Store(Protocol):
         """Hold (or renew) the single-writer lock; False while another analyzer holds it."""
 
     async def watch(self, on_policy: Callable[[Policy], Awaitable[None]]) -> None:
-        """Call `on_policy` for every version another writer saves (runs until cancelled)."""
+        """Call `on_policy` with the latest version once subscribed, then for every version
+        another writer saves (runs until cancelled or the store becomes unavailable)."""
 
     async def close(self) -> None: ...
 

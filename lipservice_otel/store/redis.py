@@ -5,18 +5,26 @@ lipservice.v1.Policy), `:state` (the analysis snapshot), `:writer` (the single-w
 renewed by its holder, expiring after `lock_ttl_s`). New versions are announced on the
 `:policy` pub/sub channel. History entries past the newest `history_rules_versions` are
 stored without their pattern rules and aliases.
+
+Every call has a deadline: a Redis that accepts connections and never answers (frozen,
+partitioned) fails a call after TIMEOUT_S instead of holding it, and whoever waits for it,
+forever. Unreachable-Redis errors come out as StoreUnavailable; the analyzer retries them.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
+import redis.exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from lipservice_otel._proto.lipservice.v1 import control_pb2
 from lipservice_otel.policy.codec import policy_from_bytes, policy_to_bytes
 from lipservice_otel.policy.model import Policy
-from lipservice_otel.store import clear_rules
+from lipservice_otel.store import StoreUnavailable, clear_rules
 from lipservice_otel.store.config import DEFAULT_HISTORY_RULES_VERSIONS, RedisStoreConfig
 
 # Take the lock when free, or renew it when we already hold it; atomic on the server.
@@ -29,6 +37,22 @@ end
 return 0
 """
 
+# Connecting, and waiting for any one reply. Client versions differ (redis-py 5 waits forever).
+TIMEOUT_S = 5.0
+# BusyLoadingError (a restarted Redis still reading its append-only file) is a ConnectionError.
+_UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+
+
+def _reachable(method):
+    @functools.wraps(method)
+    async def call(*args, **kwargs):
+        try:
+            return await method(*args, **kwargs)
+        except _UNREACHABLE as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+
+    return call
+
 
 class RedisStore:
     keeps_state = True
@@ -39,7 +63,13 @@ class RedisStore:
         history_limit: int,
         history_rules_versions: int = DEFAULT_HISTORY_RULES_VERSIONS,
     ) -> None:
-        self._client = aioredis.Redis.from_url(config.url)
+        self._client = aioredis.Redis.from_url(
+            config.url,
+            socket_timeout=TIMEOUT_S,
+            socket_connect_timeout=TIMEOUT_S,
+            # Its own retry covers a dropped connection; outages are the analyzer's to retry.
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.1), retries=1),
+        )
         self._prefix = config.key_prefix
         self._lock_ttl_ms = int(config.lock_ttl_s * 1000)
         self._history_limit = history_limit
@@ -49,10 +79,12 @@ class RedisStore:
     def _key(self, name: str) -> str:
         return f"{self._prefix}:{name}"
 
+    @_reachable
     async def latest_policy(self) -> Policy | None:
         blob = await self._client.get(self._key("policy:latest"))
         return policy_from_bytes(blob) if blob else None
 
+    @_reachable
     async def save_policy(self, policy: Policy) -> None:
         blob = policy_to_bytes(policy)
         history = self._key("policy:history")
@@ -63,31 +95,45 @@ class RedisStore:
             pipe.publish(self._key("policy"), str(policy.version))
             await pipe.execute()
         # The version this push moved past the newest history_rules_versions loses its rules.
-        # Only the lock holder writes, so nothing moves the list in between.
-        older = await self._client.lindex(history, self._rules_versions)
-        if older is not None:
-            message = control_pb2.Policy.FromString(older)
-            if clear_rules(message):
-                await self._client.lset(history, self._rules_versions, message.SerializeToString())
+        # Only the lock holder writes, so nothing moves the list in between. Saved already:
+        # Redis going away now costs that entry its trim, not the version its number.
+        try:
+            older = await self._client.lindex(history, self._rules_versions)
+            if older is not None:
+                message = control_pb2.Policy.FromString(older)
+                if clear_rules(message):
+                    blob = message.SerializeToString()
+                    await self._client.lset(history, self._rules_versions, blob)
+        except _UNREACHABLE:
+            pass
 
+    @_reachable
     async def history(self, limit: int) -> list[Policy]:
         blobs = await self._client.lrange(self._key("policy:history"), 0, limit - 1)
         return [policy_from_bytes(b) for b in blobs]
 
+    @_reachable
     async def load_state(self) -> bytes | None:
         return await self._client.get(self._key("state"))
 
+    @_reachable
     async def save_state(self, state: bytes) -> None:
         await self._client.set(self._key("state"), state)
 
+    @_reachable
     async def acquire_writer(self, owner: str) -> bool:
         held = await self._acquire(keys=[self._key("writer")], args=[owner, self._lock_ttl_ms])
         return bool(held)
 
+    @_reachable
     async def watch(self, on_policy: Callable[[Policy], Awaitable[None]]) -> None:
         pubsub = self._client.pubsub()
         await pubsub.subscribe(self._key("policy"))
         try:
+            # Announcements made while this watch was not subscribed (a restart, an outage).
+            latest = await self.latest_policy()
+            if latest is not None:
+                await on_policy(latest)
             async for message in pubsub.listen():
                 if message["type"] != "message":
                     continue

@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 from tests.support.ports import free_port
 
@@ -23,16 +24,28 @@ def redis_server_binary() -> str | None:
 
 
 class RedisServer:
-    """A real redis-server on a free port, no persistence, stopped after the test."""
+    """A real redis-server on a free port, stopped after the test. Without `directory` it
+    keeps nothing on disk; with one it writes an append-only file there, as the Kubernetes
+    overlay's Redis does, so `stop()` then `start()` is a restart that keeps the data."""
 
-    def __init__(self, binary: str) -> None:
+    def __init__(self, binary: str, directory: Path | None = None) -> None:
+        self.binary = binary
+        self.directory = directory
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        """Start (again) on the same port."""
         arguments = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        if self.directory is None:
+            arguments += ["--appendonly", "no"]
+        else:
+            arguments += ["--appendonly", "yes", "--appendfsync", "always"]
+            arguments += ["--dir", str(self.directory)]
         self.process = subprocess.Popen(
-            [binary, *arguments, "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            [self.binary, *arguments], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -43,5 +56,6 @@ class RedisServer:
         raise RuntimeError("redis-server did not start")
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)

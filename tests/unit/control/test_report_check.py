@@ -93,3 +93,13 @@ def test_a_report_that_lies_or_overflows_is_refused(case):
 def test_a_little_clock_skew_is_tolerated():
     skewed = edit(lambda m: setattr(m, "interval_end_unix_nano", NOW + 30 * 10**9))
     check_report(skewed, LIMITS, NOW)
+
+
+def test_a_receiver_whose_clock_stepped_an_hour_back_is_still_heard():
+    """The interval end only guards against reports claiming the future; the analysis times
+    intervals on its own clock. An hour forward is refused (counted, the stream reopened);
+    an hour back is a report like any other."""
+    behind = report(
+        interval_start_unix_nano=NOW - 3610 * 10**9, interval_end_unix_nano=NOW - 3600 * 10**9
+    )
+    check_report(behind, LIMITS, NOW)

@@ -1,0 +1,70 @@
+"""The Sync handler leaves nothing behind when its call ends mid-stream.
+
+A real gRPC server in front of a real analysis loop; a real client opens Sync, then the
+receiver goes away or the analyzer stops (SIGTERM) while the stream is open. A wait left
+pending is collected later and logged as "Task was destroyed but it is pending!".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+
+import grpc
+import pytest
+
+from lipservice_otel._proto.lipservice.v1 import control_pb2, control_pb2_grpc
+from lipservice_otel.analysis.config import AnalysisConfig
+from lipservice_otel.analysis.loop import AnalysisLoop
+from lipservice_otel.control.server import ControlPlaneService, start_control_server
+from lipservice_otel.policy.model import Policy
+from lipservice_otel.store.memory import MemoryStore
+
+
+def waiting_on_the_policy_queue() -> list[asyncio.Task]:
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if not task.done() and "Queue.get" in task.get_coro().__qualname__
+    ]
+
+
+async def end_mid_stream(how: str) -> tuple[int, int]:
+    store = MemoryStore(None, history_limit=10)
+    loop = AnalysisLoop(AnalysisConfig(), store, Policy(version=1))
+    service = ControlPlaneService(loop, store)
+    server, port = await start_control_server(service, "127.0.0.1:0")
+    try:
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        hello = control_pb2.SyncRequest(hello=control_pb2.ReceiverHello(receiver_id="r1"))
+
+        async def requests():
+            yield hello
+            await asyncio.Event().wait()
+
+        call = control_pb2_grpc.ControlPlaneStub(channel).Sync(requests())
+        for _ in range(200):
+            if "r1" in service.receivers:
+                break
+            await asyncio.sleep(0.01)
+        during = len(waiting_on_the_policy_queue())
+        if how == "receiver goes":
+            call.cancel()
+        else:
+            await server.stop(0.1)
+        await channel.close()
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if not waiting_on_the_policy_queue():
+                break
+        gc.collect()
+        return during, len(waiting_on_the_policy_queue())
+    finally:
+        await server.stop(0)
+
+
+@pytest.mark.parametrize("how", ["receiver goes", "server stops"])
+def test_a_sync_call_that_ends_mid_stream_leaves_no_pending_task(how):
+    during, after = asyncio.run(end_mid_stream(how))
+    assert during == 1  # the handler waits for the next policy version
+    assert after == 0, "the handler's wait for a policy outlived the call"
