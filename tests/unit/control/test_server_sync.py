@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from dataclasses import replace
 
 import grpc
 import pytest
@@ -17,7 +18,7 @@ from lipservice_otel._proto.lipservice.v1 import control_pb2, control_pb2_grpc
 from lipservice_otel.analysis.config import AnalysisConfig
 from lipservice_otel.analysis.loop import AnalysisLoop
 from lipservice_otel.control.server import ControlPlaneService, start_control_server
-from lipservice_otel.policy.model import Policy
+from lipservice_otel.policy.model import PatternRule, Policy
 from lipservice_otel.store.memory import MemoryStore
 
 
@@ -68,3 +69,17 @@ def test_a_sync_call_that_ends_mid_stream_leaves_no_pending_task(how):
     during, after = asyncio.run(end_mid_stream(how))
     assert during == 1  # the handler waits for the next policy version
     assert after == 0, "the handler's wait for a policy outlived the call"
+
+
+def test_a_version_is_converted_once_for_every_stream():
+    store = MemoryStore(None, history_limit=10)
+    loop = AnalysisLoop(AnalysisConfig(), store, Policy(version=1))
+    service = ControlPlaneService(loop, store)
+    rules = {f"p{n}": PatternRule(0.5) for n in range(1000)}
+    policy = Policy(version=2, pattern_rules=rules)
+    first = service.sync_response(policy)
+    # Every stream sends the same message: a thousand receivers cost one conversion.
+    assert service.sync_response(policy) is first
+    assert first.policy.version == 2 and len(first.policy.pattern_rules) == 1000
+    newer = service.sync_response(replace(policy, version=3))
+    assert newer is not first and newer.policy.version == 3
