@@ -11,7 +11,7 @@ from pathlib import Path
 import grpc
 
 from lipservice_otel._proto.lipservice.v1 import control_pb2, control_pb2_grpc
-from lipservice_otel.control.security import authorization_metadata
+from lipservice_otel.control.security import MESSAGE_SIZE_OPTIONS, authorization_metadata
 
 EXIT_UNAVAILABLE = 3
 EXIT_USAGE = 2
@@ -80,13 +80,15 @@ def _channel(args: argparse.Namespace) -> grpc.Channel:
     if (args.cert_file is None) != (args.key_file is None):
         raise ValueError("--cert-file and --key-file go together")
     if not (args.tls or args.ca_file or args.cert_file):
-        return grpc.insecure_channel(args.control_plane)
+        return grpc.insecure_channel(args.control_plane, options=MESSAGE_SIZE_OPTIONS)
     credentials = grpc.ssl_channel_credentials(
         root_certificates=Path(args.ca_file).read_bytes() if args.ca_file else None,
         private_key=Path(args.key_file).read_bytes() if args.key_file else None,
         certificate_chain=Path(args.cert_file).read_bytes() if args.cert_file else None,
     )
-    options = [("grpc.ssl_target_name_override", args.server_name)] if args.server_name else []
+    options = list(MESSAGE_SIZE_OPTIONS)
+    if args.server_name:
+        options.append(("grpc.ssl_target_name_override", args.server_name))
     return grpc.secure_channel(args.control_plane, credentials, options=options)
 
 

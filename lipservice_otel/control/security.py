@@ -161,15 +161,26 @@ def authorization_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"{BEARER_PREFIX}{token}"),) if token else ()
 
 
+# gRPC refuses messages over 4 MiB by default. A policy costs ~50 bytes a rule (4 MiB at
+# ~80,000 patterns) and a report up to control.report_limits: both ends take up to this.
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+MESSAGE_SIZE_OPTIONS = (
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+)
+
+
 def client_channel(endpoint: str, tls: ControlClientTlsConfig) -> grpc.aio.Channel:
     """The receiver side's channel to control.connect. A Unix socket (the `--workers` parent)
     never leaves the host and has no certificate name to check, so it stays plaintext."""
     if not tls.enabled or endpoint.startswith(UNIX_PREFIX):
-        return grpc.aio.insecure_channel(endpoint)
+        return grpc.aio.insecure_channel(endpoint, options=MESSAGE_SIZE_OPTIONS)
     credentials = grpc.ssl_channel_credentials(
         root_certificates=Path(tls.ca_file).read_bytes() if tls.ca_file else None,
         private_key=Path(tls.key_file).read_bytes() if tls.key_file else None,
         certificate_chain=Path(tls.cert_file).read_bytes() if tls.cert_file else None,
     )
-    options = [("grpc.ssl_target_name_override", tls.server_name)] if tls.server_name else []
+    options = list(MESSAGE_SIZE_OPTIONS)
+    if tls.server_name:
+        options.append(("grpc.ssl_target_name_override", tls.server_name))
     return grpc.aio.secure_channel(endpoint, credentials, options=options)

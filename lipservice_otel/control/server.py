@@ -22,6 +22,7 @@ from lipservice_otel.control.codec import InvalidReport, check_report, report_fr
 from lipservice_otel.control.config import ReportLimitsConfig
 from lipservice_otel.control.security import (
     CONTROL_SERVICE_NAME,
+    MESSAGE_SIZE_OPTIONS,
     ControlAuthInterceptor,
     ControlTokens,
     peer_identity,
@@ -221,7 +222,7 @@ async def start_control_server(
     interceptors = []
     if tokens is not None and tokens.any:
         interceptors.append(ControlAuthInterceptor(tokens, telemetry or Telemetry()))
-    server = grpc.aio.server(interceptors=interceptors)
+    server = grpc.aio.server(interceptors=interceptors, options=MESSAGE_SIZE_OPTIONS)
     control_pb2_grpc.add_ControlPlaneServicer_to_server(service, server)
     # The standard health service, so Kubernetes can probe `analyze` with a grpc probe.
     health_servicer = health.aio.HealthServicer()

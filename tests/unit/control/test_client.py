@@ -13,8 +13,9 @@ import grpc
 
 from lipservice_otel._proto.lipservice.v1 import control_pb2, control_pb2_grpc
 from lipservice_otel.control.client import ControlClient
+from lipservice_otel.control.security import MESSAGE_SIZE_OPTIONS
 from lipservice_otel.policy.codec import policy_to_proto
-from lipservice_otel.policy.model import Policy
+from lipservice_otel.policy.model import PatternRule, Policy
 from lipservice_otel.telemetry import Telemetry
 
 
@@ -35,8 +36,8 @@ def undecodable(version: int) -> control_pb2.Policy:
     return message
 
 
-async def follow(policies: list[control_pb2.Policy], cache_file: str | None):
-    server = grpc.aio.server()
+async def follow(policies: list[control_pb2.Policy], cache_file: str | None, options=()):
+    server = grpc.aio.server(options=options)
     control_pb2_grpc.add_ControlPlaneServicer_to_server(ScriptedControlPlane(policies), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -87,3 +88,13 @@ def test_a_policy_that_fails_to_decode_is_skipped_and_the_next_applied(tmp_path)
     assert sync_errors(telemetry, "bad_policy") == 1
     assert cache.exists(), "only the good version was cached"
     assert list(tmp_path.iterdir()) == [cache], "no temporary file left behind"
+
+
+def test_a_policy_over_grpcs_default_4_mib_reaches_the_receiver():
+    # ~100,000 rules: what analysis.max_patterns above ~80,000 gives.
+    rules = {f"{n:016x}": PatternRule(0.25, "budget", 1.5) for n in range(100_000)}
+    large = policy_to_proto(Policy(version=2, pattern_rules=rules))
+    assert large.ByteSize() > 4 * 1024 * 1024
+    applied, alive, telemetry = asyncio.run(follow([large], None, MESSAGE_SIZE_OPTIONS))
+    assert alive and applied == [2]
+    assert sync_errors(telemetry, "resource_exhausted") == 0
