@@ -21,7 +21,6 @@ class SteadyClock:
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._wall = wall
         self._monotonic = monotonic
         self._offset = wall() - monotonic()
 
