@@ -90,7 +90,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ready.wait(30)
     try:
         load = argparse.Namespace(seconds=5.0, warmup=2.0, senders=2, in_flight=4)
-        maximum = measure(harness.lipservice, sink_port, forwarded, load)["records_per_second"]
+        maximum = measure(
+            lambda port, wd, cpus, metrics: harness.lipservice(
+                port, wd, cpus=cpus, metrics_port=metrics
+            ),
+            sink_port,
+            forwarded,
+            load,
+            pinned=False,
+        )["records_per_second"]
         rate = maximum * args.load / harness.RECORDS_PER_REQUEST
         results = {
             name: paced(start, sink_port, rate, args.seconds)

@@ -28,20 +28,23 @@ def throughput(report: dict) -> None:
     print(
         f"### Throughput vs rotel\n\n{load_['senders']} sender processes x {load_['in_flight']} "
         f"connections, {load_['records_per_request']}-record requests, "
-        f"{load_['seconds']:g} s measured after {load_['warmup']:g} s.\n"
+        f"{load_['seconds']:g} s measured after {load_['warmup']:g} s; pinned: each system on "
+        "CPU 0, the load on CPU 1.\n"
     )
     harness.print_table(
-        ["system", "records/s", "CPU µs/record", "CPU cores used", "forwarded", "vs rotel"],
+        ["mode", "system", "records/s", "vs rotel", "CPU µs/record", "CPU vs rotel", "forwarded"],
         [
             [
+                mode,
                 name,
                 f"{r['records_per_second']:,}",
-                r["cpu_us_per_record"],
-                r["cpu_cores_used"],
-                f"{r['forwarded_share']:.0%}",
                 f"{r['ratio_to_rotel']:.2f}x",
+                r["cpu_us_per_record"],
+                f"{r['cpu_ratio_to_rotel']:.2f}x",
+                f"{r['forwarded_share']:.0%}",
             ]
-            for name, r in report["systems"].items()
+            for mode, systems in report["modes"].items()
+            for name, r in systems.items()
         ],
     )
 

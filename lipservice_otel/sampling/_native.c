@@ -171,6 +171,16 @@ static inline int skip_field(Reader *r, int wire) {
 static int utf8_valid(const uint8_t *s, Py_ssize_t n) {
     Py_ssize_t i = 0;
     while (i < n) {
+        /* ASCII, most text: eight bytes at a time */
+        while (i + 8 <= n) {
+            uint64_t word;
+            memcpy(&word, s + i, 8);
+            if (word & 0x8080808080808080ULL)
+                break;
+            i += 8;
+        }
+        if (i >= n)
+            break;
         uint8_t c = s[i];
         if (c < 0x80) {
             i++;
@@ -749,7 +759,14 @@ static inline int ascii_space(unsigned char c) {
 }
 
 static inline int all_ascii(const uint8_t *s, Py_ssize_t n) {
-    for (Py_ssize_t i = 0; i < n; i++)
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t word;
+        memcpy(&word, s + i, 8);
+        if (word & 0x8080808080808080ULL)
+            return 0;
+    }
+    for (; i < n; i++)
         if (s[i] & 0x80)
             return 0;
     return 1;
@@ -1392,7 +1409,8 @@ static PyTypeObject ContextType = {
 #define DISCARD_BITS 8 /* 64 - RANDOMNESS_BITS */
 
 /* What one (service, template, severity) needs per record under the current policy: the
- * Python side computes it (CompiledSampler._native_slot) the first time the key is seen. */
+ * Python side computes it (CompiledSampler._native_slot) the first time the key is seen; its
+ * annotation bytes (what annotate() writes on a record without our keys) are made here. */
 typedef struct {
     Py_hash_t hash;
     PyObject *service, *template; /* the key, with severity */
@@ -1538,9 +1556,9 @@ static Slot *slot_for(Engine *e, PyObject *service, Py_hash_t service_hash, Temp
     }
     PyObject *threshold;
     int known, baseline;
-    if (!PyArg_ParseTuple(made, "OOOdOppddO", &slot->signature_id, &slot->pattern_id, &threshold,
+    if (!PyArg_ParseTuple(made, "OOOdOppdd", &slot->signature_id, &slot->pattern_id, &threshold,
                           &slot->rate, &slot->reason, &known, &baseline, &slot->burst_limit,
-                          &slot->template_limit, &slot->annotation) ||
+                          &slot->template_limit) ||
         as_threshold(threshold, &slot->threshold) < 0) {
         Py_DECREF(made);
         Py_DECREF(template);
@@ -1550,7 +1568,6 @@ static Slot *slot_for(Engine *e, PyObject *service, Py_hash_t service_hash, Temp
     Py_INCREF(slot->signature_id);
     Py_INCREF(slot->pattern_id);
     Py_INCREF(slot->reason);
-    Py_INCREF(slot->annotation);
     Py_DECREF(made);
     slot->known = known;
     slot->baseline = baseline;
@@ -2159,6 +2176,11 @@ static PyObject *engine_sample(Engine *e, PyObject *const *args, Py_ssize_t narg
                 }
                 if (decided_keep) {
                     if (by_rule) {
+                        /* Made on the first keep: most slots of a flood never keep one. */
+                        if (!slot->annotation &&
+                            !(slot->annotation =
+                                  annotation_bytes(slot->rate, slot->pattern_id, slot->reason)))
+                            goto done;
                         annotations[k] = Py_NewRef(slot->annotation);
                     } else {
                         annotations[k] = annotation_bytes(rate, slot->pattern_id, reason);

@@ -6,8 +6,8 @@ as the bytes received and give back the bytes to forward, spliced from the kept 
 with their annotation appended, never parsed into protobuf objects.
 
 What the compiled path asks of Python, and how often:
-- per never-seen (service, template, severity): its rule, annotation bytes and counter
-  (`_native_slot`, `_native_fallback`, `_native_counts`), then cached in C;
+- per never-seen (service, template, severity): its rule and counter (`_native_slot`,
+  `_native_fallback`, `_native_counts`), then cached in C with the annotation bytes;
 - per record needing it: a structured body's template (cached by its bytes), a severity to
   infer;
 - per request it cannot take whole (a record with more attributes than allowed, an upstream
@@ -164,10 +164,9 @@ class CompiledSampler(Sampler):
         return now - seen
 
     def _python_slot(self, service: str, template: str, severity: int) -> _Slot:
-        slot = self._slots.get((service, template, severity))
-        if slot is None:
-            slot = self._slot(self._slots, self._policy, service, template, severity)
-        return slot
+        """The Python sampler's slot for a key, made for the C table and not kept: that table
+        is the compiled path's cache (keeping both would hold every key twice)."""
+        return self._slot({}, self._policy, service, template, severity)
 
     def _native_slot(self, service: str, template: str, severity: int) -> tuple:
         slot = self._python_slot(service, template, severity)
@@ -182,7 +181,6 @@ class CompiledSampler(Sampler):
             bool(rule.baseline_per_second),
             slot.burst_limit,
             slot.template_limit,
-            slot.annotation,
         )
 
     def _native_fallback(

@@ -368,7 +368,7 @@ class Sampler:
                                 resource_logs.resource.SerializeToString(),
                                 scope_logs.scope.SerializeToString(),
                             )
-                        if len(record.span_id) & -9:
+                        if len(record.span_id) & ~SPAN_ID_BYTES:
                             # Checked where a record may be forwarded, not on every record.
                             record.ClearField("span_id")
                             outcome.cleared_span_ids += 1
@@ -391,7 +391,7 @@ class Sampler:
                     # the same bytes annotate() writes at a fifth of its cost.
                     record.MergeFromString(slot.annotation)
             if keep:
-                if len(record.span_id) & -9:  # neither 0 nor 8 bytes
+                if len(record.span_id) & ~SPAN_ID_BYTES:  # neither 0 nor 8 bytes
                     record.ClearField("span_id")
                     outcome.cleared_span_ids += 1
                 if write_severity and severity and not record.severity_number:

@@ -187,3 +187,26 @@ def test_no_leak_over_repeated_sampling():
     before = rss_kib()
     run(3000)
     assert rss_kib() - before < 4096
+
+
+def test_requests_for_the_python_sampler_say_why():
+    native = native_module()
+    sampler = CompiledSampler(
+        native, SamplerConfig(max_attributes_per_record=2), Policy(), Aggregates(10)
+    )
+
+    def why(edit, max_body_bytes: int = 1 << 20) -> str | None:
+        request = request_with_bodies("one body", "another body")
+        edit(request.resource_logs[0].scope_logs[0].log_records[1])
+        return sampler.walk(request.SerializeToString(), max_body_bytes).to_python
+
+    assert why(lambda record: None) is None
+    assert why(lambda record: setattr(record, "trace_id", b"short")) == "trace_id"
+    assert why(lambda record: setattr(record, "span_id", b"x" * 9)) == "span_id"
+    assert why(lambda record: record.attributes.add(key="sampling.adjusted_count")) == (
+        "upstream_stamp"
+    )
+    assert why(lambda record: [record.attributes.add(key=f"k{n}") for n in range(3)]) == (
+        "attributes"
+    )
+    assert why(lambda record: None, max_body_bytes=8) == "body_size"
