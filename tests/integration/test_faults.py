@@ -12,19 +12,14 @@ acknowledged is ever missing; duplicates only where at-least-once allows them.
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
-import threading
 import time
-import urllib.request
-from pathlib import Path
 
 import grpc
-import yaml
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcExporter
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpExporter
 
 from lipservice_otel.exporter.journal import pending_entries
+from tests.support.cli_process import metric, start_serve
 from tests.support.numbered import SdkSender, tally, wait_for_seqs
 from tests.support.otlp_sink import OtlpSink
 from tests.support.ports import free_port
@@ -73,52 +68,6 @@ def test_downstream_stopped_for_30s_under_load_loses_nothing(start_service):
         second_sink.server.stop(0)
 
 
-class ServeProcess:
-    """`python -m lipservice_otel serve --config FILE`, as a deployment runs it."""
-
-    def __init__(self, config: dict, directory: Path) -> None:
-        self.config_path = directory / "lipservice.yaml"
-        self.config_path.write_text(yaml.safe_dump(config))
-        self.lines: list[str] = []
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "lipservice_otel", "serve", "--config", str(self.config_path)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        self.wait_for("lipservice-otel serving")
-
-    def _read(self) -> None:
-        for line in self.process.stderr:
-            self.lines.append(line)
-
-    def wait_for(self, needle: str, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if any(needle in line for line in self.lines):
-                return
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"{needle!r} not logged; stderr:\n{''.join(self.lines)}")
-
-    def metric(self, url: str, name: str) -> float:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            for line in response.read().decode().splitlines():
-                if line.startswith(name + " "):
-                    return float(line.split()[1])
-        return 0.0
-
-    def signal(self, sig: int) -> int:
-        self.process.send_signal(sig)
-        code = self.process.wait(60)
-        self._reader.join(5)
-        self.process.stderr.close()
-        return code
-
-
 def serve_config(sink_endpoint: str, **sections) -> dict:
     config = {
         "receiver": {
@@ -142,7 +91,7 @@ def serve_config(sink_endpoint: str, **sections) -> dict:
 
 def test_sigterm_under_load_drains_everything_acknowledged(sink, tmp_path):
     config = serve_config(sink.endpoint)
-    serve = ServeProcess(config, tmp_path)
+    serve = start_serve(tmp_path, config)
     endpoint = config["receiver"]["grpc"]["endpoint"]
     sender = SdkSender(GrpcExporter(endpoint=endpoint, insecure=True, timeout=2))
     sender.start()
@@ -150,11 +99,11 @@ def test_sigterm_under_load_drains_everything_acknowledged(sink, tmp_path):
     # The downstream stumbles: batches are queued and retrying when SIGTERM arrives.
     sink.fail_next(6, grpc.StatusCode.UNAVAILABLE)
     time.sleep(0.3)
-    code = serve.signal(signal.SIGTERM)
+    code, _ = serve.signal(signal.SIGTERM)
     sender.stop(abandon=True)  # the receiver is gone; what it did not acknowledge is ours
     result = tally(sender.sent, sender.acknowledged, sink.records())
     print(f"SIGTERM under load: {result}")
-    assert code == 0, "".join(serve.lines)
+    assert code == 0, serve.log()
     assert result.missing == 0, result
     assert result.acknowledged > 0
     assert any("draining the sending queue" in line for line in serve.lines)
@@ -172,8 +121,7 @@ def test_kill_9_with_persistent_queue_replays_everything_acknowledged(sink, tmp_
         },
     )
     http_url = f"http://{config['receiver']['http']['endpoint']}/v1/logs"
-    metrics_url = f"http://{config['telemetry']['metrics_endpoint']}/metrics"
-    serve = ServeProcess(config, tmp_path)
+    serve = start_serve(tmp_path, config)
     sender = SdkSender(HttpExporter(endpoint=http_url, timeout=2), batch_size=25)
     sender.start()
     time.sleep(1.5)
@@ -181,16 +129,18 @@ def test_kill_9_with_persistent_queue_replays_everything_acknowledged(sink, tmp_
     time.sleep(1.5)
     delivered_before = len(sink.records())
     acknowledged_before = len(sender.acknowledged)
-    assert serve.signal(signal.SIGKILL) == -signal.SIGKILL
+    assert serve.signal(signal.SIGKILL)[0] == -signal.SIGKILL
     assert list(journal.glob("*.wal"))
     sink.recover()
-    restarted = ServeProcess(config, tmp_path)
+    restarted = start_serve(tmp_path, config)
     try:
         time.sleep(1.5)
         sender.stop()
         records = wait_for_seqs(sink.records, sender.acknowledged, 30)
         result = tally(sender.sent, sender.acknowledged, records)
-        replayed = restarted.metric(metrics_url, "lipservice_queue_replayed_records_total")
+        replayed = metric(
+            config["telemetry"]["metrics_endpoint"], "lipservice_queue_replayed_records_total"
+        )
         print(
             f"kill -9 with persistent queue: {result}; acknowledged before the kill="
             f"{acknowledged_before}, delivered before the kill={delivered_before}, "
@@ -200,6 +150,6 @@ def test_kill_9_with_persistent_queue_replays_everything_acknowledged(sink, tmp_
         assert acknowledged_before > delivered_before  # the kill did strand acknowledged data
         assert replayed >= acknowledged_before - delivered_before
     finally:
-        assert restarted.signal(signal.SIGTERM) == 0
+        assert restarted.signal(signal.SIGTERM)[0] == 0
     # Everything was exported and marked done: a third start would replay nothing.
     assert pending_entries([path.read_bytes() for path in sorted(journal.glob("*.wal"))]) == []

@@ -33,6 +33,8 @@ import grpc
 import pytest
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 
+from tests.support.ci import missing
+
 ROOT = Path(__file__).resolve().parents[2]
 STUBS = ("control_pb2.py", "control_pb2_grpc.py", "control_pb2.pyi")
 # Not part of a clean clone: local, generated or cached (the first set only at the top).
@@ -51,12 +53,6 @@ BODY = "wheel install check: payment 42 failed"
 # The first test to ask for the installed venv pays for the build and the install (pip's cache
 # makes it ~30 s; a cold cache downloads the dependencies).
 pytestmark = pytest.mark.timeout(300)
-
-
-def missing(reason: str) -> None:
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"{reason} (CI=true: not skipped)")
-    pytest.skip(reason)
 
 
 def clean_copy(destination: Path) -> Path:
