@@ -14,7 +14,7 @@ How it works, per service:
    with IDF off, see ``_clusters``) and DBSCAN (cosine distance, ``min_samples=1``) clusters
    them. It only proposes candidates: it cannot tell a name from a word that changes the
    meaning. Both are computed with numpy (``_clusters``, ``_dbscan``). scikit-learn did this
-   before, with the same clusters on the Loghub samples and on randomised template families
+   before, with the same clusters on public log samples and on randomised template families
    (only ties between equally near neighbours may be broken otherwise), but importing it
    cost the process ~60 MiB of resident memory.
 3. Inside a cluster, templates are grouped greedily by how many positions differ
@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from lipservice_otel.text.signature import MASK, pattern_id
-from lipservice_otel.validation import ConfigError
+from lipservice_otel.validation import require
 
 __all__ = [
     "DEFAULT_EPS",
@@ -62,11 +62,6 @@ _NEIGHBOURS = 32
 _WORKING_MEMORY_MIB = 8
 
 
-def _require(condition: bool, key: str, message: str) -> None:
-    if not condition:
-        raise ConfigError(f"{key}: {message}")
-
-
 @dataclass(frozen=True, slots=True)
 class MergeConfig:
     # DBSCAN radius in cosine distance, (0, 1]. Two templates that differ at a share d of their
@@ -88,12 +83,12 @@ class MergeConfig:
     max_templates: int = DEFAULT_MAX_TEMPLATES
 
     def __post_init__(self) -> None:
-        _require(0 < self.eps <= 1, "eps", "must be in (0, 1]")
-        _require(0 < self.min_token_overlap <= 1, "min_token_overlap", "must be in (0, 1]")
-        _require(self.max_differing_positions >= 1, "max_differing_positions", "must be >= 1")
-        _require(self.min_distinct_values >= 2, "min_distinct_values", "must be >= 2")
-        _require(self.min_spread_values >= 2, "min_spread_values", "must be >= 2")
-        _require(self.max_templates >= 1, "max_templates", "must be >= 1")
+        require(0 < self.eps <= 1, "eps", "must be in (0, 1]")
+        require(0 < self.min_token_overlap <= 1, "min_token_overlap", "must be in (0, 1]")
+        require(self.max_differing_positions >= 1, "max_differing_positions", "must be >= 1")
+        require(self.min_distinct_values >= 2, "min_distinct_values", "must be >= 2")
+        require(self.min_spread_values >= 2, "min_spread_values", "must be >= 2")
+        require(self.max_templates >= 1, "max_templates", "must be >= 1")
 
 
 DEFAULT_MERGE_CONFIG = MergeConfig()
