@@ -12,13 +12,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 
 import grpc
 import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.cli_process import metric
 from tests.support.ports import free_port
 from tests.support.running_service import make_settings
 from tests.support.traffic import NOISE, TrafficSender
@@ -243,18 +242,10 @@ def test_analyze_serves_its_own_metrics():
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def cycles() -> float:
-        url = f"http://127.0.0.1:{metrics_port}/metrics"
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                text = response.read().decode()
+            return metric(f"127.0.0.1:{metrics_port}", "lipservice_analysis_cycles_total")
         except OSError:
             return 0.0  # not listening yet
-        samples = {
-            sample.name: sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-        }
-        return samples.get("lipservice_analysis_cycles_total", 0.0)
 
     try:
         # Before, `analyze` served no /metrics at all: its counters went nowhere.
