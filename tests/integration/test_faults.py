@@ -19,7 +19,7 @@ from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpExporter
 
 from lipservice_otel.exporter.journal import pending_entries
-from tests.support.cli_process import metric, start_serve
+from tests.support.cli_process import metric, serve_config, start_serve
 from tests.support.numbered import SdkSender, tally, wait_for_seqs
 from tests.support.otlp_sink import OtlpSink
 from tests.support.ports import free_port
@@ -66,27 +66,6 @@ def test_downstream_stopped_for_30s_under_load_loses_nothing(start_service):
         assert sender.refusals > 0
     finally:
         second_sink.server.stop(0)
-
-
-def serve_config(sink_endpoint: str, **sections) -> dict:
-    config = {
-        "receiver": {
-            "grpc": {"endpoint": f"127.0.0.1:{free_port()}"},
-            "http": {"endpoint": f"127.0.0.1:{free_port()}"},
-        },
-        "exporter": {
-            "type": "otlp",
-            "otlp": {"endpoint": sink_endpoint},
-            "queue": {"batch_timeout_s": 0.05},
-            "retry": {"initial_interval_s": 0.1, "max_interval_s": 0.5},
-        },
-        # Keep every record: the count must be exact, not learned down to a sample.
-        "analysis": {"embedded": False},
-        "telemetry": {"metrics_endpoint": f"127.0.0.1:{free_port()}"},
-    }
-    for section, values in sections.items():
-        config.setdefault(section, {}).update(values)
-    return config
 
 
 def test_sigterm_under_load_drains_everything_acknowledged(sink, tmp_path):

@@ -16,9 +16,8 @@ import time
 import grpc
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpExporter
 
-from tests.support.cli_process import metric, start_serve, stop_gracefully
+from tests.support.cli_process import metric, serve_config, start_serve, stop_gracefully
 from tests.support.numbered import SdkSender, tally, wait_for_seqs
-from tests.support.ports import free_port
 from tests.support.received import wait_for
 from tests.support.small_disk import fill, small_tmpfs
 
@@ -26,24 +25,11 @@ REFUSED = "lipservice_receiver_refused_records_total"
 
 
 def journal_config(sink_endpoint: str, journal: str) -> dict:
-    return {
-        "receiver": {
-            "grpc": {"endpoint": f"127.0.0.1:{free_port()}"},
-            "http": {"endpoint": f"127.0.0.1:{free_port()}"},
-        },
-        "exporter": {
-            "type": "otlp",
-            "otlp": {"endpoint": sink_endpoint},
-            "queue": {
-                "batch_timeout_s": 0.05,
-                "persistent": {"directory": journal, "fsync": "always", "segment_bytes": 1 << 20},
-            },
-            "retry": {"initial_interval_s": 0.1, "max_interval_s": 0.5},
-        },
-        # Keep every record: the count must be exact, not learned down to a sample.
-        "analysis": {"embedded": False},
-        "telemetry": {"metrics_endpoint": f"127.0.0.1:{free_port()}"},
-    }
+    persistent = {"directory": journal, "fsync": "always", "segment_bytes": 1 << 20}
+    return serve_config(
+        sink_endpoint,
+        exporter={"queue": {"batch_timeout_s": 0.05, "persistent": persistent}},
+    )
 
 
 def test_persistent_queue_on_a_full_disk_refuses_then_resumes(sink, tmp_path):

@@ -15,6 +15,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from lipservice_otel._proto.lipservice.v1 import control_pb2, control_pb2_grpc
+from tests.support.ports import free_port
 
 
 class CliProcess:
@@ -125,3 +126,26 @@ def metric(metrics_endpoint: str, name: str, **labels: str) -> float:
         for sample in family.samples
         if sample.name == name and labels.items() <= sample.labels.items()
     )
+
+
+def serve_config(sink_endpoint: str, **sections) -> dict:
+    """`serve` on free ports exporting to `sink_endpoint`, every record counted exactly;
+    `sections` replace keys of a top-level section."""
+    config = {
+        "receiver": {
+            "grpc": {"endpoint": f"127.0.0.1:{free_port()}"},
+            "http": {"endpoint": f"127.0.0.1:{free_port()}"},
+        },
+        "exporter": {
+            "type": "otlp",
+            "otlp": {"endpoint": sink_endpoint},
+            "queue": {"batch_timeout_s": 0.05},
+            "retry": {"initial_interval_s": 0.1, "max_interval_s": 0.5},
+        },
+        # Keep every record: the count must be exact, not learned down to a sample.
+        "analysis": {"embedded": False},
+        "telemetry": {"metrics_endpoint": f"127.0.0.1:{free_port()}"},
+    }
+    for section, values in sections.items():
+        config.setdefault(section, {}).update(values)
+    return config
