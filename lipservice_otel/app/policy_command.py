@@ -11,7 +11,13 @@ from pathlib import Path
 import grpc
 
 from lipservice_otel._proto.lipservice.v1 import control_pb2, control_pb2_grpc
-from lipservice_otel.control.security import MESSAGE_SIZE_OPTIONS, authorization_metadata
+from lipservice_otel.control.config import ControlClientTlsConfig
+from lipservice_otel.control.security import (
+    MESSAGE_SIZE_OPTIONS,
+    authorization_metadata,
+    client_credentials,
+    tls_options,
+)
 
 EXIT_UNAVAILABLE = 3
 EXIT_USAGE = 2
@@ -81,15 +87,16 @@ def _channel(args: argparse.Namespace) -> grpc.Channel:
         raise ValueError("--cert-file and --key-file go together")
     if not (args.tls or args.ca_file or args.cert_file):
         return grpc.insecure_channel(args.control_plane, options=MESSAGE_SIZE_OPTIONS)
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=Path(args.ca_file).read_bytes() if args.ca_file else None,
-        private_key=Path(args.key_file).read_bytes() if args.key_file else None,
-        certificate_chain=Path(args.cert_file).read_bytes() if args.cert_file else None,
+    tls = ControlClientTlsConfig(
+        enabled=True,
+        ca_file=args.ca_file,
+        cert_file=args.cert_file,
+        key_file=args.key_file,
+        server_name=args.server_name,
     )
-    options = list(MESSAGE_SIZE_OPTIONS)
-    if args.server_name:
-        options.append(("grpc.ssl_target_name_override", args.server_name))
-    return grpc.secure_channel(args.control_plane, credentials, options=options)
+    return grpc.secure_channel(
+        args.control_plane, client_credentials(tls), options=tls_options(tls)
+    )
 
 
 def _token(args: argparse.Namespace) -> str | None:

@@ -175,12 +175,20 @@ def client_channel(endpoint: str, tls: ControlClientTlsConfig) -> grpc.aio.Chann
     never leaves the host and has no certificate name to check, so it stays plaintext."""
     if not tls.enabled or endpoint.startswith(UNIX_PREFIX):
         return grpc.aio.insecure_channel(endpoint, options=MESSAGE_SIZE_OPTIONS)
-    credentials = grpc.ssl_channel_credentials(
+    return grpc.aio.secure_channel(endpoint, client_credentials(tls), options=tls_options(tls))
+
+
+def client_credentials(tls: ControlClientTlsConfig) -> grpc.ChannelCredentials:
+    """The CA to trust (system roots when unset) and the client certificate, if any."""
+    return grpc.ssl_channel_credentials(
         root_certificates=Path(tls.ca_file).read_bytes() if tls.ca_file else None,
         private_key=Path(tls.key_file).read_bytes() if tls.key_file else None,
         certificate_chain=Path(tls.cert_file).read_bytes() if tls.cert_file else None,
     )
-    options = list(MESSAGE_SIZE_OPTIONS)
+
+
+def tls_options(tls: ControlClientTlsConfig) -> list[tuple[str, object]]:
+    options: list[tuple[str, object]] = list(MESSAGE_SIZE_OPTIONS)
     if tls.server_name:
         options.append(("grpc.ssl_target_name_override", tls.server_name))
-    return grpc.aio.secure_channel(endpoint, credentials, options=options)
+    return options
