@@ -7,12 +7,12 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
 import grpc
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from lipservice_otel.text.signature import pattern_id, template_of_text
+from tests.support.cli_process import metric
 from tests.support.ports import free_port, free_ports
 
 EXPORT = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
@@ -22,17 +22,6 @@ SERVICE = "workers-test"
 
 def body(n: int, i: int) -> str:
     return f"payment {n}-{i} failed: card declined"
-
-
-def metrics(port: int) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    values = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            values[name] = float(value)
-    return values
 
 
 def wait_until(condition, timeout_s: float, what: str):
@@ -70,8 +59,12 @@ def send_on_new_connection(port: int, payload: bytes) -> None:
         export(payload, timeout=10)
 
 
+def worker_metric(port: int, name: str, **labels: str) -> float:
+    return metric(f"127.0.0.1:{port}", name, **labels)
+
+
 def accepted(port: int) -> float:
-    return metrics(port).get('lipservice_receiver_accepted_records_total{transport="grpc"}', 0)
+    return worker_metric(port, "lipservice_receiver_accepted_records_total", transport="grpc")
 
 
 def test_two_workers_share_the_port_and_follow_one_analysis(sink, tmp_path):
@@ -91,7 +84,12 @@ def test_two_workers_share_the_port_and_follow_one_analysis(sink, tmp_path):
     worker_metrics = [metrics_port + index for index in range(WORKERS)]
     try:
         for port in worker_metrics:
-            wait_until(lambda port=port: metrics(port), 30, f"worker metrics on {port}")
+            # Any answer will do: the worker serves /metrics once it is up.
+            wait_until(
+                lambda port=port: worker_metric(port, "lipservice_policy_version") is not None,
+                30,
+                f"worker metrics on {port}",
+            )
 
         # Connections land on either worker: send until both have taken some.
         sent = 0
@@ -118,7 +116,7 @@ def test_two_workers_share_the_port_and_follow_one_analysis(sink, tmp_path):
         # and every later version carries the pin too.
         wait_until(
             lambda: all(
-                metrics(port).get("lipservice_policy_version", 0) >= version
+                worker_metric(port, "lipservice_policy_version") >= version
                 for port in worker_metrics
             ),
             30,
