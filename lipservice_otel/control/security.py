@@ -90,6 +90,20 @@ def check_exposure(control: ControlConfig, tokens: ControlTokens) -> None:
     )
 
 
+def admits_reading(tokens: ControlTokens, authorization: str | None) -> bool:
+    """Whether an `Authorization` value may read (Sync, the read-only calls, the live page):
+    either token, or anyone when no bearer token is set."""
+    accepted = [t for t in (tokens.bearer, tokens.admin) if t is not None]
+    return tokens.bearer is None or any(bearer_matches(authorization, t) for t in accepted)
+
+
+def admits_changes(tokens: ControlTokens, authorization: str | None) -> bool:
+    """Whether an `Authorization` value may change the policy: the admin token, or the bearer
+    token when no admin token is set, or anyone when neither is."""
+    required = tokens.admin if tokens.admin is not None else tokens.bearer
+    return required is None or bearer_matches(authorization, required)
+
+
 class ControlAuthInterceptor(grpc.aio.ServerInterceptor):
     """Checks the credential of every ControlPlane call before its handler runs."""
 
@@ -115,15 +129,13 @@ class ControlAuthInterceptor(grpc.aio.ServerInterceptor):
     def _refusal(
         self, method: str, authorization: str | None
     ) -> tuple[grpc.StatusCode, str] | None:
-        bearer, admin = self._tokens.bearer, self._tokens.admin
         if method in READ_ONLY_METHODS:
-            accepted = [t for t in (bearer, admin) if t is not None]
-            if bearer is None or any(bearer_matches(authorization, t) for t in accepted):
+            if admits_reading(self._tokens, authorization):
                 return None
             return grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token"
-        required = admin if admin is not None else bearer
-        if required is None or bearer_matches(authorization, required):
+        if admits_changes(self._tokens, authorization):
             return None
+        bearer = self._tokens.bearer
         if bearer is not None and bearer_matches(authorization, bearer):
             return (
                 grpc.StatusCode.PERMISSION_DENIED,
