@@ -2,7 +2,8 @@
 
 The snapshot is JSON with a `schema` number (never pickled objects), so a newer analyzer can
 read an older snapshot and a store can be inspected by hand. Keys added within a schema are
-optional with a default (`judgements`), so older snapshots of the same schema still load.
+optional with a default (`judgements`, a pattern's `bytes_rate`), so older snapshots of the
+same schema still load.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ class PatternState:
     last_counts: dict[str, int] = field(default_factory=dict)
     # Whether the template reads as error-like: worked out on first use, not snapshotted.
     error_like: bool | None = None
+    # Encoded LogRecord bytes/s as received, and the records/s and bytes/s the receivers kept
+    # (in shadow mode: would keep). The savings report reads them (report/savings.py).
+    bytes_rate: Baseline = field(default_factory=Baseline)
+    kept_rate: Baseline = field(default_factory=Baseline)
+    kept_bytes_rate: Baseline = field(default_factory=Baseline)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,12 +153,21 @@ def _pattern_to_json(pattern: PatternState) -> dict:
         "last_seen": pattern.last_seen,
         "examples": pattern.examples,
         "rate": _baseline_to_json(pattern.rate),
+        "bytes_rate": _baseline_to_json(pattern.bytes_rate),
+        "kept_rate": _baseline_to_json(pattern.kept_rate),
+        "kept_bytes_rate": _baseline_to_json(pattern.kept_bytes_rate),
         "last_counts": pattern.last_counts,
     }
 
 
+def _baseline_from_json(raw: list) -> Baseline:
+    mean, variance, samples = raw
+    return Baseline(float(mean), float(variance), int(samples))
+
+
 def _pattern_from_json(data: dict) -> PatternState:
-    mean, variance, samples = data["rate"]
+    # The byte and kept baselines came later in schema 1: older snapshots start them empty.
+    empty = [0.0, 0.0, 0]
     return PatternState(
         pattern_id=data["id"],
         service=data["service"],
@@ -160,7 +175,10 @@ def _pattern_from_json(data: dict) -> PatternState:
         first_seen=float(data["first_seen"]),
         last_seen=float(data["last_seen"]),
         examples=list(data["examples"]),
-        rate=Baseline(float(mean), float(variance), int(samples)),
+        rate=_baseline_from_json(data["rate"]),
+        bytes_rate=_baseline_from_json(data.get("bytes_rate", empty)),
+        kept_rate=_baseline_from_json(data.get("kept_rate", empty)),
+        kept_bytes_rate=_baseline_from_json(data.get("kept_bytes_rate", empty)),
         last_counts={str(k): int(v) for k, v in data["last_counts"].items()},
     )
 
