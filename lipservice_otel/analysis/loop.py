@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from lipservice_otel.analysis.anomaly import Anomaly
 from lipservice_otel.analysis.clock import SteadyClock
@@ -33,6 +34,16 @@ from lipservice_otel.store import Store
 from lipservice_otel.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
+
+
+class LoopObserver(Protocol):
+    """Follows the loop without steering it (the live page's history)."""
+
+    def reported(self, report: IntervalReport) -> None:
+        """A receiver's interval report, as it arrives."""
+
+    def cycled(self, anomalies: list[Anomaly]) -> None:
+        """A cycle ended, with the anomalies it found."""
 
 
 class AnalysisLoop:
@@ -60,6 +71,7 @@ class AnalysisLoop:
         self._pending = Interval()
         self._last_cycle = clock()
         self._subscribers: list[Callable[[Policy], None]] = []
+        self._observers: list[LoopObserver] = []
         self.policy: Policy | None = None
         self.anomalies: list[Anomaly] = []
         self._views: dict[str, PatternView] = {}
@@ -85,8 +97,13 @@ class AnalysisLoop:
         if self.policy is not None:
             callback(self.policy)
 
+    def observe(self, observer: LoopObserver) -> None:
+        self._observers.append(observer)
+
     def ingest(self, report: IntervalReport) -> None:
         """Add one receiver's interval report to the current cycle."""
+        for observer in self._observers:
+            observer.reported(report)
         deferred = fold_report(
             self._pending, report, self.state.patterns, self._config.max_new_patterns_per_cycle
         )
@@ -168,6 +185,9 @@ class AnalysisLoop:
                 self._telemetry.gauge("lipservice_analysis_cycle_duration").set(
                     time.perf_counter() - started
                 )
+        if learn:
+            for observer in self._observers:
+                observer.cycled(self.anomalies)
         if policy is None:
             return None
         for callback in self._subscribers:
