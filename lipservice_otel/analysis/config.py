@@ -1,11 +1,42 @@
-"""Settings of the analysis loop: cycle, budget, anomaly detection, merging, error-like floor."""
+"""Settings of the analysis loop: cycle, budgets (per service, per tenant), anomaly detection,
+merging, error-like floor."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from lipservice_otel.analysis.llm.config import LlmConfig
+from lipservice_otel.sampling.tenant import parse_tenant_key
 from lipservice_otel.validation import require
+
+DEFAULT_MAX_TENANTS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class TenantBudget:
+    """One tenant's cap on the records/s it keeps in all (docs/analysis.md#tenants).
+
+    Exactly one of the two is set."""
+
+    # Share of the tenant's records to drop, [0, 1): it keeps (1 - this) x its volume.
+    target_reduction: float | None = None
+    # Records/s the tenant keeps in all, > 0.
+    target_records_per_second: float | None = None
+
+    def validate(self, key: str) -> None:
+        require(
+            (self.target_reduction is None) != (self.target_records_per_second is None),
+            key,
+            "set exactly one of target_reduction and target_records_per_second",
+        )
+        if self.target_reduction is not None:
+            require(0 <= self.target_reduction < 1, f"{key}.target_reduction", "must be in [0, 1)")
+        if self.target_records_per_second is not None:
+            require(
+                self.target_records_per_second > 0,
+                f"{key}.target_records_per_second",
+                "must be > 0",
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +49,13 @@ class AnalysisConfig:
     target_reduction: float = 0.8
     # service.name -> records/s to keep; replaces target_reduction for that service.
     target_records_per_second: dict[str, float] = field(default_factory=dict)
+    # Where a record's tenant comes from: "resource:<attribute>" or "header:<name>" (HTTP
+    # header / gRPC metadata key); empty: no tenants. Patterns are budgeted within their tenant.
+    tenant_key: str = ""
+    # Tenants tracked; records of further tenants count under the tenant "other".
+    max_tenants: int = DEFAULT_MAX_TENANTS
+    # Tenant name -> its cap (TenantBudget); tenants without one: services budgeted as above.
+    tenants: dict[str, TenantBudget] = field(default_factory=dict)
     # Every pattern keeps at least this many records per interval (when it has them).
     min_examples_per_interval: int = 5
     # Weight of the newest interval in the moving baselines (0-1].
@@ -54,6 +92,16 @@ class AnalysisConfig:
         require(0 <= self.target_reduction < 1, f"{key}.target_reduction", "must be in [0, 1)")
         for service, rate in self.target_records_per_second.items():
             require(rate > 0, f"{key}.target_records_per_second.{service}", "must be > 0")
+        parse_tenant_key(self.tenant_key, f"{key}.tenant_key")
+        require(self.max_tenants >= 1, f"{key}.max_tenants", "must be >= 1")
+        require(
+            len(self.tenants) <= self.max_tenants,
+            f"{key}.tenants",
+            f"{len(self.tenants)} tenants, more than max_tenants ({self.max_tenants})",
+        )
+        for tenant, budget in self.tenants.items():
+            require(bool(tenant), f"{key}.tenants", "tenant names must not be empty")
+            budget.validate(f"{key}.tenants.{tenant}")
         require(
             self.min_examples_per_interval >= 0,
             f"{key}.min_examples_per_interval",
