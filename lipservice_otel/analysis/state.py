@@ -2,8 +2,8 @@
 
 The snapshot is JSON with a `schema` number (never pickled objects), so a newer analyzer can
 read an older snapshot and a store can be inspected by hand. Keys added within a schema are
-optional with a default (`judgements`, a pattern's `bytes_rate`), so older snapshots of the
-same schema still load.
+optional with a default (`judgements`, a pattern's `bytes_rate` and `tenant`), so older
+snapshots of the same schema still load.
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ class PatternState:
     last_counts: dict[str, int] = field(default_factory=dict)
     # Whether the template reads as error-like: worked out on first use, not snapshotted.
     error_like: bool | None = None
+    # The tenant whose records these are (analysis.tenant_key); "" without tenants. Patterns are
+    # merged and budgeted within their (tenant, service).
+    tenant: str = ""
     # Encoded LogRecord bytes/s as received, and the records/s and bytes/s the receivers kept
     # (in shadow mode: would keep). The savings report reads them (report/savings.py).
     bytes_rate: Baseline = field(default_factory=Baseline)
@@ -148,6 +151,7 @@ def _pattern_to_json(pattern: PatternState) -> dict:
     return {
         "id": pattern.pattern_id,
         "service": pattern.service,
+        "tenant": pattern.tenant,
         "template": pattern.template,
         "first_seen": pattern.first_seen,
         "last_seen": pattern.last_seen,
@@ -171,6 +175,7 @@ def _pattern_from_json(data: dict) -> PatternState:
     return PatternState(
         pattern_id=data["id"],
         service=data["service"],
+        tenant=str(data.get("tenant", "")),
         template=data["template"],
         first_seen=float(data["first_seen"]),
         last_seen=float(data["last_seen"]),

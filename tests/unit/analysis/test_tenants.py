@@ -3,9 +3,12 @@ over two tenants, one ten times louder than the other, with the same service nam
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from lipservice_otel.analysis.config import TenantBudget
+from lipservice_otel.analysis.state import AnalysisState, PatternState
 from lipservice_otel.settings import load_settings
 from lipservice_otel.validation import ConfigError
 
@@ -64,3 +67,20 @@ def test_bad_tenant_settings_name_their_key(environ, message):
     with pytest.raises(ConfigError) as raised:
         load_settings(None, environ=environ)
     assert str(raised.value).startswith(message), raised.value
+
+
+def test_a_patterns_tenant_survives_the_snapshot_and_older_snapshots_load_without_it():
+    state = AnalysisState()
+    state.patterns["a1"] = PatternState("a1", "api", "GET <*>", 1.0, tenant="team-a")
+    state.patterns["b1"] = PatternState("b1", "api", "GET <*>", 1.0, tenant="team-b")
+    restored = AnalysisState.from_bytes(state.to_bytes())
+    assert {pid: p.tenant for pid, p in restored.patterns.items()} == {
+        "a1": "team-a",
+        "b1": "team-b",
+    }
+    # A snapshot written before tenants existed: its patterns have no "tenant" key.
+    older = json.loads(state.to_bytes())
+    for pattern in older["patterns"]:
+        del pattern["tenant"]
+    restored = AnalysisState.from_bytes(json.dumps(older).encode())
+    assert [p.tenant for p in restored.patterns.values()] == ["", ""]
