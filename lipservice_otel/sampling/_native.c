@@ -1423,8 +1423,9 @@ typedef struct {
     int known, baseline;
     PyObject *fallback[2]; /* (threshold, rate, reason) by bool(severity_number), or NULL */
     PyObject *counts;      /* PatternCounts of this interval, NULL until asked */
-    /* this request */
+    /* this request; bytes: the records' encoded sizes as received (their spans) */
     Py_ssize_t received, kept, first;
+    long long received_bytes, kept_bytes;
     int touched;
 } Slot;
 
@@ -1926,6 +1927,19 @@ static int set_until(PyObject *dict, PyObject *key, long long second) {
 
 static const uint8_t NO_TRACE_ID[16] = {0};
 
+/* counts.<name> += n on a PatternCounts; its value before, or -1 with an exception set. */
+static long long add_to_count(PyObject *counts, const char *name, long long n) {
+    PyObject *old = PyObject_GetAttrString(counts, name);
+    long long before = old ? PyLong_AsLongLong(old) : -1;
+    Py_XDECREF(old);
+    if (before == -1 && PyErr_Occurred())
+        return -1;
+    PyObject *now = PyLong_FromLongLong(before + n);
+    int status = now ? PyObject_SetAttrString(counts, name, now) : -1;
+    Py_XDECREF(now);
+    return status < 0 ? -1 : before;
+}
+
 /* sample(walked, state) -> (payload out, received, kept, kept_by_reason, dropped_by_reason,
  *                           recalled, anomaly budget left), or None: the Python sampler must.
  * state: (per_second, bursting, template_seconds, template_bursting, second, anomaly budget,
@@ -2127,6 +2141,7 @@ static PyObject *engine_sample(Engine *e, PyObject *const *args, Py_ssize_t narg
                 if (traced && zero_id)
                     traced = 0;
                 slot->received++;
+                slot->received_bytes += rec->contents.n;
                 if (context != Py_None && traced) {
                     Context *store = (Context *)context;
                     PyObject *id = PyBytes_FromStringAndSize((const char *)rec->trace_id.p, 16);
@@ -2189,6 +2204,7 @@ static PyObject *engine_sample(Engine *e, PyObject *const *args, Py_ssize_t narg
                     }
                     keep[k] = 1;
                     slot->kept++;
+                    slot->kept_bytes += rec->contents.n;
                     kept_total++;
                 }
                 if (count_reason(&reasons, &nreasons, &capreasons, reason, decided_keep) < 0) {
@@ -2201,22 +2217,10 @@ static PyObject *engine_sample(Engine *e, PyObject *const *args, Py_ssize_t narg
     /* The counts, and each pattern's first sight, as the Python loop leaves them. */
     for (Py_ssize_t i = 0; i < ntouched; i++) {
         Slot *slot = touched[i];
-        PyObject *received = PyObject_GetAttrString(slot->counts, "received");
-        PyObject *kept = received ? PyObject_GetAttrString(slot->counts, "kept") : NULL;
-        long long r0 = received ? PyLong_AsLongLong(received) : -1;
-        long long k0 = kept ? PyLong_AsLongLong(kept) : -1;
-        Py_XDECREF(received);
-        Py_XDECREF(kept);
-        if (PyErr_Occurred())
-            goto done;
-        PyObject *nr = PyLong_FromLongLong(r0 + slot->received);
-        PyObject *nk = PyLong_FromLongLong(k0 + slot->kept);
-        int status = nr && nk ? PyObject_SetAttrString(slot->counts, "received", nr) |
-                                    PyObject_SetAttrString(slot->counts, "kept", nk)
-                              : -1;
-        Py_XDECREF(nr);
-        Py_XDECREF(nk);
-        if (status < 0)
+        long long r0 = add_to_count(slot->counts, "received", slot->received);
+        if (r0 < 0 || add_to_count(slot->counts, "kept", slot->kept) < 0 ||
+            add_to_count(slot->counts, "received_bytes", slot->received_bytes) < 0 ||
+            add_to_count(slot->counts, "kept_bytes", slot->kept_bytes) < 0)
             goto done;
         if (r0 == 0) {
             Record *rec = &w->records[slot->first];
@@ -2415,6 +2419,7 @@ done:
     for (Py_ssize_t i = 0; i < ntouched; i++) {
         touched[i]->touched = 0;
         touched[i]->received = touched[i]->kept = 0;
+        touched[i]->received_bytes = touched[i]->kept_bytes = 0;
     }
     if (annotations)
         for (Py_ssize_t k = 0; k < w->nrecords; k++)

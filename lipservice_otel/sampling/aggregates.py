@@ -4,6 +4,12 @@ The analysis loop learns from these, so they must cover dropped records too. Mem
 by `max_keys`: once that many (service, pattern, severity) keys exist in an interval, further
 new keys are counted together under the `other` pattern and in `overflow_records`, so a flood
 of distinct templates costs a counter, not memory.
+
+Bytes are each counted LogRecord's encoded size as received, before the sampler annotates it
+or clears an id: the compiled sampler takes the length of the record's bytes on the wire, the
+Python one `record.ByteSize()` of the parsed record, which is the same number for the
+canonical encoding protobuf writes (a sender's non-canonical encoding, e.g. a field sent twice,
+counts the size it re-encodes to there).
 """
 
 from __future__ import annotations
@@ -21,7 +27,11 @@ class PatternCounts:
     pattern_id: str
     severity_bucket: str
     received: int = 0
+    # What enforce mode keeps: in shadow mode (everything forwarded) what it would keep.
     kept: int = 0
+    # Encoded LogRecord bytes of those records, as received (see the module docstring).
+    received_bytes: int = 0
+    kept_bytes: int = 0
 
 
 @dataclass(slots=True)

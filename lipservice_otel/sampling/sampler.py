@@ -275,6 +275,8 @@ class Sampler:
                 outcome.rejected += 1
                 dropped.append(position)
                 continue
+            # Before any id is cleared or annotation appended: the size as received.
+            size = record.ByteSize()
             text = record.body.string_value
             if text:
                 template = templates.get(text)
@@ -351,6 +353,7 @@ class Sampler:
                 keep, rate, reason = randomness < draw.threshold, draw.rate, draw.reason
             counts = slot.counts or self._counts(slot, service)
             counts.received += 1
+            counts.received_bytes += size
             if counts.received == 1:
                 self._aggregates.note_pattern(
                     slot.signature_id, service, template, text or template
@@ -373,6 +376,11 @@ class Sampler:
                             record.ClearField("span_id")
                             outcome.cleared_span_ids += 1
                         context.remember(trace_id, now, origin, record.SerializeToString())
+            if keep:
+                # What enforce mode keeps, in shadow mode too (where everything is forwarded):
+                # the counts are what the savings projection is made of.
+                counts.kept += 1
+                counts.kept_bytes += size
             if shadow:
                 annotate(record, 1.0, rule.pattern_id, reason)
                 set_would_keep(record, keep)
@@ -396,7 +404,6 @@ class Sampler:
                     outcome.cleared_span_ids += 1
                 if write_severity and severity and not record.severity_number:
                     write_inferred_severity(record, severity)
-                counts.kept += 1
                 kept += 1
                 kept_by_reason[reason] += 1
             else:
