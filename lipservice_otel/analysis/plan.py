@@ -2,9 +2,9 @@
 
 Pure functions over `AnalysisState` (no I/O): per canonical pattern a load (its volume, the
 part the severity floor keeps anyway, a fixed rate from an override or an anomaly boost, the
-error-like flag, the model's fresh judgement), per service a budget allocated over those loads
-(rules.py), then a policy on top of the configured base, and a view of every pattern for
-`policy show` / `ListPatterns`.
+error-like flag, the model's fresh judgement), per tenant its budget split over its services
+(tenants.py), per service a budget allocated over those loads (rules.py), then a policy on top
+of the configured base, and a view of every pattern for `policy show` / `ListPatterns`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from lipservice_otel.analysis.llm.advisor import Consultation
 from lipservice_otel.analysis.llm.judgement import Judgement, PatternBrief, fingerprint
 from lipservice_otel.analysis.rules import Allocation, ErrorLikeFloor, PatternLoad, allocate_service
 from lipservice_otel.analysis.state import AnalysisState, PatternState
+from lipservice_otel.analysis.tenants import TenantPlan, describe_tenant, plan_tenant
 from lipservice_otel.policy.model import SEVERITY_LEVELS, PatternRule, Policy
 from lipservice_otel.policy.reasons import ANOMALY_REASON_PREFIX, REASON_OVERRIDE
 from lipservice_otel.text.error_words import DEFAULT_ERROR_WORDS, compile_error_words
@@ -39,6 +40,11 @@ class PatternView:
     first_seen: float
     last_seen: float
     merged_signatures: tuple[str, ...]
+    tenant: str = ""
+    # Records/s the rate keeps of its volume (the severity floor's part whole).
+    kept_per_second: float = 0.0
+    # Records/s its whole tenant may keep (tenants.py), the same for each of its patterns.
+    tenant_budget_per_second: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +89,8 @@ def plan(
     """The next policy version (None when nothing changed and not `force`) and the views."""
     config = planning.config
     groups = state.groups()
-    by_service: dict[str, list[PatternLoad]] = {}
+    # Patterns are budgeted within their (tenant, service): budgets never pool across tenants.
+    by_scope: dict[tuple[str, str], list[PatternLoad]] = {}
     advised = 0
     for canonical, members in groups.items():
         override = state.overrides.get(canonical)
@@ -106,7 +113,7 @@ def plan(
             else None
         )
         advised += advice is not None
-        by_service.setdefault(members[0].service, []).append(
+        by_scope.setdefault((members[0].tenant, members[0].service), []).append(
             PatternLoad(
                 canonical,
                 max(total - floor, 0.0),
@@ -121,21 +128,30 @@ def plan(
     rules: dict[str, PatternRule] = {}
     signature_rules: dict[str, PatternRule] = {}
     views: dict[str, PatternView] = {}
-    for service, loads in by_service.items():
+    tenants = tenant_plans(by_scope, config)
+    for (tenant, service), loads in by_scope.items():
+        split = tenants[tenant]
         allocations = allocate_service(
             loads,
             config.target_reduction,
-            config.target_records_per_second.get(service),
+            split.service_budgets[service],
             config.min_examples_per_interval,
             config.interval_s,
             planning.error_like_floor,
         )
+        tenant_budget = split.budget(config.target_reduction)
         for load in loads:
             allocation = allocations[load.pattern_id]
+            if load.fixed_rate is None:
+                allocation = with_tenant(allocation, split)
             volume = load.sampled_per_second + load.floor_per_second
             rules[load.pattern_id] = PatternRule(allocation.rate, allocation.reason, volume)
-            views[load.pattern_id] = pattern_view(
-                state, planning, load.pattern_id, groups[load.pattern_id], allocation, volume
+            views[load.pattern_id] = replace(
+                pattern_view(
+                    state, planning, load.pattern_id, groups[load.pattern_id], allocation, volume
+                ),
+                kept_per_second=allocation.rate * load.sampled_per_second + load.floor_per_second,
+                tenant_budget_per_second=tenant_budget,
             )
             if len(groups[load.pattern_id]) > 1 and load.fixed_reason != REASON_OVERRIDE:
                 signature_rules.update(
@@ -163,11 +179,46 @@ def plan(
     llm = consultation.describe()
     if advised:
         llm += f", judgements applied to {advised} patterns"
+    services = len({service for _, service in by_scope})
+    where = f"{services} services"
+    if any(tenants):
+        where += f" of {len(tenants)} tenants"
     summary = (
-        f"{len(rules)} patterns in {len(by_service)} services, "
-        f"{anomalies} anomalies; {llm}; {changes or 'no change'}"
+        f"{len(rules)} patterns in {where}, {anomalies} anomalies; {llm}; {changes or 'no change'}"
     )
     return replace(candidate, summary=summary), views
+
+
+def tenant_plans(
+    by_scope: dict[tuple[str, str], list[PatternLoad]], config: AnalysisConfig
+) -> dict[str, TenantPlan]:
+    """Each tenant's budget split over its services, from their budgeted volumes: patterns
+    with a fixed rate (an anomaly, an override) sit outside every budget."""
+    volumes: dict[str, dict[str, float]] = {}
+    for (tenant, service), loads in by_scope.items():
+        volumes.setdefault(tenant, {})[service] = sum(
+            load.sampled_per_second + load.floor_per_second
+            for load in loads
+            if load.fixed_rate is None
+        )
+    return {
+        tenant: plan_tenant(
+            tenant,
+            services,
+            config.tenants.get(tenant),
+            config.target_reduction,
+            config.target_records_per_second,
+        )
+        for tenant, services in volumes.items()
+    }
+
+
+def with_tenant(allocation: Allocation, split: TenantPlan) -> Allocation:
+    """The allocation, its explanation naming the tenant's cap when it has one."""
+    said = describe_tenant(split)
+    if not said:
+        return allocation
+    return replace(allocation, explanation=f"{allocation.explanation}; {said}")
 
 
 def briefs_to_ask(state: AnalysisState, planning: Planning, now: float) -> list[PatternBrief]:
@@ -244,6 +295,7 @@ def pattern_view(
         first_seen=min(m.first_seen for m in members),
         last_seen=max(m.last_seen for m in members),
         merged_signatures=tuple(sorted(m.pattern_id for m in members)),
+        tenant=members[0].tenant,
     )
 
 
