@@ -65,6 +65,8 @@ typedef struct {
     Span resource; /* its Resource message (empty when absent) */
     int has_service;
     Span service;  /* the string value of service.name, when has_service */
+    int has_tenant;
+    Span tenant;   /* the same for the tenant attribute (analysis.tenant_key resource:...) */
     Py_ssize_t first;
     Py_ssize_t count;
 } Resource;
@@ -76,6 +78,7 @@ typedef struct {
     Py_ssize_t nscopes, capscopes;
     Resource *resources;
     Py_ssize_t nresources, capresources;
+    Span tenant_key; /* the resource attribute naming the tenant; empty: none */
 } Walk;
 
 static void walk_free(Walk *w) {
@@ -342,9 +345,9 @@ static int is_own_key(Span key) {
     return 0;
 }
 
-/* Resource: attributes (1, service.name read from the first), dropped count (2),
- * entity_refs (3: strings 1, 2 and repeated 3, 4). */
-static int walk_resource(Span resource, Resource *out) {
+/* Resource: attributes (1, service.name and the tenant attribute read from their first),
+ * dropped count (2), entity_refs (3: strings 1, 2 and repeated 3, 4). */
+static int walk_resource(Span resource, Span tenant_key, Resource *out) {
     Reader r = {resource.p, resource.p + resource.n};
     uint32_t number;
     int wire, more, kind;
@@ -362,6 +365,14 @@ static int walk_resource(Span resource, Resource *out) {
                     out->service = string;
                 else
                     out->service.n = 0;
+            }
+            if (tenant_key.n && !out->has_tenant && key.n == tenant_key.n &&
+                memcmp(key.p, tenant_key.p, key.n) == 0) {
+                out->has_tenant = 1;
+                if (kind == BODY_STRING)
+                    out->tenant = string;
+                else
+                    out->tenant.n = 0;
             }
         } else if (number == 2) {
             if (wire != WT_VARINT || skip_field(&r, wire) < 0)
@@ -537,7 +548,7 @@ static int walk_resource_logs(Span contents, Walk *w) {
         Span span;
         if (number == 1) {
             if (wire != WT_LEN || seen_resource++ || read_len(&r, &resource.resource) < 0 ||
-                walk_resource(resource.resource, &resource) < 0)
+                walk_resource(resource.resource, w->tenant_key, &resource) < 0)
                 return -1;
         } else if (number == 2) {
             if (wire != WT_LEN || read_len(&r, &span) < 0)
@@ -560,12 +571,14 @@ static int walk_resource_logs(Span contents, Walk *w) {
     return 0;
 }
 
-/* 0: walked; -1: not for this walker (upb decides); -2: out of memory (exception set). */
-static int walk_request(const uint8_t *data, Py_ssize_t n, Walk *w) {
+/* 0: walked; -1: not for this walker (upb decides); -2: out of memory (exception set).
+ * tenant_key: the resource attribute to read per resource as its tenant (empty: none). */
+static int walk_request(const uint8_t *data, Py_ssize_t n, Span tenant_key, Walk *w) {
     Reader r = {data, data + n};
     uint32_t number;
     int wire, more, status;
     memset(w, 0, sizeof(*w));
+    w->tenant_key = tenant_key;
     while ((more = read_tag(&r, &number, &wire)) > 0) {
         Span span;
         if (number == 1) {
@@ -598,7 +611,7 @@ static PyObject *native_walk(PyObject *self, PyObject *arg) {
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
         return NULL;
     Walk w;
-    int status = walk_request(view.buf, view.len, &w);
+    int status = walk_request(view.buf, view.len, (Span){NULL, 0}, &w);
     PyObject *out = NULL;
     if (status == -1) {
         out = Py_NewRef(Py_None);
@@ -1413,7 +1426,7 @@ static PyTypeObject ContextType = {
  * annotation bytes (what annotate() writes on a record without our keys) are made here. */
 typedef struct {
     Py_hash_t hash;
-    PyObject *service, *template; /* the key, with severity */
+    PyObject *tenant, *service, *template; /* the key, with severity */
     const char *template_p;       /* the template's UTF-8, owned by template */
     Py_ssize_t template_n;
     int32_t severity;
@@ -1446,6 +1459,8 @@ typedef struct {
     int infer;
     PyObject *make_slot, *make_fallback, *make_counts, *infer_severity, *template_of_value;
     PyObject *note_pattern, *unknown_service, *empty;
+    PyObject *tenant_attribute; /* bytes: the resource attribute naming the tenant, or b"" */
+    PyObject *tenant_of;        /* (value or None, records) -> the tenant name to count under */
     SlotTable slots;
     Memo bodies, structured;
     /* Bodies are remembered on their second sight: most hold a value seen once, and copying
@@ -1456,6 +1471,7 @@ typedef struct {
 } Engine;
 
 static void slot_free(Slot *slot) {
+    Py_XDECREF(slot->tenant);
     Py_XDECREF(slot->service);
     Py_XDECREF(slot->template);
     Py_XDECREF(slot->signature_id);
@@ -1507,9 +1523,11 @@ typedef struct {
     PyObject *obj; /* a new reference, or NULL while the bytes are only in the buffer */
 } Template;
 
-static inline Py_hash_t slot_hash(Py_hash_t service, const Template *t, int32_t severity) {
+static inline Py_hash_t slot_hash(Py_hash_t tenant, Py_hash_t service, const Template *t,
+                                  int32_t severity) {
     Py_uhash_t h = (Py_uhash_t)XXH3_64bits(t->p, t->n);
     h = (h ^ (Py_uhash_t)service) * 1000003u ^ (Py_uhash_t)(uint32_t)severity;
+    h = (h ^ (Py_uhash_t)tenant) * 1000003u;
     return (Py_hash_t)(h == (Py_uhash_t)-1 ? 7 : h);
 }
 
@@ -1527,16 +1545,17 @@ static int as_threshold(PyObject *value, uint64_t *out) {
 }
 
 /* The slot of a key, made by the Python side on a miss (a never-seen key: rare). */
-static Slot *slot_for(Engine *e, PyObject *service, Py_hash_t service_hash, Template *t,
-                      int32_t severity) {
+static Slot *slot_for(Engine *e, PyObject *tenant, Py_hash_t tenant_hash, PyObject *service,
+                      Py_hash_t service_hash, Template *t, int32_t severity) {
     SlotTable *table = &e->slots;
-    Py_hash_t hash = slot_hash(service_hash, t, severity);
+    Py_hash_t hash = slot_hash(tenant_hash, service_hash, t, severity);
     for (size_t i = (size_t)hash & table->mask;; i = (i + 1) & table->mask) {
         Slot *slot = table->items[i];
         if (!slot)
             break;
         if (slot->hash == hash && slot->severity == severity && slot->template_n == t->n &&
-            memcmp(slot->template_p, t->p, t->n) == 0 && same_str(slot->service, service))
+            memcmp(slot->template_p, t->p, t->n) == 0 && same_str(slot->service, service) &&
+            same_str(slot->tenant, tenant))
             return slot;
     }
     /* Grown, never cleared inside a request: records walked earlier point at their slots. */
@@ -1548,7 +1567,8 @@ static Slot *slot_for(Engine *e, PyObject *service, Py_hash_t service_hash, Temp
     PyObject *template = t->obj ? Py_NewRef(t->obj) : ascii_str(t->p, t->n);
     if (!template)
         return NULL;
-    PyObject *made = PyObject_CallFunction(e->make_slot, "OOi", service, template, (int)severity);
+    PyObject *made =
+        PyObject_CallFunction(e->make_slot, "OOiO", service, template, (int)severity, tenant);
     Slot *slot = made ? PyMem_Calloc(1, sizeof(Slot)) : NULL;
     if (!slot) {
         Py_DECREF(template);
@@ -1573,6 +1593,7 @@ static Slot *slot_for(Engine *e, PyObject *service, Py_hash_t service_hash, Temp
     slot->known = known;
     slot->baseline = baseline;
     slot->hash = hash;
+    slot->tenant = Py_NewRef(tenant);
     slot->service = Py_NewRef(service);
     slot->template = template;
     slot->template_p = PyUnicode_AsUTF8AndSize(template, &slot->template_n);
@@ -1640,16 +1661,19 @@ static int engine_init(Engine *self, PyObject *args, PyObject *kwargs) {
     static char *names[] = {"max_body_chars", "max_attributes", "cache_size", "slot_cap",
                             "infer", "make_slot", "make_fallback", "make_counts",
                             "infer_severity", "template_of_value", "note_pattern",
-                            "unknown_service", NULL};
+                            "unknown_service", "tenant_attribute", "tenant_of", NULL};
     Py_ssize_t cache_size, slot_cap;
     int infer;
     PyObject *make_slot, *make_fallback, *make_counts, *infer_severity, *template_of_value,
-        *note_pattern, *unknown_service;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nnnnpOOOOOOU", names, &self->max_body_chars,
-                                     &self->max_attributes, &cache_size, &slot_cap, &infer,
-                                     &make_slot, &make_fallback, &make_counts, &infer_severity,
-                                     &template_of_value, &note_pattern, &unknown_service))
+        *note_pattern, *unknown_service, *tenant_attribute, *tenant_of;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nnnnpOOOOOOUSO", names,
+                                     &self->max_body_chars, &self->max_attributes, &cache_size,
+                                     &slot_cap, &infer, &make_slot, &make_fallback, &make_counts,
+                                     &infer_severity, &template_of_value, &note_pattern,
+                                     &unknown_service, &tenant_attribute, &tenant_of))
         return -1;
+    Py_XSETREF(self->tenant_attribute, Py_NewRef(tenant_attribute));
+    Py_XSETREF(self->tenant_of, Py_NewRef(tenant_of));
     self->infer = infer;
     Py_XSETREF(self->make_slot, Py_NewRef(make_slot));
     Py_XSETREF(self->make_fallback, Py_NewRef(make_fallback));
@@ -1683,6 +1707,8 @@ static void engine_dealloc(Engine *self) {
     Py_XDECREF(self->note_pattern);
     Py_XDECREF(self->unknown_service);
     Py_XDECREF(self->empty);
+    Py_XDECREF(self->tenant_attribute);
+    Py_XDECREF(self->tenant_of);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -1712,7 +1738,9 @@ static PyObject *engine_walk(Engine *self, PyObject *const *args, Py_ssize_t nar
         return NULL;
     }
     walked->payload = Py_NewRef(args[0]);
-    int status = walk_request(walked->view.buf, walked->view.len, &walked->walk);
+    Span tenant_key = {(const uint8_t *)PyBytes_AS_STRING(self->tenant_attribute),
+                       PyBytes_GET_SIZE(self->tenant_attribute)};
+    int status = walk_request(walked->view.buf, walked->view.len, tenant_key, &walked->walk);
     if (status < 0) {
         Py_DECREF(walked);
         if (status == -1)
@@ -1940,10 +1968,27 @@ static long long add_to_count(PyObject *counts, const char *name, long long n) {
     return status < 0 ? -1 : before;
 }
 
+/* The per-request counts by tenant: dict[tenant] += n. 0 or -1. */
+static int add_by_tenant(PyObject *dict, PyObject *tenant, Py_ssize_t n) {
+    PyObject *old = PyDict_GetItemWithError(dict, tenant);
+    if (!old && PyErr_Occurred())
+        return -1;
+    long long before = old ? PyLong_AsLongLong(old) : 0;
+    if (before == -1 && PyErr_Occurred())
+        return -1;
+    PyObject *now = PyLong_FromLongLong(before + n);
+    int status = now ? PyDict_SetItem(dict, tenant, now) : -1;
+    Py_XDECREF(now);
+    return status;
+}
+
 /* sample(walked, state) -> (payload out, received, kept, kept_by_reason, dropped_by_reason,
- *                           recalled, anomaly budget left), or None: the Python sampler must.
+ *                           recalled, anomaly budget left, received_by_tenant,
+ *                           kept_by_tenant), or None: the Python sampler must.
  * state: (per_second, bursting, template_seconds, template_bursting, second, anomaly budget,
- *         error context or None, severity floor, now, burst reason, error-context reason). */
+ *         error context or None, severity floor, now, burst reason, error-context reason,
+ *         tenant: "" without tenants, the request's tenant name, or None to name each
+ *         resource's through tenant_of). */
 static PyObject *engine_sample(Engine *e, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2 || Py_TYPE(args[0]) != &WalkedType || !PyTuple_Check(args[1])) {
         PyErr_SetString(PyExc_TypeError, "sample(walked, state)");
@@ -1951,15 +1996,21 @@ static PyObject *engine_sample(Engine *e, PyObject *const *args, Py_ssize_t narg
     }
     Walked *walked = (Walked *)args[0];
     PyObject *per_second, *bursting, *template_seconds, *template_bursting, *context,
-        *burst_reason, *context_reason;
+        *burst_reason, *context_reason, *request_tenant;
     long long second, budget;
     int floor;
     double now;
-    if (!PyArg_ParseTuple(args[1], "O!O!O!O!LLOidUU", &PyDict_Type, &per_second, &PyDict_Type,
+    if (!PyArg_ParseTuple(args[1], "O!O!O!O!LLOidUUO", &PyDict_Type, &per_second, &PyDict_Type,
                           &bursting, &PyDict_Type, &template_seconds, &PyDict_Type,
                           &template_bursting, &second, &budget, &context, &floor, &now,
-                          &burst_reason, &context_reason))
+                          &burst_reason, &context_reason, &request_tenant))
         return NULL;
+    if (request_tenant != Py_None && !PyUnicode_Check(request_tenant)) {
+        PyErr_SetString(PyExc_TypeError, "sample(): the tenant must be a str or None");
+        return NULL;
+    }
+    /* Counted by tenant only when there are tenants. */
+    int by_tenant = request_tenant == Py_None || PyUnicode_GET_LENGTH(request_tenant) > 0;
     if (walked->to_python)
         Py_RETURN_NONE;
     if (context != Py_None && Py_TYPE(context) != &ContextType) {
@@ -1974,13 +2025,15 @@ static PyObject *engine_sample(Engine *e, PyObject *const *args, Py_ssize_t narg
     uint8_t *keep = PyMem_Calloc(w->nrecords ? w->nrecords : 1, 1);
     PyObject **annotations = PyMem_Calloc(w->nrecords ? w->nrecords : 1, sizeof(PyObject *));
     PyObject *services = PyList_New(0), *recalled = PyList_New(0), *result = NULL;
+    PyObject *tenants = PyList_New(0);
+    PyObject *received_by_tenant = PyDict_New(), *kept_by_tenant = PyDict_New();
     PyObject *now_obj = PyFloat_FromDouble(now);
     Slot **touched = PyMem_Calloc(w->nrecords ? w->nrecords : 1, sizeof(Slot *));
     Py_ssize_t ntouched = 0, nreasons = 0, capreasons = 0, kept_total = 0;
     ReasonCount *reasons = NULL;
     PyObject *origin = NULL;
     if (!template_buf || !decided || !keep || !annotations || !services || !recalled ||
-        !now_obj || !touched) {
+        !now_obj || !touched || !tenants || !received_by_tenant || !kept_by_tenant) {
         PyErr_NoMemory();
         goto done;
     }
@@ -1999,6 +2052,26 @@ static PyObject *engine_sample(Engine *e, PyObject *const *args, Py_ssize_t narg
         Py_ssize_t first = res->count ? w->scopes[res->first].first : 0, last = first;
         for (Py_ssize_t s = res->first; s < res->first + res->count; s++)
             last = w->scopes[s].first + w->scopes[s].count;
+        PyObject *tenant;
+        if (request_tenant != Py_None) {
+            tenant = Py_NewRef(request_tenant);
+        } else {
+            PyObject *value = res->has_tenant ? span_str(res->tenant) : Py_NewRef(Py_None);
+            tenant = value ? PyObject_CallFunction(e->tenant_of, "On", value, last - first) : NULL;
+            Py_XDECREF(value);
+            if (tenant && !PyUnicode_Check(tenant)) {
+                Py_CLEAR(tenant);
+                PyErr_SetString(PyExc_TypeError, "tenant_of() must return a str");
+            }
+        }
+        if (!tenant || PyList_Append(tenants, tenant) < 0) {
+            Py_XDECREF(tenant);
+            goto done;
+        }
+        Py_DECREF(tenant); /* held by the list */
+        Py_hash_t tenant_hash = PyObject_Hash(tenant);
+        if (tenant_hash == -1)
+            goto done;
         for (Py_ssize_t k = first; k < last; k++) {
             Record *rec = &w->records[k];
             Template template;
@@ -2026,7 +2099,7 @@ static PyObject *engine_sample(Engine *e, PyObject *const *args, Py_ssize_t narg
                 }
                 template.p = PyUnicode_AsUTF8AndSize(template.obj, &template.n);
             }
-            Slot *slot = slot_for(e, service, service_hash, &template, severity);
+            Slot *slot = slot_for(e, tenant, tenant_hash, service, service_hash, &template, severity);
             Py_XDECREF(template.obj);
             if (!slot)
                 goto done;
@@ -2042,8 +2115,9 @@ static PyObject *engine_sample(Engine *e, PyObject *const *args, Py_ssize_t narg
         Slot *slot = touched[i];
         if (slot->counts)
             continue;
-        PyObject *counts = PyObject_CallFunction(e->make_counts, "OOi", slot->service,
-                                                 slot->template, (int)slot->severity);
+        PyObject *counts = PyObject_CallFunction(e->make_counts, "OOiO", slot->service,
+                                                 slot->template, (int)slot->severity,
+                                                 slot->tenant);
         if (!counts)
             goto done;
         if (counts == Py_None) {
@@ -2082,8 +2156,8 @@ static PyObject *engine_sample(Engine *e, PyObject *const *args, Py_ssize_t narg
                         int which = rec->severity != 0;
                         if (!slot->fallback[which]) {
                             slot->fallback[which] = PyObject_CallFunction(
-                                e->make_fallback, "OOii", slot->service, slot->template,
-                                (int)slot->severity, (int)rec->severity);
+                                e->make_fallback, "OOiiO", slot->service, slot->template,
+                                (int)slot->severity, (int)rec->severity, slot->tenant);
                             if (!slot->fallback[which])
                                 goto done;
                         }
@@ -2222,6 +2296,9 @@ static PyObject *engine_sample(Engine *e, PyObject *const *args, Py_ssize_t narg
             add_to_count(slot->counts, "received_bytes", slot->received_bytes) < 0 ||
             add_to_count(slot->counts, "kept_bytes", slot->kept_bytes) < 0)
             goto done;
+        if (by_tenant && (add_by_tenant(received_by_tenant, slot->tenant, slot->received) < 0 ||
+                          add_by_tenant(kept_by_tenant, slot->tenant, slot->kept) < 0))
+            goto done;
         if (r0 == 0) {
             Record *rec = &w->records[slot->first];
             PyObject *example = rec->body_kind == BODY_STRING && rec->body_string.n
@@ -2230,7 +2307,8 @@ static PyObject *engine_sample(Engine *e, PyObject *const *args, Py_ssize_t narg
             PyObject *noted =
                 example ? PyObject_CallFunctionObjArgs(e->note_pattern, slot->signature_id,
                                                        decided[slot->first].service,
-                                                       slot->template, example, NULL)
+                                                       slot->template, example, slot->tenant,
+                                                       NULL)
                         : NULL;
             Py_XDECREF(example);
             if (!noted)
@@ -2413,8 +2491,8 @@ static PyObject *engine_sample(Engine *e, PyObject *const *args, Py_ssize_t narg
         Py_DECREF(out);
         goto done;
     }
-    result = Py_BuildValue("(NnnNNOL)", out, w->nrecords, kept_total, kept_by, dropped_by, recalled,
-                           budget);
+    result = Py_BuildValue("(NnnNNOLOO)", out, w->nrecords, kept_total, kept_by, dropped_by,
+                           recalled, budget, received_by_tenant, kept_by_tenant);
 done:
     for (Py_ssize_t i = 0; i < ntouched; i++) {
         touched[i]->touched = 0;
@@ -2432,6 +2510,9 @@ done:
     PyMem_Free(reasons);
     Py_XDECREF(origin);
     Py_XDECREF(services);
+    Py_XDECREF(tenants);
+    Py_XDECREF(received_by_tenant);
+    Py_XDECREF(kept_by_tenant);
     Py_XDECREF(recalled);
     Py_XDECREF(now_obj);
     return result;

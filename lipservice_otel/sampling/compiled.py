@@ -6,8 +6,11 @@ as the bytes received and give back the bytes to forward, spliced from the kept 
 with their annotation appended, never parsed into protobuf objects.
 
 What the compiled path asks of Python, and how often:
-- per never-seen (service, template, severity): its rule and counter (`_native_slot`,
-  `_native_fallback`, `_native_counts`), then cached in C with the annotation bytes;
+- per never-seen (tenant, service, template, severity): its rule and counter
+  (`_native_slot`, `_native_fallback`, `_native_counts`), then cached in C with the
+  annotation bytes;
+- per ResourceLogs, when the tenant is a resource attribute: its name under the tenant cap
+  (`_tenant_of`; a header tenant is named once per request, here);
 - per record needing it: a structured body's template (cached by its bytes), a severity to
   infer;
 - per request it cannot take whole (a record with more attributes than allowed, an upstream
@@ -45,6 +48,7 @@ from lipservice_otel.sampling.sampler import (
     _append_recalled,
     _Slot,
 )
+from lipservice_otel.sampling.tenant import DEFAULT_MAX_TENANTS, TenantKey
 from lipservice_otel.text.signature import template_of_value
 
 # lipservice_sampler_python_records{reason}: a whole request sampled by the Python sampler;
@@ -62,10 +66,13 @@ class CompiledSampler(Sampler):
         policy: Policy,
         aggregates: Aggregates,
         clock: Callable[[], float] = time.monotonic,
+        tenant_key: TenantKey | None = None,
+        max_tenants: int = DEFAULT_MAX_TENANTS,
     ) -> None:
-        super().__init__(config, policy, aggregates, clock)
+        super().__init__(config, policy, aggregates, clock, tenant_key, max_tenants)
         self._native = native
         max_chars = config.max_body_chars
+        by_resource = tenant_key is not None and tenant_key.kind == "resource"
         self._engine = native.Engine(
             max_body_chars=max_chars,
             max_attributes=config.max_attributes_per_record,
@@ -83,6 +90,8 @@ class CompiledSampler(Sampler):
             ),
             note_pattern=aggregates.note_pattern,
             unknown_service=UNKNOWN_SERVICE,
+            tenant_attribute=tenant_key.name.encode() if by_resource else b"",
+            tenant_of=self._tenant_of,
         )
         self._interval_seen = aggregates.interval
         self._to_python_seen = 0
@@ -100,14 +109,16 @@ class CompiledSampler(Sampler):
         super().set_policy(policy)
         self._engine.forget()
 
-    def sample(self, request: ExportLogsServiceRequest) -> SampleOutcome:
+    def sample(
+        self, request: ExportLogsServiceRequest, header_tenant: str | None = None
+    ) -> SampleOutcome:
         """Sampler.sample() for a request already parsed (OTLP/JSON, decoded by the HTTP
         receiver): its bytes take the same walk, and the request becomes what is forwarded.
         The receiver's body-size limit has been applied to it already."""
         walked = self._engine.walk(request.SerializeToString(), _NO_LIMIT)
-        sampled = self.sample_walked(walked) if walked is not None else None
+        sampled = self.sample_walked(walked, header_tenant) if walked is not None else None
         if sampled is None:
-            return super().sample(request)
+            return super().sample(request, header_tenant)
         outcome, forwarded = sampled
         request.ParseFromString(forwarded)
         return outcome
@@ -117,7 +128,9 @@ class CompiledSampler(Sampler):
         then ExportLogsServiceRequest.FromString raises DecodeError as on the Python path)."""
         return self._engine.walk(payload, max_body_bytes)
 
-    def sample_walked(self, walked) -> tuple[SampleOutcome, bytes] | None:
+    def sample_walked(
+        self, walked, header_tenant: str | None = None
+    ) -> tuple[SampleOutcome, bytes] | None:
         """sample() for a walked request: the outcome and the request to forward, or None
         when this request is one for the Python sampler (see the module docstring)."""
         policy = self._policy
@@ -127,6 +140,14 @@ class CompiledSampler(Sampler):
         if self._interval_seen != self._interval:
             self._interval_seen = self._interval
             self._engine.forget()
+        # "": no tenants; None: each resource's attribute, named from C through _tenant_of.
+        tenant: str | None = ""
+        if self._tenant_key is not None:
+            tenant = (
+                self._tenant_of(header_tenant, walked.records)
+                if self._tenant_key.kind == "header"
+                else None
+            )
         state = (
             self._per_second,
             self._bursting,
@@ -139,15 +160,30 @@ class CompiledSampler(Sampler):
             now,
             REASON_BURST,
             REASON_ERROR_CONTEXT,
+            tenant,
         )
         result = self._engine.sample(walked, state)
         if result is None:
+            # Sampler.sample() names the tenants again, counting their overflow once.
             return None
-        payload, received, kept, kept_by, dropped_by, recalled, budget = result
+        (
+            payload,
+            received,
+            kept,
+            kept_by,
+            dropped_by,
+            recalled,
+            budget,
+            received_by_tenant,
+            kept_by_tenant,
+        ) = result
         self._anomaly_budget = budget
         outcome = SampleOutcome(received=received, kept=kept)
         outcome.kept_by_reason = Counter(kept_by)
         outcome.dropped_by_reason = Counter(dropped_by)
+        outcome.received_by_tenant = Counter(received_by_tenant)
+        outcome.kept_by_tenant = Counter(kept_by_tenant)
+        outcome.tenant_overflow_records, self._tenant_overflow = self._tenant_overflow, 0
         if recalled:
             # Appended as Sampler.sample appends them: serialized messages concatenate.
             extra = ExportLogsServiceRequest()
@@ -163,13 +199,13 @@ class CompiledSampler(Sampler):
         seen, self._to_python_seen = self._to_python_seen, now
         return now - seen
 
-    def _python_slot(self, service: str, template: str, severity: int) -> _Slot:
+    def _python_slot(self, service: str, template: str, severity: int, tenant: str) -> _Slot:
         """The Python sampler's slot for a key, made for the C table and not kept: that table
         is the compiled path's cache (keeping both would hold every key twice)."""
-        return self._slot({}, self._policy, service, template, severity)
+        return self._slot({}, self._policy, tenant, service, template, severity)
 
-    def _native_slot(self, service: str, template: str, severity: int) -> tuple:
-        slot = self._python_slot(service, template, severity)
+    def _native_slot(self, service: str, template: str, severity: int, tenant: str) -> tuple:
+        slot = self._python_slot(service, template, severity, tenant)
         rule = slot.rule
         return (
             slot.signature_id,
@@ -184,19 +220,21 @@ class CompiledSampler(Sampler):
         )
 
     def _native_fallback(
-        self, service: str, template: str, severity: int, severity_number: int
+        self, service: str, template: str, severity: int, severity_number: int, tenant: str
     ) -> tuple:
-        rule = self._python_slot(service, template, severity).fallback(
+        rule = self._python_slot(service, template, severity, tenant).fallback(
             self._policy, severity_number
         )
         return rule.threshold, rule.rate, rule.reason
 
-    def _native_counts(self, service: str, template: str, severity: int) -> PatternCounts | None:
+    def _native_counts(
+        self, service: str, template: str, severity: int, tenant: str
+    ) -> PatternCounts | None:
         """The slot's counter, or None past the key cap (each record then counts as overflow,
         which the Python sampler does record by record)."""
-        slot = self._python_slot(service, template, severity)
+        slot = self._python_slot(service, template, severity, tenant)
         if slot.counts is None:
-            if not self._aggregates.has_counter(service, slot.signature_id, slot.bucket):
+            if not self._aggregates.has_counter(service, slot.signature_id, slot.bucket, tenant):
                 return None
-            self._counts(slot, service)
+            self._counts(slot, tenant, service)
         return slot.counts

@@ -19,6 +19,7 @@ from lipservice_otel.sampling.aggregates import Aggregates
 from lipservice_otel.sampling.compiled import CompiledSampler
 from lipservice_otel.sampling.config import SamplerConfig
 from lipservice_otel.sampling.sampler import Sampler
+from lipservice_otel.sampling.tenant import DEFAULT_MAX_TENANTS, TenantKey
 from lipservice_otel.validation import ConfigError
 
 COMPILED = "compiled"
@@ -62,13 +63,17 @@ def build_sampler(
     policy: Policy,
     aggregates: Aggregates,
     clock: Callable[[], float] = time.monotonic,
+    tenant_key: TenantKey | None = None,
+    max_tenants: int = DEFAULT_MAX_TENANTS,
 ) -> Sampler:
     """The sampler `config.implementation` asks for (a ConfigError when it cannot be had)."""
     if resolve(config.implementation) == COMPILED:
         native, _ = load_native()
-        sampler: Sampler = CompiledSampler(native, config, policy, aggregates, clock)
+        sampler: Sampler = CompiledSampler(
+            native, config, policy, aggregates, clock, tenant_key, max_tenants
+        )
     else:
-        sampler = Sampler(config, policy, aggregates, clock)
+        sampler = Sampler(config, policy, aggregates, clock, tenant_key, max_tenants)
     log.info("sampler: the %s implementation", implementation_of(sampler))
     return sampler
 

@@ -6,8 +6,12 @@ count everything. Dropped records are deleted from the request itself so what is
 forwarded without being copied or re-built.
 
 Per-record work is kept to dictionary lookups: templates are cached by body text, and each
-(service, template, severity) has a slot holding its pattern id, its rule under the current
-policy, its counter for the current interval and its annotation already serialized.
+(tenant, service, template, severity) has a slot holding its pattern id, its rule under the
+current policy, its counter for the current interval and its annotation already serialized.
+
+With `analysis.tenant_key` set, each record belongs to a tenant (a request header, or a
+resource attribute per ResourceLogs; see tenant.py): the tenant is part of the pattern id, so
+counts, rules and bursts are per tenant. Without it the tenant is "" and nothing changes.
 
 Two receiver-local reactions do not wait for the analysis loop: a pattern whose count in the
 current second exceeds `burst_factor` x its policy baseline is kept whole for the rest of that
@@ -45,6 +49,12 @@ from lipservice_otel.sampling.annotation import (
 )
 from lipservice_otel.sampling.config import SamplerConfig
 from lipservice_otel.sampling.error_context import ErrorContext, Origin, Remembered
+from lipservice_otel.sampling.tenant import (
+    DEFAULT_MAX_TENANTS,
+    TenantKey,
+    TenantNames,
+    resource_tenant,
+)
 from lipservice_otel.text.severity import infer_severity, severity_from_body, severity_from_text
 from lipservice_otel.text.signature import pattern_id, template_of_text, template_of_value
 
@@ -77,6 +87,11 @@ class SampleOutcome:
     cleared_span_ids: int = 0
     kept_by_reason: Counter[str] = field(default_factory=Counter)
     dropped_by_reason: Counter[str] = field(default_factory=Counter)
+    # With a tenant key: records sampled (not rejected) and kept, by tenant name.
+    received_by_tenant: Counter[str] = field(default_factory=Counter)
+    kept_by_tenant: Counter[str] = field(default_factory=Counter)
+    # Records counted under OTHER_TENANT because the tenant cap was reached.
+    tenant_overflow_records: int = 0
 
     @property
     def dropped(self) -> int:
@@ -130,7 +145,13 @@ class Sampler:
         policy: Policy,
         aggregates: Aggregates,
         clock: Callable[[], float] = time.monotonic,
+        tenant_key: TenantKey | None = None,
+        max_tenants: int = DEFAULT_MAX_TENANTS,
     ) -> None:
+        self._tenant_key = tenant_key
+        self._tenant_names = TenantNames(max_tenants)
+        # Records sent to OTHER_TENANT by the cap in the request being sampled.
+        self._tenant_overflow = 0
         self._max_body_chars = config.max_body_chars
         self._cache_size = config.template_cache_size
         # A slot per counting key is all a counting interval can use: beyond the aggregate key
@@ -147,9 +168,9 @@ class Sampler:
         self._templates: dict[str, str] = {}
         self._inferred: dict[tuple[str, str], int] = {}
         self._policy = policy
-        # What one (service, template, severity) needs per record, for the current policy and
-        # counting interval: rebuilt lazily after either changes.
-        self._slots: dict[tuple[str, str, int], _Slot] = {}
+        # What one (tenant, service, template, severity) needs per record, for the current
+        # policy and counting interval: rebuilt lazily after either changes.
+        self._slots: dict[tuple[str, str, str, int], _Slot] = {}
         self._interval = aggregates.interval
         # Receiver-local anomaly state, per wall-clock second.
         self._second = -1
@@ -177,23 +198,47 @@ class Sampler:
     def policy(self) -> Policy:
         return self._policy
 
+    @property
+    def tenant_header(self) -> str | None:
+        """The request header / gRPC metadata key (lowercase) the receivers read the tenant
+        from, or None when the tenant is not a header's."""
+        key = self._tenant_key
+        return key.name if key is not None and key.kind == "header" else None
+
     def set_policy(self, policy: Policy) -> None:
         # One reference swap: a request in flight finishes under the policy it started with.
         self._policy, self._slots = policy, {}
 
-    def sample(self, request: ExportLogsServiceRequest) -> SampleOutcome:
-        """Decide every record of `request`, delete the dropped ones, annotate the kept ones."""
+    def sample(
+        self, request: ExportLogsServiceRequest, header_tenant: str | None = None
+    ) -> SampleOutcome:
+        """Decide every record of `request`, delete the dropped ones, annotate the kept ones.
+
+        `header_tenant`: the value of the tenant header the request came with, if any (read
+        only when the tenant key is a header)."""
         now = self._begin()
         batch = _Batch(self._policy, self._slots, now)
+        tenant_key = self._tenant_key
+        tenant = ""
+        if tenant_key is not None and tenant_key.kind == "header":
+            tenant = self._tenant_of(header_tenant, count_records(request))
         for resource_logs in request.resource_logs:
             resource_attributes = resource_logs.resource.attributes
             service = service_name(resource_attributes)
+            if tenant_key is not None and tenant_key.kind == "resource":
+                tenant = self._tenant_of(
+                    resource_tenant(resource_attributes, tenant_key.name),
+                    sum(len(scope_logs.log_records) for scope_logs in resource_logs.scope_logs),
+                )
             resource_exemption = _matching_exemption(
                 batch.resource_exemptions, resource_attributes, ""
             )
             for scope_logs in resource_logs.scope_logs:
-                self._sample_scope(batch, service, resource_exemption, resource_logs, scope_logs)
+                self._sample_scope(
+                    batch, tenant, service, resource_exemption, resource_logs, scope_logs
+                )
         outcome = batch.outcome
+        outcome.tenant_overflow_records, self._tenant_overflow = self._tenant_overflow, 0
         if outcome.rejected:
             outcome.rejection_message = (
                 f"{outcome.rejected} record(s) with more than {self._max_attributes} "
@@ -206,8 +251,17 @@ class Sampler:
             outcome.recalled_entries = batch.recalled
         return outcome
 
+    def _tenant_of(self, value: str | None, records: int) -> str:
+        """The tenant `records` records sent as `value` count under (DEFAULT_TENANT without
+        one, OTHER_TENANT past the cap)."""
+        tenant, overflowed = self._tenant_names.name_of(value)
+        if overflowed:
+            self._tenant_overflow += records
+        return tenant
+
     def _begin(self) -> float:
         """A request starts: the clock, the per-second anomaly state and the interval's slots."""
+        self._tenant_overflow = 0
         now = self._clock()
         if int(now) != self._second:
             self._second = int(now)
@@ -232,6 +286,7 @@ class Sampler:
     def _sample_scope(
         self,
         batch: _Batch,
+        tenant: str,
         service: str,
         resource_exemption: Exemption | None,
         resource_logs: ResourceLogs,
@@ -266,13 +321,13 @@ class Sampler:
         origin = None  # this scope's serialized resource and scope, once a record is remembered
         records = scope_logs.log_records
         dropped = []
-        kept = 0
+        kept = rejected = 0
         for position, record in enumerate(records):
             index += 1
             attributes = record.attributes
             attribute_count = len(attributes)
             if attribute_count > max_attributes:
-                outcome.rejected += 1
+                rejected += 1
                 dropped.append(position)
                 continue
             # Before any id is cleared or annotation appended: the size as received.
@@ -288,9 +343,9 @@ class Sampler:
             severity = record.severity_number
             if not severity and infer:
                 severity = self._infer(record, template)
-            slot = slots.get((service, template, severity))
+            slot = slots.get((tenant, service, template, severity))
             if slot is None:
-                slot = self._slot(slots, policy, service, template, severity)
+                slot = self._slot(slots, policy, tenant, service, template, severity)
             rule = slot.rule
             trace_id = record.trace_id
             traced = len(trace_id) == 16
@@ -351,12 +406,12 @@ class Sampler:
                     body_key = text.encode("utf-8", "surrogatepass") if text else b""
                     randomness = xxh3_64_intdigest(body_key, seed) >> _DISCARD_BITS
                 keep, rate, reason = randomness < draw.threshold, draw.rate, draw.reason
-            counts = slot.counts or self._counts(slot, service)
+            counts = slot.counts or self._counts(slot, tenant, service)
             counts.received += 1
             counts.received_bytes += size
             if counts.received == 1:
                 self._aggregates.note_pattern(
-                    slot.signature_id, service, template, text or template
+                    slot.signature_id, service, template, text or template, tenant
                 )
             if context is not None and traced:
                 if severity >= floor:
@@ -414,8 +469,13 @@ class Sampler:
         else:
             for position in reversed(dropped):
                 del records[position]
-        outcome.received += len(records) + len(dropped)
+        received = len(records) + len(dropped)
+        outcome.received += received
+        outcome.rejected += rejected
         outcome.kept += kept
+        if tenant:
+            outcome.received_by_tenant[tenant] += received - rejected
+            outcome.kept_by_tenant[tenant] += kept
         batch.index = index
 
     def _template(self, text: str) -> str:
@@ -427,26 +487,27 @@ class Sampler:
 
     def _slot(
         self,
-        slots: dict[tuple[str, str, int], _Slot],
+        slots: dict[tuple[str, str, str, int], _Slot],
         policy: Policy,
+        tenant: str,
         service: str,
         template: str,
         severity: int,
     ) -> _Slot:
         if len(slots) >= self._slot_cap:
             slots.clear()
-        signature_id = pattern_id(service, template)
+        signature_id = pattern_id(service, template, tenant)
         rule = policy.rule_for(signature_id, severity)
         burst_limit = self._burst_factor * max(rule.baseline_per_second, self._burst_min)
         own = rule.signature_baseline_per_second
         template_limit = self._burst_factor * max(own, self._burst_min) if own else 0.0
         slot = _Slot(signature_id, rule, severity_bucket(severity), burst_limit, template_limit)
-        slots[(service, template, severity)] = slot
+        slots[(tenant, service, template, severity)] = slot
         return slot
 
-    def _counts(self, slot: _Slot, service: str) -> PatternCounts:
+    def _counts(self, slot: _Slot, tenant: str, service: str) -> PatternCounts:
         """The slot's counter; kept in the slot unless the key cap sent it to `other`."""
-        counts = self._aggregates.counter(service, slot.signature_id, slot.bucket)
+        counts = self._aggregates.counter(service, slot.signature_id, slot.bucket, tenant)
         if counts.pattern_id == slot.signature_id:
             # Overflowed keys ask every time, so each of their records is counted as overflow.
             slot.counts = counts
@@ -479,8 +540,8 @@ class Sampler:
 
 
 class _Slot:
-    """The policy's rule, the counter and the annotation bytes of one (service, template,
-    severity), so a record of a known kind costs one dictionary lookup."""
+    """The policy's rule, the counter and the annotation bytes of one (tenant, service,
+    template, severity), so a record of a known kind costs one dictionary lookup."""
 
     __slots__ = (
         "_annotation",
@@ -551,7 +612,7 @@ class _Batch:
     )
 
     def __init__(
-        self, policy: Policy, slots: dict[tuple[str, str, int], _Slot], now: float
+        self, policy: Policy, slots: dict[tuple[str, str, str, int], _Slot], now: float
     ) -> None:
         self.policy = policy
         self.slots = slots

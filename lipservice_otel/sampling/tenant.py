@@ -17,6 +17,9 @@ from lipservice_otel.validation import ConfigError
 
 DEFAULT_TENANT = "default"
 OTHER_TENANT = "other"
+DEFAULT_MAX_TENANTS = 100
+# A longer name counts as OTHER_TENANT: names are metric label values and counting keys.
+MAX_TENANT_CHARS = 256
 
 TenantKind = Literal["resource", "header"]
 
@@ -60,3 +63,32 @@ def parse_tenant_key(text: str, field: str) -> TenantKey | None:
             f"or '.' (not ending in '-bin', not starting with 'grpc-'), got {text!r}"
         )
     return TenantKey("header", header)
+
+
+def resource_tenant(attributes, key: str) -> str:
+    """The string value of the resource attribute `key` ("" when absent or not a string),
+    read as service.name is: its first occurrence."""
+    for kv in attributes:
+        if kv.key == key:
+            return kv.value.string_value
+    return ""
+
+
+class TenantNames:
+    """The tenant names one process counts under: the first `max_tenants` it sees keep their
+    name for its lifetime, later ones are OTHER_TENANT (bounded memory and label values)."""
+
+    def __init__(self, max_tenants: int) -> None:
+        self._max_tenants = max_tenants
+        self._names: set[str] = set()
+
+    def name_of(self, value: str | None) -> tuple[str, bool]:
+        """The name to count a tenant as sent under, and whether the cap overflowed it."""
+        if not value:
+            return DEFAULT_TENANT, False
+        if value in self._names:
+            return value, False
+        if len(self._names) >= self._max_tenants or len(value) > MAX_TENANT_CHARS:
+            return OTHER_TENANT, True
+        self._names.add(value)
+        return value, False

@@ -180,12 +180,15 @@ def template_of_value(value: "AnyValue", max_chars: int = DEFAULT_MAX_BODY_CHARS
     return _shape_of_any(value, 0, [_MAX_NODES], max_chars)
 
 
-def pattern_id(service_name: str, template: str) -> str:
-    """16 hex chars naming a template within a service, equal on every host and restart."""
+def pattern_id(service_name: str, template: str, tenant: str = "") -> str:
+    """16 hex chars naming a template within a service (and tenant, when tenants are counted),
+    equal on every host and restart. Without a tenant the id is the one it always was."""
     # Protobuf never hands us invalid UTF-8, but Python callers can pass lone surrogates: they
     # must hash, not raise.
-    key = f"{service_name}\x1f{template}".encode("utf-8", "surrogatepass")
-    return xxhash.xxh3_64_hexdigest(key)
+    text = (
+        f"{tenant}\x1e{service_name}\x1f{template}" if tenant else f"{service_name}\x1f{template}"
+    )
+    return xxhash.xxh3_64_hexdigest(text.encode("utf-8", "surrogatepass"))
 
 
 def _mask_token(token: str) -> str:

@@ -5,6 +5,9 @@ Forwarded requests are compared parsed, not byte for byte: the compiled path spl
 records' bytes and appends the annotation after each record's own fields, where upb would
 serialize the attributes (field 6) before the ids (fields 9, 10); the messages are equal.
 
+With tenants (a header per request, or a resource attribute; a cap of two names so some
+overflow to `other`) the same holds, with the per-tenant counts and pattern ids compared too.
+
 Byte counts are compared for intervals whose requests were all canonically encoded (what
 protobuf writes): the compiled path counts a record's bytes as sent, the Python one the size
 of the parsed record, and a mutated request (a field sent twice, say) re-encodes shorter.
@@ -27,11 +30,22 @@ from lipservice_otel.sampling.aggregates import Aggregates
 from lipservice_otel.sampling.compiled import CompiledSampler
 from lipservice_otel.sampling.config import SamplerConfig
 from lipservice_otel.sampling.sampler import Sampler
+from lipservice_otel.sampling.tenant import DEFAULT_TENANT, OTHER_TENANT, TenantKey
 from lipservice_otel.text.signature import pattern_id, template_of_value
 from tests.support.native import native_module
 from tests.support.otlp_requests import edits, mutate, requests
 
 MAX_BODY_BYTES = 2000
+TENANT_ATTRIBUTE = "k8s.namespace.name"
+TENANT_HEADER = "x-scope-orgid"
+# Sent as tenants: missing, empty, and three names for a cap of two.
+TENANT_VALUES = [None, "", "team-a", "team-b", "team-c"]
+MAX_TENANTS = 2
+TENANCY = {
+    "none": None,
+    "header": TenantKey("header", TENANT_HEADER),
+    "resource": TenantKey("resource", TENANT_ATTRIBUTE),
+}
 
 
 class Clock:
@@ -42,27 +56,29 @@ class Clock:
         return self.now
 
 
-def python_path(sampler: Sampler, payload: bytes):
+def python_path(sampler: Sampler, payload: bytes, header: str | None = None):
     """What the receiver pipeline does with the Python sampler."""
     request = ExportLogsServiceRequest.FromString(payload)
     too_large, _ = refuse_large_bodies(request, MAX_BODY_BYTES, len(payload))
-    outcome = sampler.sample(request)
+    outcome = sampler.sample(request, header)
     return outcome, too_large, request
 
 
-def compiled_path(sampler: CompiledSampler, payload: bytes):
+def compiled_path(sampler: CompiledSampler, payload: bytes, header: str | None = None):
     """What Pipeline.consume_payload does with the compiled one."""
     walked = sampler.walk(payload, MAX_BODY_BYTES)
-    sampled = sampler.sample_walked(walked) if walked is not None else None
+    sampled = sampler.sample_walked(walked, header) if walked is not None else None
     if sampled is None:
-        return python_path(sampler, payload)
+        return python_path(sampler, payload, header)
     outcome, forwarded = sampled
     return outcome, 0, ExportLogsServiceRequest.FromString(forwarded)
 
 
-def learned_policy(requests_: list[ExportLogsServiceRequest], rng: random.Random) -> Policy:
-    """Rules for some of the requests' patterns: rates, small baselines (bursts), a merged
-    pattern with a member's own baseline; the rest are new to it."""
+def learned_policy(
+    requests_: list[ExportLogsServiceRequest], rng: random.Random, tenants: tuple[str, ...]
+) -> Policy:
+    """Rules for some of the requests' patterns (in each of `tenants`): rates, small
+    baselines (bursts), a merged pattern with a member's own baseline; the rest are new."""
     rules, aliases, members = {}, {}, {}
     merged = None
     for request in requests_:
@@ -76,8 +92,10 @@ def learned_policy(requests_: list[ExportLogsServiceRequest], rng: random.Random
                 "unknown_service",
             )
             for scope_logs in resource_logs.scope_logs:
-                for record in scope_logs.log_records:
-                    pid = pattern_id(service, template_of_value(record.body, 2048))
+                for record, tenant in (
+                    (record, tenant) for record in scope_logs.log_records for tenant in tenants
+                ):
+                    pid = pattern_id(service, template_of_value(record.body, 2048), tenant)
                     if rng.random() < 0.3:
                         continue
                     if merged is None:
@@ -103,7 +121,7 @@ def learned_policy(requests_: list[ExportLogsServiceRequest], rng: random.Random
 POLICIES = ["default", "severity", "learned", "learned", "shadow", "exempt"]
 
 
-def policy_named(name: str, requests_, rng) -> Policy:
+def policy_named(name: str, requests_, rng, tenants: tuple[str, ...] = ("",)) -> Policy:
     if name == "default":
         return Policy(version=1, default_rate=0.3)
     if name == "severity":
@@ -112,7 +130,7 @@ def policy_named(name: str, requests_, rng) -> Policy:
         return Policy(version=1, mode="shadow", default_rate=0.3)
     if name == "exempt":
         return Policy(version=1, default_rate=0.1, exemptions=(Exemption("user", "user", "x"),))
-    return learned_policy(requests_, rng)
+    return learned_policy(requests_, rng, tenants)
 
 
 def configs() -> st.SearchStrategy:
@@ -134,6 +152,22 @@ def configs() -> st.SearchStrategy:
     )
 
 
+def with_resource_tenants(request: ExportLogsServiceRequest, rng: random.Random):
+    """A copy whose resources name a tenant (some not, one with a value that is no string)."""
+    out = ExportLogsServiceRequest()
+    out.CopyFrom(request)
+    for resource_logs in out.resource_logs:
+        value = rng.choice([*TENANT_VALUES, 7])
+        if value is None:
+            continue
+        attribute = resource_logs.resource.attributes.add(key=TENANT_ATTRIBUTE)
+        if isinstance(value, int):
+            attribute.value.int_value = value
+        else:
+            attribute.value.string_value = value
+    return out
+
+
 def payloads(draw_requests, changes) -> list[bytes]:
     out = []
     for request, change in zip(draw_requests, changes, strict=True):
@@ -145,11 +179,13 @@ def payloads(draw_requests, changes) -> list[bytes]:
 def drained(aggregates: Aggregates, with_bytes: bool = True):
     report = aggregates.drain()
     counts = sorted(
-        (c.service, c.pattern_id, c.severity_bucket, c.received, c.kept)
+        (c.tenant, c.service, c.pattern_id, c.severity_bucket, c.received, c.kept)
         + ((c.received_bytes, c.kept_bytes) if with_bytes else ())
         for c in report.counts
     )
-    patterns = {pid: (i.service, i.template, i.examples) for pid, i in report.patterns.items()}
+    patterns = {
+        pid: (i.tenant, i.service, i.template, i.examples) for pid, i in report.patterns.items()
+    }
     return counts, patterns, report.overflow_records
 
 
@@ -175,24 +211,41 @@ def canonical(payload: bytes) -> bool:
     policy=st.sampled_from(POLICIES),
     seed=st.integers(0, 2**16),
     drain_after=st.integers(0, 4),
+    tenancy=st.sampled_from(["none", "none", "header", "resource"]),
 )
-def test_both_samplers_agree(batch, changes, steps, config, policy, seed, drain_after):
+def test_both_samplers_agree(batch, changes, steps, config, policy, seed, drain_after, tenancy):
     native = native_module()
-    chosen = policy_named(policy, batch, random.Random(seed))
+    rng = random.Random(seed)
+    tenant_key = TENANCY[tenancy]
+    tenants = ("",) if tenant_key is None else ("team-a", "team-b", DEFAULT_TENANT, OTHER_TENANT)
+    if tenancy == "resource":
+        batch = [with_resource_tenants(request, rng) for request in batch]
+    headers = [rng.choice(TENANT_VALUES) if tenancy == "header" else None for _ in batch]
+    chosen = policy_named(policy, batch, rng, tenants)
     clock = Clock()
-    twin = Sampler(config, chosen, Aggregates(config.max_aggregate_keys), clock)
-    compiled = CompiledSampler(native, config, chosen, Aggregates(config.max_aggregate_keys), clock)
+    twin = Sampler(
+        config, chosen, Aggregates(config.max_aggregate_keys), clock, tenant_key, MAX_TENANTS
+    )
+    compiled = CompiledSampler(
+        native,
+        config,
+        chosen,
+        Aggregates(config.max_aggregate_keys),
+        clock,
+        tenant_key,
+        MAX_TENANTS,
+    )
     all_canonical = True  # since the last drain
     for n, payload in enumerate(payloads(batch, changes[: len(batch)])):
         clock.now += steps[n]
         all_canonical = all_canonical and canonical(payload)
         try:
-            expected = python_path(twin, payload)
+            expected = python_path(twin, payload, headers[n])
         except DecodeError:
             with pytest.raises(DecodeError):
-                compiled_path(compiled, payload)
+                compiled_path(compiled, payload, headers[n])
             continue
-        outcome, too_large, forwarded = compiled_path(compiled, payload)
+        outcome, too_large, forwarded = compiled_path(compiled, payload, headers[n])
         want, want_too_large, want_forwarded = expected
         assert too_large == want_too_large
         assert (outcome.received, outcome.kept, outcome.rejected, outcome.recalled) == (
@@ -203,6 +256,13 @@ def test_both_samplers_agree(batch, changes, steps, config, policy, seed, drain_
         )
         assert outcome.kept_by_reason == want.kept_by_reason
         assert outcome.dropped_by_reason == want.dropped_by_reason
+        assert (
+            outcome.received_by_tenant,
+            outcome.kept_by_tenant,
+            outcome.tenant_overflow_records,
+        ) == (want.received_by_tenant, want.kept_by_tenant, want.tenant_overflow_records)
+        if tenant_key is None:
+            assert not outcome.received_by_tenant and not outcome.tenant_overflow_records
         assert (outcome.cleared_trace_ids, outcome.cleared_span_ids) == (
             want.cleared_trace_ids,
             want.cleared_span_ids,

@@ -463,6 +463,14 @@ def test_pattern_id_is_pinned():
     assert pattern_id("", "") == "05087bbed866d0de"
 
 
+def test_pattern_id_of_a_tenant_is_pinned_and_apart():
+    # With tenants counted, the tenant leads the hashed key (after a \x1e); without one, or
+    # with an empty one, the id is the one above.
+    assert pattern_id("checkout", "user <*> logged in", "team-a") == "ffc725f57ea3802f"
+    assert pattern_id("checkout", "user <*> logged in", "") == "3877564934f37b88"
+    assert pattern_id("checkout", "user <*> logged in", "team-b") != "ffc725f57ea3802f"
+
+
 def test_pattern_id_depends_on_service_and_template():
     ids = {
         pattern_id("checkout", "user <*> logged in"),
