@@ -32,6 +32,7 @@ from lipservice_otel.control.config import ControlConfig
 from lipservice_otel.exporter.config import POSTHOG_API_KEY_ENV, ExporterConfig
 from lipservice_otel.policy.config import PolicySourceConfig
 from lipservice_otel.receiver.config import ReceiverConfig
+from lipservice_otel.report.config import ReportConfig
 from lipservice_otel.sampling.config import SamplerConfig
 from lipservice_otel.store.config import StoreConfig
 from lipservice_otel.telemetry import TelemetryConfig
@@ -53,6 +54,7 @@ class Settings:
     store: StoreConfig = field(default_factory=StoreConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     # Seconds SIGTERM waits for queued records to be exported before exiting.
     shutdown_timeout_s: float = 10.0
 
@@ -65,6 +67,7 @@ class Settings:
         self.store.validate("store")
         self.control.validate("control")
         self.telemetry.validate("telemetry")
+        self.report.validate("report")
         require(self.shutdown_timeout_s >= 0, "shutdown_timeout_s", "must be >= 0")
         if self.analysis.llm.enabled and self.store.type == "redis":
             # The writer lock is renewed once per cycle; a cycle that outlives it lets a

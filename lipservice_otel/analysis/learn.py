@@ -12,7 +12,8 @@ Pure functions over `AnalysisState` (no I/O, no clock of their own, no logging):
    patterns; each boosts its pattern (or its template) to rate 1.0 for `anomaly_cooldown_s`.
    Patterns whose interval is at least `RISING_RATIO` x their baseline are marked rising, so
    the budget keeps at least their previous rate (plan.py);
-4. the baselines are updated;
+4. the baselines are updated: records/s, and for the savings report bytes/s and the records/s
+   and bytes/s the receivers kept;
 5. patterns past `pattern_ttl_s` or beyond `max_patterns` are forgotten (least recently seen
    first), with their boosts and judgements.
 """
@@ -43,10 +44,24 @@ _NO_COUNTS: dict[str, int] = {}
 
 
 @dataclass(slots=True)
+class Volume:
+    """A pattern's kept records and its bytes (all and kept) in one interval."""
+
+    kept: int = 0
+    received_bytes: int = 0
+    kept_bytes: int = 0
+
+
+# The volume of every pattern without records in an interval (never changed in place).
+_NO_VOLUME = Volume()
+
+
+@dataclass(slots=True)
 class Interval:
     """Reports folded since the last cycle."""
 
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # pid -> bucket -> n
+    volumes: dict[str, Volume] = field(default_factory=dict)  # pid -> kept and bytes
     patterns: dict[str, tuple[str, str, list[str]]] = field(default_factory=dict)
     overflow_records: int = 0
     reports: int = 0
@@ -89,6 +104,12 @@ def fold_report(
             continue  # deferred, or counted without a template (`other`): nothing to learn
         buckets = pending.counts.setdefault(pid, {})
         buckets[counts.severity_bucket] = buckets.get(counts.severity_bucket, 0) + counts.received
+        volume = pending.volumes.get(pid)
+        if volume is None:
+            volume = pending.volumes[pid] = Volume()
+        volume.kept += counts.kept
+        volume.received_bytes += counts.received_bytes
+        volume.kept_bytes += counts.kept_bytes
     return len(deferred)
 
 
@@ -144,7 +165,9 @@ def learn(
         )
     boost(state, anomalies, now + config.anomaly_cooldown_s)
     for pattern in state.patterns.values():
-        pattern.rate.update(sum(pattern.last_counts.values()) / elapsed, config.ema_alpha)
+        update_baselines(
+            pattern, pending.volumes.get(pattern.pattern_id, _NO_VOLUME), config, elapsed
+        )
     for service, share in error_shares(state, floor_buckets).items():
         state.error_share.setdefault(service, Baseline()).update(share[0], config.ema_alpha)
     if pending.reports:
@@ -152,6 +175,18 @@ def learn(
         state.cycles += 1
     by_ttl, by_max_patterns = forget(state, config, now)
     return Learned(anomalies, by_ttl, by_max_patterns)
+
+
+def update_baselines(
+    pattern: PatternState, volume: Volume, config: AnalysisConfig, elapsed: float
+) -> None:
+    """Fold the interval into the pattern's records/s, bytes/s and kept baselines, together,
+    so each pair (kept of all, bytes of records) is a ratio over the same intervals."""
+    alpha = config.ema_alpha
+    pattern.rate.update(sum(pattern.last_counts.values()) / elapsed, alpha)
+    pattern.bytes_rate.update(volume.received_bytes / elapsed, alpha)
+    pattern.kept_rate.update(volume.kept / elapsed, alpha)
+    pattern.kept_bytes_rate.update(volume.kept_bytes / elapsed, alpha)
 
 
 def merge(state: AnalysisState, enabled: bool, elapsed: float) -> None:

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from lipservice_otel.analysis.anomaly import Anomaly
 from lipservice_otel.analysis.clock import SteadyClock
@@ -34,6 +34,7 @@ from lipservice_otel.store import Store
 from lipservice_otel.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class LoopObserver(Protocol):
@@ -151,6 +152,12 @@ class AnalysisLoop:
     def patterns(self, service: str = "") -> list[PatternView]:
         views = [v for v in self._views.values() if not service or v.service == service]
         return sorted(views, key=lambda v: v.volume_per_second, reverse=True)
+
+    async def inspect(self, read: Callable[[AnalysisState, Policy], T]) -> T:
+        """`read(state, policy)` under the lock (a cycle's worker thread changes the state in
+        place), with the policy receivers run: the configured base before a learned one."""
+        async with self._lock:
+            return read(self.state, self.policy or self._base)
 
     def explain(self, pattern_id: str) -> PatternView | None:
         canonical = self.state.aliases.get(pattern_id, pattern_id)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import yaml
 
 from lipservice_otel.app.policy_command import run_policy_command
+from lipservice_otel.app.report_command import run_report_command
 from lipservice_otel.app.service import Analyzer, Service, configured_policy, default_receiver_id
 from lipservice_otel.app.workers import serve_workers
 from lipservice_otel.policy.document import PolicyError
@@ -76,28 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("gen", help="generate OTLP log load (the otel-gen command)", add_help=False)
     policy = commands.add_parser("policy", help="inspect and steer the live policy")
-    policy.add_argument(
-        "--control-plane",
-        metavar="HOST:PORT",
-        default="localhost:4320",
-        help="the serve (embedded) or analyze process to ask (default localhost:4320)",
-    )
-    credentials = policy.add_mutually_exclusive_group()
-    credentials.add_argument(
-        "--token", help="control.auth bearer or admin token (pin and regenerate need admin)"
-    )
-    credentials.add_argument(
-        "--token-file", help="a file holding the token (keeps it out of argv and history)"
-    )
-    policy.add_argument(
-        "--ca-file", help="speak TLS; the control plane's certificate must chain to this CA"
-    )
-    policy.add_argument("--cert-file", help="client certificate, for mutual TLS (with --key-file)")
-    policy.add_argument("--key-file", help="client private key, for mutual TLS")
-    policy.add_argument(
-        "--tls", action="store_true", help="speak TLS with the system's CAs (implied by --ca-file)"
-    )
-    policy.add_argument("--server-name", help="name the server certificate must carry")
+    _add_control_connection(policy)
     actions = policy.add_subparsers(dest="action", required=True)
     show = actions.add_parser("show", help="the live policy as a table")
     show.add_argument("--service", default="", help="only this service.name")
@@ -112,7 +92,46 @@ def build_parser() -> argparse.ArgumentParser:
     pin.add_argument("--for", dest="for_s", type=float, default=0, help="seconds (0: forever)")
     pin.add_argument("--note", default="")
     actions.add_parser("regenerate", help="run an analysis cycle now")
+
+    report = commands.add_parser(
+        "report", help="what the sampling saves, per service and pattern (docs/savings.md)"
+    )
+    _add_control_connection(report)
+    report.add_argument("--json", action="store_true", help="print the report as JSON")
+    report.add_argument("--html", metavar="FILE", help="write the report as one HTML page")
+    report.add_argument(
+        "--price-per-gib",
+        type=float,
+        help="price of one GiB sent, instead of the analysis' report.price_per_gib",
+    )
+    report.add_argument("--currency", help="the price's currency label (report.currency)")
     return parser
+
+
+def _add_control_connection(command: argparse.ArgumentParser) -> None:
+    """How `policy` and `report` reach the control plane: address, token, TLS."""
+    command.add_argument(
+        "--control-plane",
+        metavar="HOST:PORT",
+        default="localhost:4320",
+        help="the serve (embedded) or analyze process to ask (default localhost:4320)",
+    )
+    credentials = command.add_mutually_exclusive_group()
+    credentials.add_argument(
+        "--token", help="control.auth bearer or admin token (pin and regenerate need admin)"
+    )
+    credentials.add_argument(
+        "--token-file", help="a file holding the token (keeps it out of argv and history)"
+    )
+    command.add_argument(
+        "--ca-file", help="speak TLS; the control plane's certificate must chain to this CA"
+    )
+    command.add_argument("--cert-file", help="client certificate, for mutual TLS (with --key-file)")
+    command.add_argument("--key-file", help="client private key, for mutual TLS")
+    command.add_argument(
+        "--tls", action="store_true", help="speak TLS with the system's CAs (implied by --ca-file)"
+    )
+    command.add_argument("--server-name", help="name the server certificate must carry")
 
 
 def _add_common(command: argparse.ArgumentParser) -> None:
@@ -230,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--workers: must be >= 1")
     if args.command == "policy":
         return run_policy_command(args)
+    if args.command == "report":
+        return run_report_command(args)
     try:
         settings = settings_from_args(args)
     except (ConfigError, PolicyError) as exc:

@@ -82,7 +82,8 @@ def format_history(versions) -> str:
     return "\n".join(lines) or "no policy versions yet"
 
 
-def _channel(args: argparse.Namespace) -> grpc.Channel:
+def control_channel(args: argparse.Namespace) -> grpc.Channel:
+    """The channel to `--control-plane` with the TLS the flags ask for (`policy`, `report`)."""
     if (args.cert_file is None) != (args.key_file is None):
         raise ValueError("--cert-file and --key-file go together")
     if not (args.tls or args.ca_file or args.cert_file):
@@ -99,7 +100,8 @@ def _channel(args: argparse.Namespace) -> grpc.Channel:
     )
 
 
-def _token(args: argparse.Namespace) -> str | None:
+def control_token(args: argparse.Namespace) -> str | None:
+    """`--token`, or the content of `--token-file`."""
     if args.token_file:
         return Path(args.token_file).read_text(encoding="utf-8").strip()
     return args.token
@@ -107,8 +109,8 @@ def _token(args: argparse.Namespace) -> str | None:
 
 def run_policy_command(args: argparse.Namespace) -> int:
     try:
-        channel = _channel(args)
-        metadata = authorization_metadata(_token(args))
+        channel = control_channel(args)
+        metadata = authorization_metadata(control_token(args))
     except (OSError, ValueError) as exc:
         print(f"lipservice-otel policy: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -115,7 +115,11 @@ class Analyzer:
         check_exposure(settings.control, self._tokens)
         self._telemetry = telemetry
         self.control = ControlPlaneService(
-            self.loop, self.store, settings.control.report_limits, telemetry
+            self.loop,
+            self.store,
+            settings.control.report_limits,
+            telemetry,
+            price=settings.report.price,
         )
         self._writer_id = writer_id
         self._base_version = base.version

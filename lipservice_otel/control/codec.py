@@ -27,6 +27,8 @@ def report_to_proto(
             severity=c.severity_bucket,
             received=c.received,
             kept=c.kept,
+            received_bytes=c.received_bytes,
+            kept_bytes=c.kept_bytes,
         )
         for c in report.counts
     )
@@ -42,7 +44,15 @@ def report_to_proto(
 def report_from_proto(message: control_pb2.AggregateReport) -> IntervalReport:
     return IntervalReport(
         counts=[
-            PatternCounts(c.service, c.pattern_id, c.severity, c.received, c.kept)
+            PatternCounts(
+                c.service,
+                c.pattern_id,
+                c.severity,
+                c.received,
+                c.kept,
+                received_bytes=c.received_bytes,
+                kept_bytes=c.kept_bytes,
+            )
             for c in message.counts
         ],
         patterns={
@@ -107,6 +117,8 @@ def check_report(
         valid(count.severity in SEVERITY_BUCKETS, f"counts[{n}]: unknown severity bucket")
         valid(count.received <= MAX_COUNT, f"counts[{n}]: received is out of range")
         valid(count.kept <= count.received, f"counts[{n}]: kept > received")
+        valid(count.received_bytes <= MAX_COUNT, f"counts[{n}]: received_bytes is out of range")
+        valid(count.kept_bytes <= count.received_bytes, f"counts[{n}]: kept_bytes > received_bytes")
     for n, pattern in enumerate(message.patterns):
         bounded(
             max(len(pattern.service), len(pattern.pattern_id)) <= name_chars,

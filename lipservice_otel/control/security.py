@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 CONTROL_SERVICE_NAME = "lipservice.v1.ControlPlane"
 # Calls that change the policy; any other ControlPlane method (a newer one included) is
 # admitted by the bearer token only if listed here as read-only.
-READ_ONLY_METHODS = frozenset(("Sync", "GetPolicy", "ListPatterns", "History"))
+READ_ONLY_METHODS = frozenset(("Sync", "GetPolicy", "ListPatterns", "History", "Savings"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 `Sync` is a bidirectional stream per receiver: reports come up and are folded into the next
 analysis cycle; every new policy version goes down to every connected receiver. The admin
-calls back the `lipservice-otel policy` commands.
+calls back the `lipservice-otel policy` commands, `Savings` the `lipservice-otel report`.
 """
 
 from __future__ import annotations
@@ -31,8 +31,12 @@ from lipservice_otel.policy.codec import exemption_from_proto, policy_to_proto
 from lipservice_otel.policy.model import Policy
 from lipservice_otel.receiver.config import ReceiverTlsConfig
 from lipservice_otel.receiver.security import grpc_server_credentials
+from lipservice_otel.report.codec import savings_to_proto
+from lipservice_otel.report.config import ReportConfig
+from lipservice_otel.report.savings import Price, compute_savings
 from lipservice_otel.store import Store, StoreUnavailable
 from lipservice_otel.telemetry import Telemetry
+from lipservice_otel.validation import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +68,11 @@ class ControlPlaneService(control_pb2_grpc.ControlPlaneServicer):
         store: Store,
         limits: ReportLimitsConfig | None = None,
         telemetry: Telemetry | None = None,
+        price: Price | None = None,
     ) -> None:
         self._loop = loop
+        # report.price_per_gib: the savings report's price unless a request brings its own.
+        self._price = price or Price()
         self._store = store
         self._limits = limits or ReportLimitsConfig()
         self._telemetry = telemetry or Telemetry()
@@ -208,6 +215,23 @@ class ControlPlaneService(control_pb2_grpc.ControlPlaneServicer):
         except StoreUnavailable as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"policy store: {exc}")
         return control_pb2.HistoryResponse(versions=[policy_to_proto(p) for p in versions])
+
+    async def Savings(self, request, context):
+        price = self._price
+        if request.HasField("price_per_gib") or request.HasField("currency"):
+            asked = ReportConfig(
+                request.price_per_gib if request.HasField("price_per_gib") else price.per_gib,
+                request.currency if request.HasField("currency") else price.currency,
+            )
+            try:
+                asked.validate("report")
+            except ConfigError as exc:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            price = asked.price
+        report = await self._loop.inspect(
+            lambda state, policy: compute_savings(state, policy, price)
+        )
+        return savings_to_proto(report)
 
 
 async def start_control_server(

@@ -133,7 +133,7 @@ def compute_savings(state: AnalysisState, policy: Policy, price: Price) -> Savin
                 if basis == BASIS_PROJECTION
                 else realised_figures(member)
             )
-        key = (_tenant(members[0]), members[0].service)
+        key = (members[0].tenant, members[0].service)
         by_service.setdefault(key, []).append((canonical, members, figures))
     services = []
     for (tenant, service), patterns in by_service.items():
@@ -220,7 +220,7 @@ def pattern_savings(
     rule = policy.rule_for(canonical, 0)
     examples = [e for m in members for e in m.examples]
     return PatternSavings(
-        tenant=_tenant(members[0]),
+        tenant=members[0].tenant,
         service=members[0].service,
         pattern_id=canonical,
         template=state.canonical_templates.get(canonical, members[0].template),
@@ -297,8 +297,3 @@ def _loudest_first(row: PatternSavings | ServiceSavings) -> tuple:
     # Names break ties, so equal rows come in the same order on every call.
     name = row.pattern_id if isinstance(row, PatternSavings) else ""
     return (-row.figures.bytes_per_second, -row.figures.records_per_second, row.service, name)
-
-
-def _tenant(pattern: PatternState) -> str:
-    # The tenant field comes with per-tenant budgets; until then every pattern has none.
-    return getattr(pattern, "tenant", "")
