@@ -96,6 +96,21 @@ METRICS: tuple[MetricSpec, ...] = (
         ("reason",),
     ),
     MetricSpec(
+        "lipservice_receiver_tenant_records",
+        "counter",
+        "{records}",
+        "Records sampled per tenant (analysis.tenant_key set), kept or dropped; tenants past "
+        "analysis.max_tenants count as other.",
+        ("tenant", "decision"),
+    ),
+    MetricSpec(
+        "lipservice_sampler_tenant_overflow_records",
+        "counter",
+        "{records}",
+        "Records counted under the tenant other because analysis.max_tenants names were "
+        "taken (or their tenant name was too long).",
+    ),
+    MetricSpec(
         "lipservice_exporter_sent_records",
         "counter",
         "{records}",

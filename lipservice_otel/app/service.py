@@ -30,6 +30,7 @@ from lipservice_otel.receiver.otlp_http import HttpLogsReceiver
 from lipservice_otel.receiver.pipeline import Pipeline
 from lipservice_otel.sampling.aggregates import Aggregates, IntervalReport
 from lipservice_otel.sampling.implementation import build_sampler, implementation_of
+from lipservice_otel.sampling.tenant import parse_tenant_key
 from lipservice_otel.settings import Settings
 from lipservice_otel.store import Store, StoreUnavailable, build_store
 from lipservice_otel.telemetry import Telemetry
@@ -237,7 +238,13 @@ class Service:
         self.aggregates = Aggregates(settings.sampler.max_aggregate_keys)
         base = configured_policy(settings)
         cached = read_policy_cache(settings.control.policy_cache_file)
-        self.sampler = build_sampler(settings.sampler, cached or base, self.aggregates)
+        self.sampler = build_sampler(
+            settings.sampler,
+            cached or base,
+            self.aggregates,
+            tenant_key=parse_tenant_key(settings.analysis.tenant_key, "analysis.tenant_key"),
+            max_tenants=settings.analysis.max_tenants,
+        )
         self.telemetry.gauge(
             "lipservice_sampler_implementation", implementation=implementation_of(self.sampler)
         ).set(1)

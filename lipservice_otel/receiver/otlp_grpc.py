@@ -37,6 +37,15 @@ def _retry_details(code: int, message: str, delay_s: int) -> tuple[tuple[str, by
     return ((STATUS_DETAILS_KEY, status.SerializeToString()),)
 
 
+def _first_value(metadata, key: str | None) -> str | None:
+    """The first value sent for a metadata key (keys arrive lowercase), or None."""
+    if key is not None:
+        for name, value in metadata:
+            if name == key:
+                return value
+    return None
+
+
 class GrpcLogsReceiver:
     def __init__(
         self,
@@ -93,8 +102,9 @@ class GrpcLogsReceiver:
         self._server = None
 
     async def _export(self, payload: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        metadata = context.invocation_metadata() or ()
         if self._bearer_token is not None:
-            authorization = dict(context.invocation_metadata() or ()).get("authorization")
+            authorization = dict(metadata).get("authorization")
             if not bearer_matches(authorization, self._bearer_token):
                 self._pipeline.refused(0, "grpc", "unauthenticated")
                 await context.abort(
@@ -102,7 +112,9 @@ class GrpcLogsReceiver:
                 )
         try:
             # As received: the compiled sampler walks the bytes, the Python one parses them.
-            result = await self._pipeline.consume_payload(payload, "grpc")
+            result = await self._pipeline.consume_payload(
+                payload, "grpc", _first_value(metadata, self._pipeline.tenant_header)
+            )
         except DecodeError as exc:
             self._pipeline.refused(0, "grpc", "invalid")
             await context.abort(

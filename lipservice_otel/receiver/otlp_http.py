@@ -146,11 +146,13 @@ class HttpLogsReceiver:
             raw = decompress(body, request.headers.get("Content-Encoding", ""), self._max_bytes)
             # Protobuf goes to the pipeline as received (the compiled sampler walks the bytes).
             otlp = None if encoding == "protobuf" else decode_request(raw, encoding)
+            header = self._pipeline.tenant_header
+            tenant = request.headers.get(header) if header is not None else None
             try:
                 result = await (
-                    self._pipeline.consume_payload(raw, "http")
+                    self._pipeline.consume_payload(raw, "http", tenant)
                     if otlp is None
-                    else self._pipeline.consume(otlp, "http", len(raw))
+                    else self._pipeline.consume(otlp, "http", len(raw), tenant)
                 )
             except DecodeError as exc:
                 raise not_a_request(exc) from None

@@ -59,21 +59,34 @@ class Pipeline:
         self._telemetry = telemetry
         self._max_log_body_bytes = max_log_body_bytes
 
+    @property
+    def tenant_header(self) -> str | None:
+        """The header / gRPC metadata key (lowercase) naming a request's tenant, when the
+        tenant key is one: the receivers read it and pass its value in."""
+        return self._sampler.tenant_header
+
     def refused(self, records: int, transport: str, reason: str) -> None:
         self._telemetry.counter(
             "lipservice_receiver_refused_records", transport=transport, reason=reason
         ).inc(records)
 
     async def consume(
-        self, request: ExportLogsServiceRequest, transport: str, size: int
+        self,
+        request: ExportLogsServiceRequest,
+        transport: str,
+        size: int,
+        header_tenant: str | None = None,
     ) -> ConsumeResult:
-        """`size`: the request's serialized bytes as received, for the queue's byte bound."""
+        """`size`: the request's serialized bytes as received, for the queue's byte bound;
+        `header_tenant`: the value of the tenant_header the request came with, if any."""
         records = count_records(request)
         if not self._has_room(records, size, transport):
             return ConsumeResult(ExportLogsServiceResponse(), records, QUEUE_FULL)
-        return await self._sample(request, records, transport, size)
+        return await self._sample(request, records, transport, size, header_tenant)
 
-    async def consume_payload(self, payload: bytes, transport: str) -> ConsumeResult:
+    async def consume_payload(
+        self, payload: bytes, transport: str, header_tenant: str | None = None
+    ) -> ConsumeResult:
         """The request as the protobuf bytes received; DecodeError when it is not one.
 
         The compiled sampler takes the bytes themselves (no protobuf objects on its way); the
@@ -89,15 +102,15 @@ class Pipeline:
             request = ExportLogsServiceRequest.FromString(payload)
             if isinstance(sampler, CompiledSampler):
                 self._to_python(count_records(request))
-            return await self.consume(request, transport, len(payload))
+            return await self.consume(request, transport, len(payload), header_tenant)
         records, size = walked.records, len(payload)
         if not self._has_room(records, size, transport):
             return ConsumeResult(ExportLogsServiceResponse(), records, QUEUE_FULL)
-        sampled = sampler.sample_walked(walked)
+        sampled = sampler.sample_walked(walked, header_tenant)
         if sampled is None:
             self._to_python(records)
             request = ExportLogsServiceRequest.FromString(payload)
-            return await self._sample(request, records, transport, size)
+            return await self._sample(request, records, transport, size, header_tenant)
         calls = sampler.to_python_since()
         if calls:
             self._telemetry.counter(
@@ -118,10 +131,15 @@ class Pipeline:
         )
 
     async def _sample(
-        self, request: ExportLogsServiceRequest, records: int, transport: str, size: int
+        self,
+        request: ExportLogsServiceRequest,
+        records: int,
+        transport: str,
+        size: int,
+        header_tenant: str | None,
     ) -> ConsumeResult:
         too_large, too_large_message = refuse_large_bodies(request, self._max_log_body_bytes, size)
-        outcome = self._sampler.sample(request)
+        outcome = self._sampler.sample(request, header_tenant)
         return await self._forward(
             outcome, request.SerializeToString, records, transport, too_large, too_large_message
         )
@@ -184,4 +202,19 @@ class Pipeline:
         if outcome.cleared_span_ids:
             telemetry.counter("lipservice_sampler_cleared_ids", field="span_id").inc(
                 outcome.cleared_span_ids
+            )
+        # Only with a tenant key (else these are empty); label values bounded by the cap.
+        for tenant, received in outcome.received_by_tenant.items():
+            kept = outcome.kept_by_tenant[tenant]
+            if kept:
+                telemetry.counter(
+                    "lipservice_receiver_tenant_records", tenant=tenant, decision="kept"
+                ).inc(kept)
+            if received > kept:
+                telemetry.counter(
+                    "lipservice_receiver_tenant_records", tenant=tenant, decision="dropped"
+                ).inc(received - kept)
+        if outcome.tenant_overflow_records:
+            telemetry.counter("lipservice_sampler_tenant_overflow_records").inc(
+                outcome.tenant_overflow_records
             )
