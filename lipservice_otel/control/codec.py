@@ -23,6 +23,7 @@ def report_to_proto(
     message.counts.extend(
         control_pb2.PatternCount(
             service=c.service,
+            tenant=c.tenant,
             pattern_id=c.pattern_id,
             severity=c.severity_bucket,
             received=c.received,
@@ -34,7 +35,11 @@ def report_to_proto(
     )
     message.patterns.extend(
         control_pb2.PatternSample(
-            pattern_id=pid, service=info.service, template=info.template, examples=info.examples
+            pattern_id=pid,
+            service=info.service,
+            template=info.template,
+            examples=info.examples,
+            tenant=info.tenant,
         )
         for pid, info in report.patterns.items()
     )
@@ -52,11 +57,12 @@ def report_from_proto(message: control_pb2.AggregateReport) -> IntervalReport:
                 c.kept,
                 received_bytes=c.received_bytes,
                 kept_bytes=c.kept_bytes,
+                tenant=c.tenant,
             )
             for c in message.counts
         ],
         patterns={
-            p.pattern_id: PatternInfo(p.service, p.template, list(p.examples))
+            p.pattern_id: PatternInfo(p.service, p.template, list(p.examples), tenant=p.tenant)
             for p in message.patterns
         },
         overflow_records=message.overflow_records,
@@ -111,8 +117,8 @@ def check_report(
     valid(max(start, end) <= now_unix_nano + skew, "interval is in the future")
     for n, count in enumerate(message.counts):
         bounded(
-            max(len(count.service), len(count.pattern_id)) <= name_chars,
-            f"counts[{n}]: service or pattern_id longer than {name_chars} chars",
+            max(len(count.service), len(count.pattern_id), len(count.tenant)) <= name_chars,
+            f"counts[{n}]: service, pattern_id or tenant longer than {name_chars} chars",
         )
         valid(count.severity in SEVERITY_BUCKETS, f"counts[{n}]: unknown severity bucket")
         valid(count.received <= MAX_COUNT, f"counts[{n}]: received is out of range")
@@ -121,8 +127,8 @@ def check_report(
         valid(count.kept_bytes <= count.received_bytes, f"counts[{n}]: kept_bytes > received_bytes")
     for n, pattern in enumerate(message.patterns):
         bounded(
-            max(len(pattern.service), len(pattern.pattern_id)) <= name_chars,
-            f"patterns[{n}]: service or pattern_id longer than {name_chars} chars",
+            max(len(pattern.service), len(pattern.pattern_id), len(pattern.tenant)) <= name_chars,
+            f"patterns[{n}]: service, pattern_id or tenant longer than {name_chars} chars",
         )
         bounded(
             len(pattern.template) <= limits.max_template_chars,

@@ -58,6 +58,7 @@ def pattern_to_proto(view: PatternView) -> control_pb2.PatternStatus:
         first_seen_unix_nano=int(view.first_seen * 1e9),
         last_seen_unix_nano=int(view.last_seen * 1e9),
         merged_signatures=view.merged_signatures,
+        tenant=view.tenant,
     )
 
 
