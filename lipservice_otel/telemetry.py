@@ -174,6 +174,36 @@ METRICS: tuple[MetricSpec, ...] = (
         "New patterns left for a later cycle: analysis.max_new_patterns_per_cycle was reached.",
     ),
     MetricSpec(
+        "lipservice_analysis_tenant_overflow_patterns",
+        "counter",
+        "{patterns}",
+        "New patterns the analysis learned under the tenant `other`: their tenant was beyond "
+        "analysis.max_tenants over all receivers.",
+    ),
+    MetricSpec(
+        "lipservice_analysis_tenant_records_per_second",
+        "gauge",
+        "{records}/s",
+        "Records/s a tenant sends (its patterns' baselines); one series per tenant tracked.",
+        ("tenant",),
+    ),
+    MetricSpec(
+        "lipservice_analysis_tenant_budget_records_per_second",
+        "gauge",
+        "{records}/s",
+        "Records/s a tenant may keep: its cap from analysis.tenants, else its services' "
+        "budgets added up.",
+        ("tenant",),
+    ),
+    MetricSpec(
+        "lipservice_analysis_tenant_kept_records_per_second",
+        "gauge",
+        "{records}/s",
+        "Records/s the policy's rates keep of a tenant; above its budget where the floors "
+        "(ERROR+, examples, error-like, anomalies, pins) need more.",
+        ("tenant",),
+    ),
+    MetricSpec(
         "lipservice_analysis_forgotten_patterns",
         "counter",
         "{patterns}",
@@ -257,6 +287,12 @@ class Telemetry:
     def gauge(self, name: str, **labels: str) -> Gauge:
         instrument = self._instruments[name]
         return instrument.labels(**labels) if labels else instrument
+
+    def remove(self, name: str, **labels: str) -> None:
+        """Drop one labelled series (a tenant no longer tracked), so label values stay bounded."""
+        spec = next(spec for spec in METRICS if spec.name == name)
+        # A series never set, or removed already, is no error.
+        self._instruments[name].remove(*(labels[label] for label in spec.labels))
 
     def value(self, name: str, **labels: str) -> float:
         """Current value of a metric (0 when never touched), as a scrape would show it."""

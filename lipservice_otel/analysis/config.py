@@ -6,10 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lipservice_otel.analysis.llm.config import LlmConfig
-from lipservice_otel.sampling.tenant import parse_tenant_key
+from lipservice_otel.sampling.tenant import DEFAULT_MAX_TENANTS, parse_tenant_key
 from lipservice_otel.validation import require
-
-DEFAULT_MAX_TENANTS = 100
 
 
 @dataclass(frozen=True, slots=True)

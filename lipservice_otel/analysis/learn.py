@@ -27,6 +27,7 @@ from lipservice_otel.analysis.anomaly import Anomaly, Baseline, detect_error_sur
 from lipservice_otel.analysis.config import AnalysisConfig
 from lipservice_otel.analysis.patterns import merge_by_service
 from lipservice_otel.analysis.state import AnalysisState, PatternState
+from lipservice_otel.analysis.tenants import TenantAdmission, scope_key
 from lipservice_otel.policy.reasons import (
     BOOST_REASONS,
     KIND_ERROR_SURGE,
@@ -62,10 +63,13 @@ class Interval:
 
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # pid -> bucket -> n
     volumes: dict[str, Volume] = field(default_factory=dict)  # pid -> kept and bytes
-    patterns: dict[str, tuple[str, str, list[str]]] = field(default_factory=dict)
+    # pid -> (service, template, examples, tenant)
+    patterns: dict[str, tuple[str, str, list[str], str]] = field(default_factory=dict)
     overflow_records: int = 0
     reports: int = 0
     new_patterns: int = 0  # of `patterns`, those the analysis did not know when they came
+    # Of those, the ones learned under OTHER_TENANT: their tenant was over max_tenants.
+    tenant_overflow_patterns: int = 0
 
 
 @dataclass(slots=True)
@@ -78,9 +82,16 @@ class Learned:
 
 
 def fold_report(
-    pending: Interval, report: IntervalReport, known: dict, max_new_per_cycle: int
+    pending: Interval,
+    report: IntervalReport,
+    known: dict,
+    max_new_per_cycle: int,
+    admission: TenantAdmission | None = None,
 ) -> int:
     """Add one receiver's report to `pending`; returns how many new patterns it deferred.
+
+    With `admission`, a new pattern of a tenant beyond max_tenants is learned under
+    OTHER_TENANT (counted in `pending.tenant_overflow_patterns`).
 
     `known` may be changing under a cycle's worker thread: a pattern it is learning right now
     may count as new once more, which costs one place.
@@ -95,7 +106,11 @@ def fold_report(
             continue
         seen = pending.patterns.get(pid)
         if seen is None:
-            pending.patterns[pid] = (info.service, info.template, list(info.examples))
+            tenant = info.tenant
+            if admission is not None and pid not in known:
+                tenant = admission.admit(tenant)
+                pending.tenant_overflow_patterns += tenant != info.tenant
+            pending.patterns[pid] = (info.service, info.template, list(info.examples), tenant)
         elif len(seen[2]) < MAX_EXAMPLES:
             seen[2].extend(info.examples[: MAX_EXAMPLES - len(seen[2])])
     for counts in report.counts:
@@ -137,10 +152,10 @@ def learn(
     warmed_up = state.cycles > 0
     known_before = set(state.patterns)
     new_patterns = []
-    for pid, (service, template, examples) in pending.patterns.items():
+    for pid, (service, template, examples, tenant) in pending.patterns.items():
         pattern = state.patterns.get(pid)
         if pattern is None:
-            pattern = state.patterns[pid] = PatternState(pid, service, template, now)
+            pattern = state.patterns[pid] = PatternState(pid, service, template, now, tenant=tenant)
             if warmed_up:
                 new_patterns.append(pattern)
         for example in examples:
@@ -168,8 +183,8 @@ def learn(
         update_baselines(
             pattern, pending.volumes.get(pattern.pattern_id, _NO_VOLUME), config, elapsed
         )
-    for service, share in error_shares(state, floor_buckets).items():
-        state.error_share.setdefault(service, Baseline()).update(share[0], config.ema_alpha)
+    for scope, share in error_shares(state, floor_buckets).items():
+        state.error_share.setdefault(scope, Baseline()).update(share[0], config.ema_alpha)
     if pending.reports:
         # Only cycles that saw traffic count: "new" means new since traffic was first seen.
         state.cycles += 1
@@ -200,7 +215,10 @@ def merge(state: AnalysisState, enabled: bool, elapsed: float) -> None:
         p.pattern_id: p.rate.mean if p.rate.samples else sum(p.last_counts.values()) / elapsed
         for p in state.patterns.values()
     }
-    state.aliases, state.canonical_templates = merge_by_service(patterns, counts=rates)
+    tenants = {p.pattern_id: p.tenant for p in state.patterns.values() if p.tenant}
+    state.aliases, state.canonical_templates = merge_by_service(
+        patterns, counts=rates, tenants=tenants
+    )
 
 
 def detect(
@@ -211,7 +229,8 @@ def detect(
     elapsed: float,
 ) -> list[Anomaly]:
     """Spikes per canonical pattern or, when the pattern as a whole does not spike, per
-    template of a merged one; then error surges per service (on its ERROR+ patterns)."""
+    template of a merged one; then error surges per service of a tenant (on its ERROR+
+    patterns)."""
     anomalies = []
     for canonical, members in groups.items():
         count = sum(sum(m.last_counts.values()) for m in members)
@@ -241,8 +260,8 @@ def detect(
                         member.pattern_id,
                     )
                 )
-    for service, (share, errors) in error_shares(state, floor_buckets).items():
-        baseline = state.error_share.get(service, Baseline())
+    for scope, (share, errors) in error_shares(state, floor_buckets).items():
+        baseline = state.error_share.get(scope, Baseline())
         found = detect_error_surge(
             baseline, share, errors, config.surge_min_share_increase, config.spike_min_records
         )
@@ -250,11 +269,14 @@ def detect(
             continue
         severity, confidence, detail = found
         for canonical, members in groups.items():
-            if members[0].service == service and any(
+            first = members[0]
+            if scope_key(first.tenant, first.service) == scope and any(
                 m.last_counts.get(b) for m in members for b in floor_buckets
             ):
                 anomalies.append(
-                    Anomaly(KIND_ERROR_SURGE, service, canonical, severity, confidence, detail)
+                    Anomaly(
+                        KIND_ERROR_SURGE, first.service, canonical, severity, confidence, detail
+                    )
                 )
     return anomalies
 
@@ -296,12 +318,13 @@ def rising(groups: dict[str, list[PatternState]], elapsed: float) -> frozenset[s
 def error_shares(
     state: AnalysisState, floor_buckets: frozenset[str]
 ) -> dict[str, tuple[float, int]]:
-    """Per service: the share and the number of last-interval records at the floor or above."""
+    """Per service of a tenant (scope_key): the share and the number of last-interval records
+    at the floor or above."""
     totals: dict[str, list[int]] = {}
     for pattern in state.patterns.values():
         if not pattern.last_counts:
             continue
-        entry = totals.setdefault(pattern.service, [0, 0])
+        entry = totals.setdefault(scope_key(pattern.tenant, pattern.service), [0, 0])
         entry[0] += sum(pattern.last_counts.values())
         entry[1] += sum(pattern.last_counts.get(b, 0) for b in floor_buckets)
     return {s: (errors / total, errors) for s, (total, errors) in totals.items() if total}

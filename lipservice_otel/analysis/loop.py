@@ -28,12 +28,18 @@ from lipservice_otel.analysis.llm.advisor import (
 )
 from lipservice_otel.analysis.plan import PatternView, Planning, briefs_to_ask, plan
 from lipservice_otel.analysis.state import AnalysisState, Override
+from lipservice_otel.analysis.tenants import TenantAdmission, tenant_figures
 from lipservice_otel.policy.model import Policy
 from lipservice_otel.sampling.aggregates import IntervalReport
 from lipservice_otel.store import Store
 from lipservice_otel.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
+TENANT_GAUGES = (
+    "lipservice_analysis_tenant_records_per_second",
+    "lipservice_analysis_tenant_kept_records_per_second",
+    "lipservice_analysis_tenant_budget_records_per_second",
+)
 T = TypeVar("T")
 
 
@@ -70,6 +76,9 @@ class AnalysisLoop:
         self._planning = Planning.of(config, base)
         self.state = AnalysisState()
         self._pending = Interval()
+        # Tenants tracked (at most max_tenants, beyond them `other`), and those with gauges.
+        self._tenants = TenantAdmission.of(config.max_tenants, config.tenants, ())
+        self._tenant_gauges: set[str] = set()
         self._last_cycle = clock()
         self._subscribers: list[Callable[[Policy], None]] = []
         self._observers: list[LoopObserver] = []
@@ -91,6 +100,7 @@ class AnalysisLoop:
         blob = await self._store.load_state()
         if blob:
             self.state = AnalysisState.from_bytes(blob)
+        self._track_tenants()
         self._last_cycle = self._clock()
 
     def subscribe(self, callback: Callable[[Policy], None]) -> None:
@@ -106,7 +116,11 @@ class AnalysisLoop:
         for observer in self._observers:
             observer.reported(report)
         deferred = fold_report(
-            self._pending, report, self.state.patterns, self._config.max_new_patterns_per_cycle
+            self._pending,
+            report,
+            self.state.patterns,
+            self._config.max_new_patterns_per_cycle,
+            self._tenants,
         )
         if deferred:
             self._telemetry.counter("lipservice_analysis_deferred_patterns").inc(deferred)
@@ -134,6 +148,7 @@ class AnalysisLoop:
             blob = await self._store.load_state()
             if blob:
                 self.state = AnalysisState.from_bytes(blob)
+            self._track_tenants()
         for callback in self._subscribers:
             callback(policy)
 
@@ -178,10 +193,12 @@ class AnalysisLoop:
                 self._last_cycle = now
                 pending, self._pending = self._pending, Interval()
                 await asyncio.to_thread(self._learn, pending, now, elapsed)
+                self._track_tenants()
                 await self._consult(now)
             elif self._advisor is not None:
                 self.consultation = Consultation(STATUS_NOT_ASKED)
             policy = await asyncio.to_thread(self._plan, now, not learn)
+            self._count_tenants()
             if self._store.keeps_state:
                 await self._store.save_state(await asyncio.to_thread(self.state.to_bytes))
             if policy is not None:
@@ -207,6 +224,10 @@ class AnalysisLoop:
             self.state, pending, self._config, self._planning.floor_buckets, now, elapsed
         )
         self.anomalies = learned.anomalies
+        if pending.tenant_overflow_patterns:
+            self._telemetry.counter("lipservice_analysis_tenant_overflow_patterns").inc(
+                pending.tenant_overflow_patterns
+            )
         forgotten = self._telemetry.counter
         forgotten("lipservice_analysis_forgotten_patterns", reason="ttl").inc(
             learned.forgotten_by_ttl
@@ -225,6 +246,30 @@ class AnalysisLoop:
                 anomaly.confidence,
                 anomaly.detail,
             )
+
+    def _track_tenants(self) -> None:
+        """The tenants tracked: those of the patterns known, or taken up since the cycle began
+        (on the event loop's thread, where ingest() fills the interval)."""
+        seen = {p.tenant for p in self.state.patterns.values()}
+        seen.update(entry[3] for entry in self._pending.patterns.values())
+        self._tenants = TenantAdmission.of(self._config.max_tenants, self._config.tenants, seen)
+
+    def _count_tenants(self) -> None:
+        """Per tenant: records/s in, the budget, and what the rates keep; gauges of tenants
+        gone are removed, so there are never more than the tenants tracked."""
+        figures = tenant_figures(
+            (v.tenant, v.volume_per_second, v.kept_per_second, v.tenant_budget_per_second)
+            for v in self._views.values()
+        )
+        gauge = self._telemetry.gauge
+        for tenant, (volume, kept, budget) in figures.items():
+            gauge("lipservice_analysis_tenant_records_per_second", tenant=tenant).set(volume)
+            gauge("lipservice_analysis_tenant_kept_records_per_second", tenant=tenant).set(kept)
+            gauge("lipservice_analysis_tenant_budget_records_per_second", tenant=tenant).set(budget)
+        for tenant in self._tenant_gauges - figures.keys():
+            for name in TENANT_GAUGES:
+                self._telemetry.remove(name, tenant=tenant)
+        self._tenant_gauges = set(figures)
 
     async def _consult(self, now: float) -> None:
         if self._advisor is None:

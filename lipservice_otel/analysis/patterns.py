@@ -126,25 +126,29 @@ def merge_by_service(
     patterns: Iterable[tuple[str, str, str]],
     config: MergeConfig = DEFAULT_MERGE_CONFIG,
     counts: Mapping[str, float] | None = None,
+    tenants: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Merge ``(pattern_id, service, template)`` triples within each service, never across.
 
     ``counts`` (pattern id -> records, or records/s) weighs each template by how often it
     occurs when judging how spread a position's values are; without it every template weighs
-    one.
+    one. ``tenants`` (pattern id -> tenant; absent: "") keeps tenants apart too: templates
+    merge within one (tenant, service) only, as each tenant's patterns are budgeted alone.
 
     Returns ``(aliases, canonical_templates)``: merged id -> canonical id, and canonical id ->
-    merged template. A canonical id is ``pattern_id(service, merged template)``, a function of
-    the members' templates alone: equal on every analyzer, after restarts, in any input order.
+    merged template. A canonical id is ``pattern_id(service, merged template, tenant)``, a
+    function of the members' templates alone: equal on every analyzer, after restarts, in any
+    input order.
     """
-    by_service: dict[str, dict[str, str]] = {}
+    by_scope: dict[tuple[str, str], dict[str, str]] = {}
     for pid, service, template in patterns:
-        by_service.setdefault(service, {})[pid] = template
+        tenant = tenants.get(pid, "") if tenants else ""
+        by_scope.setdefault((tenant, service), {})[pid] = template
     aliases: dict[str, str] = {}
     canonical_templates: dict[str, str] = {}
-    for service, templates in sorted(by_service.items()):
+    for (tenant, service), templates in sorted(by_scope.items()):
         for members, merged in _groups(templates, config, counts):
-            canonical = pattern_id(service, merged)
+            canonical = pattern_id(service, merged, tenant)
             canonical_templates[canonical] = merged
             aliases.update((pid, canonical) for pid in members if pid != canonical)
     return aliases, canonical_templates

@@ -28,6 +28,12 @@ from lipservice_otel.analysis.rules import keep_budget
 from lipservice_otel.sampling.tenant import OTHER_TENANT
 
 
+def scope_key(tenant: str, service: str) -> str:
+    """One key for a service of a tenant (the service name alone without tenants): what the
+    analysis keeps per service, such as the ERROR+ share, it keeps per tenant's service."""
+    return f"{tenant}\x1e{service}" if tenant else service
+
+
 @dataclass(frozen=True, slots=True)
 class TenantPlan:
     """How one tenant's budget was split over its services (records/s)."""
@@ -116,3 +122,15 @@ class TenantAdmission:
             return OTHER_TENANT
         self.tracked.add(tenant)
         return tenant
+
+
+def tenant_figures(
+    views: Iterable[tuple[str, float, float, float]],
+) -> dict[str, tuple[float, float, float]]:
+    """(tenant, records/s, kept records/s, tenant budget) per pattern -> per tenant: records/s
+    in, records/s the rates keep, the tenant's budget."""
+    figures: dict[str, tuple[float, float, float]] = {}
+    for tenant, volume, kept, budget in views:
+        total, total_kept, _ = figures.get(tenant, (0.0, 0.0, 0.0))
+        figures[tenant] = (total + volume, total_kept + kept, budget)
+    return figures

@@ -3,6 +3,7 @@ over two tenants, one ten times louder than the other, with the same service nam
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -10,11 +11,24 @@ import pytest
 from lipservice_otel.analysis.anomaly import Baseline
 from lipservice_otel.analysis.config import AnalysisConfig, TenantBudget
 from lipservice_otel.analysis.llm.advisor import STATUS_DISABLED, Consultation
+from lipservice_otel.analysis.loop import AnalysisLoop
+from lipservice_otel.analysis.patterns import merge_by_service
 from lipservice_otel.analysis.plan import PatternView, Planning, plan
 from lipservice_otel.analysis.state import AnalysisState, PatternState
 from lipservice_otel.analysis.tenants import plan_tenant
+from lipservice_otel.control.codec import (
+    InvalidReport,
+    check_report,
+    report_from_proto,
+    report_to_proto,
+)
+from lipservice_otel.control.config import ReportLimitsConfig
 from lipservice_otel.policy.model import Policy
+from lipservice_otel.sampling.aggregates import IntervalReport, PatternCounts, PatternInfo
 from lipservice_otel.settings import load_settings
+from lipservice_otel.store.memory import MemoryStore
+from lipservice_otel.telemetry import Telemetry
+from lipservice_otel.text.signature import pattern_id
 from lipservice_otel.validation import ConfigError
 
 
@@ -259,3 +273,132 @@ def test_errors_are_kept_whole_and_may_exceed_the_tenant_cap():
     # the cap; every pattern still keeps its examples.
     assert kept >= 160.0 + sum(min(5 / INTERVAL_S, v.volume_per_second) for v in views.values())
     assert all(v.rate > 0 for v in views.values())
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def tenant_report(volumes: dict[tuple[str, str], int], service: str = "api") -> IntervalReport:
+    """(tenant, template) -> INFO records in the interval, each template its own pattern."""
+    counts, patterns = [], {}
+    for (tenant, template), n in volumes.items():
+        pid = pattern_id(service, template, tenant)
+        counts.append(PatternCounts(service, pid, "info", n, n, tenant=tenant))
+        patterns[pid] = PatternInfo(service, template, [template], tenant=tenant)
+    return IntervalReport(counts, patterns, 0)
+
+
+def cycle(loop: AnalysisLoop, clock: Clock, volumes: dict[tuple[str, str], int]) -> None:
+    clock.now += INTERVAL_S
+    loop.ingest(tenant_report(volumes))
+    asyncio.run(loop.cycle())
+
+
+def gauges(telemetry: Telemetry, name: str) -> dict[str, float]:
+    (family,) = [m for m in telemetry.registry.collect() if m.name == name]
+    return {sample.labels["tenant"]: sample.value for sample in family.samples}
+
+
+def test_the_analysis_caps_tenants_and_learns_the_rest_under_other():
+    clock, telemetry = Clock(), Telemetry()
+    config = AnalysisConfig(
+        interval_s=INTERVAL_S,
+        merge_patterns=False,
+        max_tenants=2,
+        pattern_ttl_s=25.0,
+        tenants={"budgeted": TenantBudget(target_reduction=0.5)},
+    )
+    loop = AnalysisLoop(config, MemoryStore(None, 100), Policy(), clock=clock, telemetry=telemetry)
+    # "budgeted" is configured, so always tracked: with "a" the two places are taken.
+    first = {(t, "job <*> done"): 1000 for t in ("a", "b", "c", "budgeted")}
+    cycle(loop, clock, first)
+    tenants = {p.pattern_id: p.tenant for p in loop.state.patterns.values()}
+    assert tenants == {
+        pattern_id("api", "job <*> done", "a"): "a",
+        pattern_id("api", "job <*> done", "b"): "other",
+        pattern_id("api", "job <*> done", "c"): "other",
+        pattern_id("api", "job <*> done", "budgeted"): "budgeted",
+    }
+    assert telemetry.value("lipservice_analysis_tenant_overflow_patterns") == 2
+    volumes = gauges(telemetry, "lipservice_analysis_tenant_records_per_second")
+    assert volumes == {"a": 100.0, "other": 200.0, "budgeted": 100.0}
+    budgets = gauges(telemetry, "lipservice_analysis_tenant_budget_records_per_second")
+    assert budgets["budgeted"] == pytest.approx(50.0)
+    # The overflowed patterns keep their ids (receivers stamp them) and get rules.
+    assert set(loop.policy.pattern_rules) == set(tenants)
+
+    # "a" goes quiet and is forgotten with its pattern (and "c", under `other`): its series go
+    # and its place is free for the next cycle's new tenant.
+    clock.now += 20.0
+    still = {("budgeted", "job <*> done"): 1000, ("b", "job <*> done"): 1000}
+    cycle(loop, clock, still)
+    assert {p.tenant for p in loop.state.patterns.values()} == {"budgeted", "other"}
+    assert set(gauges(telemetry, "lipservice_analysis_tenant_records_per_second")) == {
+        "budgeted",
+        "other",
+    }
+    cycle(loop, clock, {**still, ("d", "job <*> done"): 1000})
+    assert {p.tenant for p in loop.state.patterns.values()} == {"budgeted", "other", "d"}
+    assert telemetry.value("lipservice_analysis_tenant_overflow_patterns") == 2
+
+
+def test_templates_merge_within_a_tenant_never_across():
+    names = ("alice", "bob", "carol", "dave", "erin", "frank")
+    templates = [f"session closed for user {name}" for name in names]
+    tenants = {pattern_id("api", t, tenant): tenant for tenant in ("a", "b") for t in templates}
+    patterns = [
+        (pid, "api", template) for pid, template in zip(tenants, templates * 2, strict=True)
+    ]
+    aliases, canonical = merge_by_service(patterns, tenants=tenants)
+    groups: dict[str, set[str]] = {}
+    for pid, _, _ in patterns:
+        groups.setdefault(aliases.get(pid, pid), set()).add(tenants[pid])
+    # One merged pattern per tenant, each with that tenant's templates only.
+    assert sorted(map(sorted, groups.values())) == [["a"], ["b"]]
+    assert set(canonical) == {
+        pattern_id("api", "session closed for user <*>", "a"),
+        pattern_id("api", "session closed for user <*>", "b"),
+    }
+
+
+def test_an_error_surge_of_one_tenant_boosts_that_tenants_errors_only():
+    clock = Clock()
+    config = AnalysisConfig(interval_s=INTERVAL_S, merge_patterns=False)
+    loop = AnalysisLoop(config, MemoryStore(None, 100), Policy(), clock=clock)
+
+    def errors(tenant_errors: dict[str, int]) -> IntervalReport:
+        report = tenant_report({(t, "request served"): 1000 for t in ("a", "b")})
+        for tenant, n in tenant_errors.items():
+            pid = pattern_id("api", "request failed", tenant)
+            report.counts.append(PatternCounts("api", pid, "error", n, n, tenant=tenant))
+            report.patterns[pid] = PatternInfo("api", "request failed", ["x"], tenant=tenant)
+        return report
+
+    for _ in range(4):
+        clock.now += INTERVAL_S
+        loop.ingest(errors({"a": 10, "b": 10}))
+        asyncio.run(loop.cycle())
+    clock.now += INTERVAL_S
+    loop.ingest(errors({"a": 400, "b": 10}))
+    asyncio.run(loop.cycle())
+    surged = {a.pattern_id for a in loop.anomalies if a.kind == "error_surge"}
+    assert surged == {pattern_id("api", "request failed", "a")}
+
+
+def test_the_tenant_crosses_the_control_plane_and_is_bounded_there():
+    report = tenant_report({("team-a", "GET <*>"): 3})
+    back = report_from_proto(report_to_proto(report, "r1", 1))
+    assert [c.tenant for c in back.counts] == ["team-a"]
+    assert [p.tenant for p in back.patterns.values()] == ["team-a"]
+    limits = ReportLimitsConfig(max_name_chars=8)
+    message = report_to_proto(tenant_report({("t" * 9, "GET <*>"): 3}), "r1", 1)
+    with pytest.raises(InvalidReport, match=r"counts\[0\]: service, pattern_id or tenant"):
+        check_report(message, limits, 0)
+    del message.counts[:]
+    with pytest.raises(InvalidReport, match=r"patterns\[0\]: service, pattern_id or tenant"):
+        check_report(message, limits, 0)
