@@ -225,6 +225,28 @@ METRICS: tuple[MetricSpec, ...] = (
         "analysis.interval_s the analysis falls behind its reports.",
     ),
     MetricSpec(
+        "lipservice_analysis_shards_owned",
+        "gauge",
+        "{shards}",
+        "Sharded analysis (store.redis.shards): shards this replica holds the lease of.",
+    ),
+    MetricSpec(
+        "lipservice_analysis_shard_takeovers",
+        "counter",
+        "{shards}",
+        "Sharded analysis: shards this replica took, and dropped because a newer owner's "
+        "fencing token refused its write or renewal.",
+        ("event",),
+    ),
+    MetricSpec(
+        "lipservice_analysis_dropped_report_parts",
+        "counter",
+        "{parts}",
+        "Sharded analysis: report parts not handed to their shard: more than "
+        "store.redis.max_queued_reports waiting while Redis was away, or queued while the shard "
+        "had no owner (their interval is unknown).",
+    ),
+    MetricSpec(
         "lipservice_analysis_llm_calls",
         "counter",
         "{calls}",

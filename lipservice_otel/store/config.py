@@ -8,6 +8,10 @@ from typing import Literal
 from lipservice_otel.validation import require
 
 DEFAULT_HISTORY_RULES_VERSIONS = 1
+DEFAULT_SHARDS = 0
+DEFAULT_MAX_QUEUED_REPORTS = 10_000
+# More shards than this buys no spread and costs a lease renewal each per tick.
+MAX_SHARDS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,8 +20,17 @@ class RedisStoreConfig:
     url: str = "redis://localhost:6379/0"
     # Every key this store writes starts with this prefix.
     key_prefix: str = "lipservice"
-    # The writer lock expires this long after its holder stops renewing it, in seconds.
+    # The writer lock (and, sharded, each shard's lease) expires this long after its holder
+    # stops renewing it, in seconds: a dead replica's work is taken over this long after.
     lock_ttl_s: float = 30.0
+    # 0: one writer learns everything, other replicas stand by (lock `:writer`). N >= 1: the
+    # analysis is split into N shards by tenant or service, each owned by one replica through
+    # a lease, so replicas share the work (docs/operations.md#sharded-analysis). Every
+    # replica of one Redis must use the same number.
+    shards: int = DEFAULT_SHARDS
+    # Sharded: report parts waiting in Redis for their shard's owner, per shard; past it the
+    # oldest are dropped (a shard without an owner for long does not grow Redis unbounded).
+    max_queued_reports: int = DEFAULT_MAX_QUEUED_REPORTS
 
     def validate(self, key: str) -> None:
         require(
@@ -27,6 +40,12 @@ class RedisStoreConfig:
         )
         require(bool(self.key_prefix), f"{key}.key_prefix", "must not be empty")
         require(self.lock_ttl_s > 0, f"{key}.lock_ttl_s", "must be > 0")
+        require(
+            0 <= self.shards <= MAX_SHARDS,
+            f"{key}.shards",
+            f"must be 0 (one writer) to {MAX_SHARDS}, got {self.shards}",
+        )
+        require(self.max_queued_reports >= 1, f"{key}.max_queued_reports", "must be >= 1")
 
 
 @dataclass(frozen=True, slots=True)

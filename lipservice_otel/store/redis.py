@@ -4,7 +4,8 @@ Keys (all under `key_prefix`): `:policy:latest` and `:policy:history` (serialize
 lipservice.v1.Policy), `:state` (the analysis snapshot), `:writer` (the single-writer lock,
 renewed by its holder, expiring after `lock_ttl_s`). New versions are announced on the
 `:policy` pub/sub channel. History entries past the newest `history_rules_versions` are
-stored without their pattern rules and aliases.
+stored without their pattern rules and aliases. With `shards` set, the keys of the sharded
+analysis (store/shards.py) live under the same prefix, on the same connection.
 
 Every call has a deadline: a Redis that accepts connections and never answers (frozen,
 partitioned) fails a call after TIMEOUT_S instead of holding it, and whoever waits for it,
@@ -13,19 +14,19 @@ forever. Unreachable-Redis errors come out as StoreUnavailable; the analyzer ret
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
-import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
 from lipservice_otel._proto.lipservice.v1 import control_pb2
 from lipservice_otel.policy.codec import policy_from_bytes, policy_to_bytes
 from lipservice_otel.policy.model import Policy
-from lipservice_otel.store import StoreUnavailable, clear_rules
+from lipservice_otel.store import clear_rules
 from lipservice_otel.store.config import DEFAULT_HISTORY_RULES_VERSIONS, RedisStoreConfig
+from lipservice_otel.store.reachable import TIMEOUT_S, UNREACHABLE, reachable
+from lipservice_otel.store.shards import RedisShards
 
 # Take the lock when free, or renew it when we already hold it; atomic on the server.
 _ACQUIRE = """
@@ -36,22 +37,6 @@ if holder == false or holder == ARGV[1] then
 end
 return 0
 """
-
-# Connecting, and waiting for any one reply. Client versions differ (redis-py 5 waits forever).
-TIMEOUT_S = 5.0
-# BusyLoadingError (a restarted Redis still reading its append-only file) is a ConnectionError.
-_UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
-
-
-def _reachable(method):
-    @functools.wraps(method)
-    async def call(*args, **kwargs):
-        try:
-            return await method(*args, **kwargs)
-        except _UNREACHABLE as exc:
-            raise StoreUnavailable(f"redis: {exc}") from exc
-
-    return call
 
 
 class RedisStore:
@@ -70,6 +55,7 @@ class RedisStore:
             # Its own retry covers a dropped connection; outages are the analyzer's to retry.
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.1), retries=1),
         )
+        self._config = config
         self._prefix = config.key_prefix
         self._lock_ttl_ms = int(config.lock_ttl_s * 1000)
         self._history_limit = history_limit
@@ -79,12 +65,16 @@ class RedisStore:
     def _key(self, name: str) -> str:
         return f"{self._prefix}:{name}"
 
-    @_reachable
+    def sharding(self) -> RedisShards:
+        """The sharded analysis' commands, on this store's connection."""
+        return RedisShards(self._client, self._config, self._history_limit)
+
+    @reachable
     async def latest_policy(self) -> Policy | None:
         blob = await self._client.get(self._key("policy:latest"))
         return policy_from_bytes(blob) if blob else None
 
-    @_reachable
+    @reachable
     async def save_policy(self, policy: Policy) -> None:
         blob = policy_to_bytes(policy)
         history = self._key("policy:history")
@@ -94,9 +84,14 @@ class RedisStore:
             pipe.ltrim(history, 0, self._history_limit - 1)
             pipe.publish(self._key("policy"), str(policy.version))
             await pipe.execute()
-        # The version this push moved past the newest history_rules_versions loses its rules.
-        # Only the lock holder writes, so nothing moves the list in between. Saved already:
-        # Redis going away now costs that entry its trim, not the version its number.
+        await self.trim_history_rules()
+
+    async def trim_history_rules(self) -> None:
+        """The version a push moved past the newest history_rules_versions loses its rules.
+        One writer at a time pushes (the lock holder, or sharded, the publish script's
+        winner; a race costs an entry its trim, not its rules). Saved already: Redis going
+        away now costs that entry its trim, not the version its number."""
+        history = self._key("policy:history")
         try:
             older = await self._client.lindex(history, self._rules_versions)
             if older is not None:
@@ -104,28 +99,28 @@ class RedisStore:
                 if clear_rules(message):
                     blob = message.SerializeToString()
                     await self._client.lset(history, self._rules_versions, blob)
-        except _UNREACHABLE:
+        except UNREACHABLE:
             pass
 
-    @_reachable
+    @reachable
     async def history(self, limit: int) -> list[Policy]:
         blobs = await self._client.lrange(self._key("policy:history"), 0, limit - 1)
         return [policy_from_bytes(b) for b in blobs]
 
-    @_reachable
+    @reachable
     async def load_state(self) -> bytes | None:
         return await self._client.get(self._key("state"))
 
-    @_reachable
+    @reachable
     async def save_state(self, state: bytes) -> None:
         await self._client.set(self._key("state"), state)
 
-    @_reachable
+    @reachable
     async def acquire_writer(self, owner: str) -> bool:
         held = await self._acquire(keys=[self._key("writer")], args=[owner, self._lock_ttl_ms])
         return bool(held)
 
-    @_reachable
+    @reachable
     async def watch(self, on_policy: Callable[[Policy], Awaitable[None]]) -> None:
         pubsub = self._client.pubsub()
         await pubsub.subscribe(self._key("policy"))

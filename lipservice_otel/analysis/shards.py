@@ -1,0 +1,126 @@
+"""Sharded analysis, the pure part: which shard a pattern belongs to, how many shards each
+replica takes, a report split by shard, and the shards' rules merged into one policy.
+
+A pattern's shard key is its tenant when it has one, else its service; its shard is a stable
+hash of that key modulo the number of shards, the same in every process and release (not
+Python's `hash`, which is salted per process). A tenant's or service's patterns all land in
+one shard, so the budget over them (per service, per tenant) is planned by one owner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+
+from lipservice_otel.analysis.state import AnalysisState
+from lipservice_otel.policy.model import Exemption, PatternRule, Policy
+from lipservice_otel.sampling.aggregates import IntervalReport, PatternCounts, PatternInfo
+
+
+def shard_key(service: str, tenant: str = "") -> str:
+    return tenant or service
+
+
+def shard_of(key: str, shards: int) -> int:
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % shards
+
+
+def quota(replica: str, replicas: Sequence[str], shards: int) -> int:
+    """The shards `replica` should own among the live `replicas`: an even split, the first
+    `shards % len(replicas)` replicas in id order taking one more, so the quotas add up to
+    `shards` and no two differ by more than one."""
+    ordered = sorted(set(replicas) | {replica})
+    base, extra = divmod(shards, len(ordered))
+    return base + (1 if ordered.index(replica) < extra else 0)
+
+
+def rebalance(
+    owned: Iterable[int], free: Iterable[int], target: int
+) -> tuple[list[int], list[int]]:
+    """(shards to take, shards to give up) to bring `owned` to `target`: free shards lowest
+    first while under it, the highest owned ones while over it."""
+    owned, free = sorted(owned), sorted(free)
+    if len(owned) > target:
+        return [], owned[target:]
+    return free[: target - len(owned)], []
+
+
+def split_report(report: IntervalReport, shards: int) -> dict[int, IntervalReport]:
+    """One report per shard it touches. A pattern stays whole in one shard (its first
+    count's key decides, or its template's when it has no count), so its template, examples
+    and counts arrive together; overflow records go with shard 0."""
+    shard_by_pattern: dict[str, int] = {}
+    counts: dict[int, list[PatternCounts]] = {}
+    for item in report.counts:
+        shard = shard_by_pattern.get(item.pattern_id)
+        if shard is None:
+            shard = shard_of(shard_key(item.service, item.tenant), shards)
+            shard_by_pattern[item.pattern_id] = shard
+        counts.setdefault(shard, []).append(item)
+    patterns: dict[int, dict[str, PatternInfo]] = {}
+    for pid, info in report.patterns.items():
+        shard = shard_by_pattern.get(pid)
+        if shard is None:
+            shard = shard_of(shard_key(info.service, info.tenant), shards)
+        patterns.setdefault(shard, {})[pid] = info
+    touched = set(counts) | set(patterns) | ({0} if report.overflow_records else set())
+    return {
+        shard: IntervalReport(
+            counts=counts.get(shard, []),
+            patterns=patterns.get(shard, {}),
+            overflow_records=report.overflow_records if shard == 0 else 0,
+        )
+        for shard in sorted(touched)
+    }
+
+
+def merge_policies(base: Policy, shard_policies: Iterable[Policy], version: int) -> Policy:
+    """The policy every receiver gets: the configured `base` with every shard's learned rules
+    and the exemptions people added through overrides. Shards hold disjoint patterns, so the
+    rule tables are a plain union."""
+    rules: dict[str, PatternRule] = {}
+    aliases: dict[str, str] = {}
+    signature_rules: dict[str, PatternRule] = {}
+    exemptions: dict[str, Exemption] = {e.name: e for e in base.exemptions}
+    generators, created, shards = set(), 0, 0
+    for shard in shard_policies:
+        shards += 1
+        rules.update(shard.pattern_rules)
+        aliases.update(shard.pattern_aliases)
+        signature_rules.update(shard.signature_rules)
+        for exemption in shard.exemptions:
+            exemptions.setdefault(exemption.name, exemption)
+        generators.add(shard.generator)
+        created = max(created, shard.created_unix_nano)
+    return replace(
+        base,
+        version=version,
+        pattern_rules=rules,
+        pattern_aliases=aliases,
+        signature_rules=signature_rules,
+        exemptions=tuple(exemptions.values()),
+        learned=shards > 0,
+        generator="rules+llm" if "rules+llm" in generators else ("rules" if shards else "file"),
+        created_unix_nano=created,
+        summary=f"{len(rules)} patterns from {shards} shards",
+    )
+
+
+def merge_states(states: Iterable[AnalysisState]) -> AnalysisState:
+    """One state over several shards' (disjoint patterns), for reading only: the tables are
+    new, the patterns in them the shards' own."""
+    merged = AnalysisState()
+    for state in states:
+        merged.patterns.update(state.patterns)
+        merged.aliases.update(state.aliases)
+        merged.canonical_templates.update(state.canonical_templates)
+        merged.error_share.update(state.error_share)
+        merged.boosts.update(state.boosts)
+        merged.template_boosts.update(state.template_boosts)
+        merged.rising = merged.rising | state.rising
+        merged.overrides.update(state.overrides)
+        merged.judgements.update(state.judgements)
+        merged.cycles = max(merged.cycles, state.cycles)
+    return merged

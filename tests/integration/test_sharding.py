@@ -1,0 +1,306 @@
+"""The sharded analysis through real processes and a real Redis: `analyze` replicas sharing
+the shards by lease, with control-plane auth on, receivers (the project's own Sync client,
+in this process) reporting several services spread over them.
+
+- Three replicas, one `kill -9`'d under load, a fourth added: its shards are taken over
+  within the lease, every receiver keeps getting new versions, no pattern's history is lost
+  (first_seen as before, baselines still there), and the shards spread again.
+- Fencing: a shard owner paused (SIGSTOP) past its lease and resumed does not write over the
+  shard's new owner (the shard's hash in Redis keeps the newer token), and logs the drop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+
+import grpc
+import pytest
+import redis
+
+from lipservice_otel._proto.lipservice.v1 import control_pb2, control_pb2_grpc
+from lipservice_otel.control.client import ControlClient
+from lipservice_otel.control.security import authorization_metadata
+from lipservice_otel.policy.model import Policy
+from lipservice_otel.sampling.aggregates import IntervalReport, PatternCounts, PatternInfo
+from tests.support.cli_process import CliProcess, start_analyze
+from tests.support.ports import free_port
+from tests.support.received import wait_for
+
+BEARER = "bearer-token-of-32-characters-xx"
+SHARDS = 8
+LOCK_TTL_S = 2.0
+SERVICES = [f"service-{n}" for n in range(6)]
+REPORT_INTERVAL_S = 0.25
+PREFIX = "lipservice"
+
+
+def replica_settings(redis_url: str) -> dict:
+    return {
+        "store.type": "redis",
+        "store.redis.url": redis_url,
+        "store.redis.shards": SHARDS,
+        "store.redis.lock_ttl_s": LOCK_TTL_S,
+        "analysis.interval_s": 0.5,
+        "analysis.min_examples_per_interval": 1,
+        "control.auth.bearer_token": BEARER,
+        "ui.endpoint": "",
+    }
+
+
+def steady_pattern(service: str) -> str:
+    return f"{SERVICES.index(service) + 1:016x}"
+
+
+def report_of(services: list[str], interval: int) -> IntervalReport:
+    """Each service: one steady pattern, and every 8 intervals a new one (a new version)."""
+    counts, patterns = [], {}
+    for service in services:
+        for pid, template in (
+            (steady_pattern(service), f"{service} handled request <*>"),
+            (f"{service}-{interval // 8}", f"{service} event {interval // 8} <*>"),
+        ):
+            counts.append(PatternCounts(service, pid, "info", 40, 4))
+            patterns[pid] = PatternInfo(service, template, [template.replace("<*>", "7")])
+    return IntervalReport(counts=counts, patterns=patterns, overflow_records=0)
+
+
+class Receivers:
+    """Sync clients in one event loop thread, each reporting its services every interval
+    to its replica and keeping every policy version it is sent."""
+
+    def __init__(self, endpoints: list[str], services_each: int = 3) -> None:
+        self.policies: dict[int, list[Policy]] = {}
+        self._plan = [
+            (endpoint, [SERVICES[(n + k) % len(SERVICES)] for k in range(services_each)])
+            for n, endpoint in enumerate(endpoints)
+        ]
+        self._loop = asyncio.new_event_loop()
+        self._stopped = asyncio.Event()
+        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._run(),))
+        self._thread.start()
+
+    def services_of(self, n: int) -> list[str]:
+        return self._plan[n][1]
+
+    def latest(self, n: int) -> Policy | None:
+        received = self.policies.get(n)
+        return received[-1] if received else None
+
+    async def _run(self) -> None:
+        tasks = [asyncio.create_task(self._receiver(n, *p)) for n, p in enumerate(self._plan)]
+        await self._stopped.wait()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _receiver(self, n: int, endpoint: str, services: list[str]) -> None:
+        received = self.policies.setdefault(n, [])
+        client = ControlClient(
+            endpoint,
+            f"receiver-{n}",
+            received.append,
+            lambda: received[-1].version if received else 0,
+            reconnect_max_s=0.5,
+            policy_cache_file=None,
+            token=BEARER,
+        )
+        sync = asyncio.create_task(client.run())
+        try:
+            interval = 0
+            while True:
+                client.report(report_of(services, interval))
+                interval += 1
+                await asyncio.sleep(REPORT_INTERVAL_S)
+        finally:
+            sync.cancel()
+            await asyncio.gather(sync, return_exceptions=True)
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._stopped.set)
+        self._thread.join(10)
+        self._loop.close()
+
+
+def listed(endpoint: str) -> dict[str, control_pb2.PatternStatus]:
+    """The patterns a replica lists (those of the shards it owns); {} when it does not answer."""
+    with grpc.insecure_channel(endpoint) as channel:
+        stub = control_pb2_grpc.ControlPlaneStub(channel)
+        try:
+            response = stub.ListPatterns(
+                control_pb2.ListPatternsRequest(),
+                metadata=authorization_metadata(BEARER),
+                timeout=5,
+            )
+        except grpc.RpcError:
+            return {}
+    return {p.pattern_id: p for p in response.patterns}
+
+
+def listed_by_all(endpoints: list[str]) -> dict[str, control_pb2.PatternStatus]:
+    patterns: dict[str, control_pb2.PatternStatus] = {}
+    for endpoint in endpoints:
+        patterns.update(listed(endpoint))
+    return patterns
+
+
+def owners(client: redis.Redis) -> list[str | None]:
+    leases = client.mget([f"{PREFIX}:shard:{n}:lease" for n in range(SHARDS)])
+    return [lease.decode() if lease else None for lease in leases]
+
+
+def replica_of(process: CliProcess) -> str:
+    """The lease holder id of a replica: its host and pid, then a per-start suffix."""
+    return f"-{process.process.pid}-"
+
+
+def held_by(process: CliProcess, holders: list[str | None]) -> list[int]:
+    return [n for n, holder in enumerate(holders) if holder and replica_of(process) in holder]
+
+
+@pytest.fixture
+def redis_client(redis_server):
+    client = redis.Redis.from_url(redis_server.url, socket_timeout=5)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def replicas(redis_server, tmp_path):
+    started: list[CliProcess] = []
+
+    def start(listen: str | None = None) -> tuple[CliProcess, str]:
+        listen = listen or f"127.0.0.1:{free_port()}"
+        process = start_analyze(tmp_path, listen, replica_settings(redis_server.url))
+        started.append(process)
+        return process, listen
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+def test_replicas_share_the_shards_and_one_killed_loses_no_history(replicas, redis_client):
+    (a, a_at), (b, b_at), (c, c_at) = replicas(), replicas(), replicas()
+    every = [a_at, b_at, c_at]
+    receivers = Receivers([a_at, b_at, c_at, a_at, b_at, c_at])
+    try:
+        steady = {steady_pattern(s) for s in SERVICES}
+        before = wait_for(lambda: listed_by_all(every), lambda p: steady <= p.keys(), 30)
+        holders = wait_for(
+            lambda: owners(redis_client),
+            lambda h: all(held_by(r, h) for r in (a, b, c)) and None not in h,
+            20,
+        )
+        assert sorted(len(held_by(r, holders)) for r in (a, b, c)) == [2, 3, 3], holders
+        for n in range(6):  # every receiver learned its services' steady patterns
+            wait_for(
+                lambda n=n: receivers.latest(n),
+                lambda p, n=n: (
+                    p is not None
+                    and {steady_pattern(s) for s in receivers.services_of(n)}
+                    <= p.pattern_rules.keys()
+                ),
+                20,
+            )
+
+        lost = held_by(c, holders)
+        versions_at_kill = [receivers.latest(n).version for n in range(6)]
+        c.kill()  # SIGKILL: no lease given up
+        killed_at = time.monotonic()
+        after_kill = wait_for(
+            lambda: owners(redis_client),
+            lambda h: all(h[n] and replica_of(c) not in h[n] for n in lost),
+            LOCK_TTL_S * 4,
+        )
+        took = time.monotonic() - killed_at
+        print(f"shards {lost} of the killed replica taken over in {took:.1f} s")
+        # The lease (lock_ttl_s), and one tick of the replica that takes it (a quarter).
+        assert took < LOCK_TTL_S * 1.25 + 1.5, took
+
+        # A fourth replica, where the killed one listened (as a Service would route): its
+        # receivers reconnect to it; the others give it a share without a restart.
+        d, _ = replicas(c_at)
+        every = [a_at, b_at, c_at]
+        holders = wait_for(
+            lambda: owners(redis_client),
+            lambda h: all(len(held_by(r, h)) >= 2 for r in (a, b, d)) and None not in h,
+            20,
+        )
+        assert sorted(len(held_by(r, holders)) for r in (a, b, d)) == [2, 3, 3], holders
+        assert "given up" in a.log() + b.log(), "the spread was restored by giving shards up"
+
+        for n in range(6):  # every receiver, on every replica, gets newer versions
+            wait_for(
+                lambda n=n: receivers.latest(n).version,
+                lambda v, n=n: v > versions_at_kill[n] + 2,
+                30,
+            )
+        after = wait_for(lambda: listed_by_all(every), lambda p: steady <= p.keys(), 20)
+        for pid in steady:
+            assert after[pid].first_seen_unix_nano == before[pid].first_seen_unix_nano, pid
+            assert after[pid].volume_per_second > 0, "the baseline went on"
+        assert after_kill  # the killed replica's shards all had new owners
+        assert "Traceback" not in a.log() + b.log() + d.log(), a.log() + b.log() + d.log()
+    finally:
+        receivers.stop()
+
+
+def test_a_paused_owner_does_not_write_over_the_new_owner(replicas, redis_client):
+    (a, a_at), (b, b_at) = replicas(), replicas()
+    receivers = Receivers([a_at, b_at], services_each=len(SERVICES))
+    try:
+        holders = wait_for(
+            lambda: owners(redis_client),
+            lambda h: len(held_by(a, h)) == len(held_by(b, h)) == SHARDS // 2,
+            20,
+        )
+        paused = held_by(a, holders)
+        # A has written its shards with its tokens (rules and state, every cycle).
+        stale = {
+            n: wait_for(
+                lambda n=n: redis_client.hgetall(f"{PREFIX}:shard:{n}"),
+                lambda h: h.get(b"token") is not None,
+                10,
+            )[b"token"]
+            for n in paused
+        }
+        os.kill(a.process.pid, signal.SIGSTOP)
+        try:
+            holders = wait_for(
+                lambda: owners(redis_client),
+                lambda h: len(held_by(b, h)) == SHARDS,
+                LOCK_TTL_S * 4,
+            )
+            taken = {n: int(redis_client.get(f"{PREFIX}:shard:{n}:fence")) for n in paused}
+            # B writes the shards it took, under its own tokens.
+            wait_for(
+                lambda: [redis_client.hget(f"{PREFIX}:shard:{n}", "token") for n in paused],
+                lambda tokens: all(int(t) == taken[n] for n, t in zip(paused, tokens, strict=True)),
+                10,
+            )
+            mark = len(a.lines)
+        finally:
+            os.kill(a.process.pid, signal.SIGCONT)
+        a.wait_for("dropped (fencing token", timeout_s=10)
+        dropped = [line for line in a.lines[mark:] if "dropped (fencing token" in line]
+        assert len(dropped) == len(paused), dropped
+        # For a while after the resume: no shard's hash goes back to A's old tokens.
+        deadline = time.monotonic() + 2 * LOCK_TTL_S
+        while time.monotonic() < deadline:
+            for n in paused:
+                written = redis_client.hgetall(f"{PREFIX}:shard:{n}")
+                assert int(written[b"token"]) >= taken[n] > int(stale[n]), (n, written)
+            time.sleep(0.1)
+        # A came back as a live replica: it gets its share again, with newer tokens.
+        holders = wait_for(
+            lambda: owners(redis_client),
+            lambda h: len(held_by(a, h)) == SHARDS // 2,
+            20,
+        )
+        assert "Traceback" not in a.log() + b.log()
+    finally:
+        receivers.stop()
