@@ -1,0 +1,112 @@
+"""Per-tenant budgets through a real `serve`: two tenants behind one gateway, told apart by the
+`x-scope-orgid` gRPC metadata, one ten times louder than the other, with the same service and
+the same templates. The embedded analysis learns each tenant's rates from its own volume: what
+the sink receives of each tenant meets that tenant's own target."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+
+import grpc
+import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+
+from tests.support.cli_process import metric, serve_config, start_serve, stop_gracefully
+from tests.support.traffic import EXPORT, Pattern, attributes, build_request
+
+TARGETS = {"quiet": 0.5, "loud": 0.9}
+LOUDNESS = {"quiet": 1, "loud": 10}
+# Per second for the quiet tenant; the loud one sends ten times as much of each.
+PATTERNS = [
+    Pattern("cart", "GET /api/cart returned 200 in {n}ms", 60),
+    Pattern("cache", "cache hit for session key {n}", 40),
+    Pattern("heartbeat", "heartbeat from worker pool, queue depth {n}", 30),
+    Pattern("flush", "metrics flushed: {n} series written", 20),
+]
+TICK_S = 0.1
+LEARN_S = 6.0
+MEASURE_S = 4.0
+
+
+class TenantSender:
+    """One gRPC channel per tenant, each request carrying its tenant's metadata."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.channel = grpc.insecure_channel(endpoint)
+        self.export = self.channel.unary_unary(
+            EXPORT,
+            request_serializer=lambda payload: payload,
+            response_deserializer=ExportLogsServiceResponse.FromString,
+        )
+        self.rng = random.Random(7)
+        self.sent: Counter = Counter()  # (tenant, phase) -> records
+
+    def run(self, phase: str, seconds: float) -> None:
+        carry: Counter = Counter()
+        next_tick = time.monotonic()
+        end = next_tick + seconds
+        while time.monotonic() < end:
+            for tenant, loudness in LOUDNESS.items():
+                batch = []
+                for pattern in PATTERNS:
+                    carry[tenant, pattern.name] += pattern.per_second * loudness * TICK_S
+                    count = int(carry[tenant, pattern.name])
+                    carry[tenant, pattern.name] -= count
+                    batch.append((pattern, count))
+                    self.sent[tenant, phase] += count
+                request = build_request(batch, "checkout", self.rng, f"{tenant}/{phase}", 0)
+                self.export(
+                    request.SerializeToString(),
+                    metadata=(("x-scope-orgid", tenant),),
+                    timeout=10,
+                )
+            next_tick += TICK_S
+            time.sleep(max(0.0, next_tick - time.monotonic()))
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+def test_each_tenant_meets_its_own_target_whatever_the_other_sends(sink, tmp_path):
+    config = serve_config(
+        sink.endpoint,
+        analysis={
+            "embedded": True,
+            "interval_s": 1.0,
+            "target_reduction": 0.8,
+            "min_examples_per_interval": 2,
+            "anomaly_cooldown_s": 1.0,
+            "tenant_key": "header:x-scope-orgid",
+            "tenants": {t: {"target_reduction": r} for t, r in TARGETS.items()},
+        },
+        sampler={"report_interval_s": 0.25},
+    )
+    serve = start_serve(tmp_path, config)
+    sender = TenantSender(config["receiver"]["grpc"]["endpoint"])
+    try:
+        sender.run("learn", LEARN_S)
+        sender.run("measure", MEASURE_S)
+        metrics = config["telemetry"]["metrics_endpoint"]
+        budgets = {
+            tenant: metric(
+                metrics, "lipservice_analysis_tenant_budget_records_per_second", tenant=tenant
+            )
+            for tenant in TARGETS
+        }
+    finally:
+        sender.close()
+        code, _ = stop_gracefully(serve)
+    assert code == 0, serve.log()
+
+    received = Counter(attributes(record)["scenario.phase"] for _, record in sink.records())
+    for tenant, target in TARGETS.items():
+        sent = sender.sent[tenant, "measure"]
+        kept = received[f"{tenant}/measure"]
+        reduction = 1 - kept / sent
+        print(f"{tenant}: sent {sent}, kept {kept}, reduction {reduction:.3f}")
+        assert reduction == pytest.approx(target, abs=0.06), (tenant, sent, kept)
+        # The tenant's budget as the analysis published it: (1 - target) x its volume.
+        volume = sum(p.per_second for p in PATTERNS) * LOUDNESS[tenant]
+        assert budgets[tenant] == pytest.approx((1 - target) * volume, rel=0.15), budgets
