@@ -7,7 +7,7 @@ PROTOS := $(wildcard proto/lipservice/v1/*.proto)
 GEN    := lipservice_otel/_proto/.generated
 ARGS   ?=
 
-.PHONY: run test lint proto native bench clean redis-server
+.PHONY: run test lint proto native bench clean redis-server chromium
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -63,7 +63,15 @@ TWIN_TESTS := tests/unit/sampling/test_sampler.py tests/unit/sampling/test_burst
 	tests/integration/test_http_receiver.py tests/integration/test_error_context.py \
 	tests/integration/test_severity_pipeline.py
 
-test: lint redis-server $(NATIVE)
+# The live page's browser test (tests/integration/test_ui_browser.py) drives Debian's
+# chromium through its chromedriver (same release, so the protocol always matches) with the
+# selenium package of the test extra; nothing downloads a browser of its own.
+chromium:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    chromium chromium-driver >/dev/null; }
+
+test: lint redis-server chromium $(NATIVE)
 	$(PY) -m pytest -q
 	LIPSERVICE_SAMPLER__IMPLEMENTATION=python $(PY) -m pytest -q $(TWIN_TESTS)
 

@@ -36,6 +36,7 @@ from lipservice_otel.report.config import ReportConfig
 from lipservice_otel.sampling.config import SamplerConfig
 from lipservice_otel.store.config import StoreConfig
 from lipservice_otel.telemetry import TelemetryConfig
+from lipservice_otel.ui.config import UiConfig
 from lipservice_otel.validation import ConfigError, require
 
 ENV_PREFIX = "LIPSERVICE_"
@@ -54,6 +55,7 @@ class Settings:
     store: StoreConfig = field(default_factory=StoreConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    ui: UiConfig = field(default_factory=UiConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     # Seconds SIGTERM waits for queued records to be exported before exiting.
     shutdown_timeout_s: float = 10.0
@@ -67,6 +69,7 @@ class Settings:
         self.store.validate("store")
         self.control.validate("control")
         self.telemetry.validate("telemetry")
+        self.ui.validate("ui")
         self.report.validate("report")
         require(self.shutdown_timeout_s >= 0, "shutdown_timeout_s", "must be >= 0")
         if self.analysis.llm.enabled and self.store.type == "redis":

@@ -5,6 +5,7 @@ The peers themselves live in tests/support/.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +15,11 @@ from tests.support.ci import missing
 from tests.support.otlp_sink import OtlpSink
 from tests.support.redis_server import RedisServer, redis_server_binary
 from tests.support.running_service import RunningService
+
+# The live page listens on a fixed port by default (ui.endpoint 127.0.0.1:4321): processes
+# the tests start, many at once, leave it off unless a test turns it on
+# (tests/integration/test_ui_browser.py). In-process settings set ui.endpoint "" themselves.
+os.environ["LIPSERVICE_UI__ENDPOINT"] = ""
 
 
 @pytest.fixture

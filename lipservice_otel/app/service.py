@@ -12,12 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import secrets
 import socket
 from collections.abc import Callable
 
 from lipservice_otel.analysis.loop import AnalysisLoop
-from lipservice_otel.app.sharded import ShardedAnalysis
 from lipservice_otel.control.client import ControlClient, read_policy_cache
 from lipservice_otel.control.security import check_exposure, control_tokens
 from lipservice_otel.control.server import ControlPlaneService, start_control_server
@@ -36,6 +34,7 @@ from lipservice_otel.sampling.tenant import parse_tenant_key
 from lipservice_otel.settings import Settings
 from lipservice_otel.store import Store, StoreUnavailable, build_store
 from lipservice_otel.telemetry import Telemetry
+from lipservice_otel.ui.server import LiveUi
 
 log = logging.getLogger(__name__)
 
@@ -112,16 +111,7 @@ class Analyzer:
     ) -> None:
         self.settings = settings
         self.store: Store = build_store(settings.store)
-        # Sharded (store.redis.shards >= 1): every replica learns its share of the shards.
-        self._sharded = settings.store.type == "redis" and settings.store.redis.shards > 0
-        self.loop: AnalysisLoop | ShardedAnalysis
-        if self._sharded:
-            # A lease names one process start: a restart with the same host and pid (pid 1
-            # in a container) must not pass for the owner whose leases it finds.
-            replica = f"{writer_id}-{secrets.token_hex(3)}"
-            self.loop = ShardedAnalysis(settings.analysis, self.store, base, replica, telemetry)
-        else:
-            self.loop = AnalysisLoop(settings.analysis, self.store, base, telemetry=telemetry)
+        self.loop = AnalysisLoop(settings.analysis, self.store, base, telemetry=telemetry)
         # Checked before anything binds: an exposed control plane nobody guards stops the start.
         self._tokens = control_tokens(settings.control)
         check_exposure(settings.control, self._tokens)
@@ -132,6 +122,19 @@ class Analyzer:
             settings.control.report_limits,
             telemetry,
             price=settings.report.price,
+        )
+        # The live page, checked for exposure against the same tokens before anything binds.
+        self.ui = (
+            LiveUi(
+                settings.ui,
+                settings.control,
+                self._tokens,
+                self.loop,
+                self.store,
+                settings.report.price,
+            )
+            if settings.ui.enabled
+            else None
         )
         self._writer_id = writer_id
         self._base_version = base.version
@@ -152,6 +155,8 @@ class Analyzer:
             self._server, self.port = await start_control_server(
                 self.control, listen, self.settings.control.tls, self._tokens, self._telemetry
             )
+        if self.ui is not None:
+            await self.ui.start()
         self._tasks.append(asyncio.create_task(self._cycle_while_writer(), name="analysis"))
         self._tasks.append(asyncio.create_task(self._follow_other_writers(), name="follow"))
         if self.settings.store.type == "memory" and self.settings.store.snapshot_file:
@@ -166,12 +171,9 @@ class Analyzer:
 
     async def _cycle_while_writer(self) -> None:
         """Only the lock holder learns and writes; a standby replica serves the stored policy.
-        Sharded, every replica cycles the shards it owns. While the store is away, attempts
-        back off and each costs one log line."""
+        While the store is away, attempts back off and each costs one log line."""
         interval = self.settings.analysis.interval_s
         outage = StoreOutage("analysis", interval)
-        if self._sharded:
-            self._tasks.append(asyncio.create_task(self._keep_shards(), name="shards"))
         wait = interval
         while True:
             await asyncio.sleep(wait)
@@ -181,7 +183,7 @@ class Analyzer:
                     # Learning before the history is read back would start the versions over.
                     await self.loop.restore()
                     self._restored = True
-                if self._sharded or await self.store.acquire_writer(self._writer_id):
+                if await self.store.acquire_writer(self._writer_id):
                     await self.loop.cycle()
             except StoreUnavailable as exc:
                 wait = outage.failed(exc)
@@ -206,24 +208,6 @@ class Analyzer:
             except Exception as exc:  # a standby that stops following serves stale policies
                 log.exception("policy watch failed")
                 await asyncio.sleep(outage.failed(exc))
-    async def _keep_shards(self) -> None:
-        """Leases renewed a few times per lock_ttl_s, so a live owner never loses one and a
-        dead owner's shards are taken within lock_ttl_s and one tick."""
-        tick = min(self.settings.store.redis.lock_ttl_s / 4, self.settings.analysis.interval_s)
-        outage = StoreOutage("shards", tick)
-        wait = 0.0  # take a share of the shards at once
-        while True:
-            await asyncio.sleep(wait)
-            wait = tick
-            try:
-                await self.loop.tick()
-            except StoreUnavailable as exc:
-                wait = outage.failed(exc)
-                continue
-            except Exception:
-                log.exception("shard leases: tick failed")
-            outage.recovered()
-
 
     async def _follow_policy_file(self, watcher: PolicyFileWatcher) -> None:
         """The file is the base (mode, floor, default rates, exemptions) the learned rules are
@@ -250,6 +234,8 @@ class Analyzer:
 
     async def stop(self) -> None:
         await _cancel(self._tasks)
+        if self.ui is not None:
+            await self.ui.stop()
         for server in (self._server, self._local_server):
             if server is not None:
                 await server.stop(1.0)
@@ -271,11 +257,6 @@ class Service:
         base = configured_policy(settings)
         cached = read_policy_cache(settings.control.policy_cache_file)
         self.sampler = build_sampler(
-        if self._sharded:
-            try:
-                await self.loop.leave()
-            except StoreUnavailable as exc:  # the leases expire on their own
-                log.warning("shards not given up at stop: %s", exc)
             settings.sampler,
             cached or base,
             self.aggregates,

@@ -45,7 +45,7 @@ ADMIN_CALLS = {
 
 
 def control_settings(**overrides) -> Settings:
-    base = {"control.listen": "127.0.0.1:0", "telemetry.metrics_endpoint": ""}
+    base = {"control.listen": "127.0.0.1:0", "telemetry.metrics_endpoint": "", "ui.endpoint": ""}
     return load_settings(environ={}, overrides={**base, **overrides})
 
 

@@ -29,7 +29,11 @@ def test_analyzer_publishes_each_edit_of_the_policy_file(tmp_path):
     path.write_text("default_rate: 0.5\n")
     settings = load_settings(
         environ={},
-        overrides={"policy.file": str(path), "policy.reload_interval_s": 0.02},
+        overrides={
+            "policy.file": str(path),
+            "policy.reload_interval_s": 0.02,
+            "ui.endpoint": "",
+        },
     )
 
     async def edits() -> list[tuple[str, float]]:

@@ -62,6 +62,7 @@ def lipservice_settings(path: Path, **overrides):
         "receiver.http.endpoint": "127.0.0.1:0",
         "telemetry.metrics_endpoint": "127.0.0.1:0",
         "control.listen": "127.0.0.1:0",
+        "ui.endpoint": "",
         "exporter.queue.batch_timeout_s": 0.05,
     }
     base.update(overrides)

@@ -52,6 +52,7 @@ def make_settings(sink_endpoint: str | None = None, **overrides) -> Settings:
         "receiver.http.endpoint": "127.0.0.1:0",
         "telemetry.metrics_endpoint": "127.0.0.1:0",
         "control.listen": "127.0.0.1:0",
+        "ui.endpoint": "",
         "exporter.queue.batch_timeout_s": 0.05,
         "exporter.retry.initial_interval_s": 0.05,
     }
