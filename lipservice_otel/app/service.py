@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import socket
 from collections.abc import Callable
 
 from lipservice_otel.analysis.loop import AnalysisLoop
+from lipservice_otel.app.sharded import ShardedAnalysis
 from lipservice_otel.control.client import ControlClient, read_policy_cache
 from lipservice_otel.control.security import check_exposure, control_tokens
 from lipservice_otel.control.server import ControlPlaneService, start_control_server
@@ -111,7 +113,16 @@ class Analyzer:
     ) -> None:
         self.settings = settings
         self.store: Store = build_store(settings.store)
-        self.loop = AnalysisLoop(settings.analysis, self.store, base, telemetry=telemetry)
+        # Sharded (store.redis.shards >= 1): every replica learns its share of the shards.
+        self._sharded = settings.store.type == "redis" and settings.store.redis.shards > 0
+        self.loop: AnalysisLoop | ShardedAnalysis
+        if self._sharded:
+            # A lease names one process start: a restart with the same host and pid (pid 1
+            # in a container) must not pass for the owner whose leases it finds.
+            replica = f"{writer_id}-{secrets.token_hex(3)}"
+            self.loop = ShardedAnalysis(settings.analysis, self.store, base, replica, telemetry)
+        else:
+            self.loop = AnalysisLoop(settings.analysis, self.store, base, telemetry=telemetry)
         # Checked before anything binds: an exposed control plane nobody guards stops the start.
         self._tokens = control_tokens(settings.control)
         check_exposure(settings.control, self._tokens)
@@ -158,6 +169,8 @@ class Analyzer:
         if self.ui is not None:
             await self.ui.start()
         self._tasks.append(asyncio.create_task(self._cycle_while_writer(), name="analysis"))
+        if self._sharded:
+            self._tasks.append(asyncio.create_task(self._keep_shards(), name="shards"))
         self._tasks.append(asyncio.create_task(self._follow_other_writers(), name="follow"))
         if self.settings.store.type == "memory" and self.settings.store.snapshot_file:
             self._tasks.append(asyncio.create_task(self._snapshot_periodically(), name="snap"))
@@ -171,7 +184,8 @@ class Analyzer:
 
     async def _cycle_while_writer(self) -> None:
         """Only the lock holder learns and writes; a standby replica serves the stored policy.
-        While the store is away, attempts back off and each costs one log line."""
+        Sharded, every replica cycles the shards it owns. While the store is away, attempts
+        back off and each costs one log line."""
         interval = self.settings.analysis.interval_s
         outage = StoreOutage("analysis", interval)
         wait = interval
@@ -183,13 +197,31 @@ class Analyzer:
                     # Learning before the history is read back would start the versions over.
                     await self.loop.restore()
                     self._restored = True
-                if await self.store.acquire_writer(self._writer_id):
+                if self._sharded or await self.store.acquire_writer(self._writer_id):
                     await self.loop.cycle()
             except StoreUnavailable as exc:
                 wait = outage.failed(exc)
                 continue
             except Exception:
                 log.exception("analysis cycle failed; receivers keep the last policy")
+            outage.recovered()
+
+    async def _keep_shards(self) -> None:
+        """Leases renewed a few times per lock_ttl_s, so a live owner never loses one and a
+        dead owner's shards are taken within lock_ttl_s and one tick."""
+        tick = min(self.settings.store.redis.lock_ttl_s / 4, self.settings.analysis.interval_s)
+        outage = StoreOutage("shards", tick)
+        wait = 0.0  # take a share of the shards at once
+        while True:
+            await asyncio.sleep(wait)
+            wait = tick
+            try:
+                await self.loop.tick()
+            except StoreUnavailable as exc:
+                wait = outage.failed(exc)
+                continue
+            except Exception:
+                log.exception("shard leases: tick failed")
             outage.recovered()
 
     async def _follow_other_writers(self) -> None:
@@ -239,6 +271,11 @@ class Analyzer:
         for server in (self._server, self._local_server):
             if server is not None:
                 await server.stop(1.0)
+        if self._sharded:
+            try:
+                await self.loop.leave()
+            except StoreUnavailable as exc:  # the leases expire on their own
+                log.warning("shards not given up at stop: %s", exc)
         await self.store.close()
 
 
