@@ -6,7 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lipservice_otel.analysis.llm.config import LlmConfig
-from lipservice_otel.sampling.tenant import DEFAULT_MAX_TENANTS, parse_tenant_key
+from lipservice_otel.sampling.tenant import (
+    DEFAULT_MAX_TENANTS,
+    DEFAULT_TENANT,
+    OTHER_TENANT,
+    parse_tenant_key,
+)
 from lipservice_otel.validation import require
 
 
@@ -50,7 +55,7 @@ class AnalysisConfig:
     # Where a record's tenant comes from: "resource:<attribute>" or "header:<name>" (HTTP
     # header / gRPC metadata key); empty: no tenants. Patterns are budgeted within their tenant.
     tenant_key: str = ""
-    # Tenants tracked; records of further tenants count under the tenant "other".
+    # Tenants tracked besides "default" and "other"; further tenants count under "other".
     max_tenants: int = DEFAULT_MAX_TENANTS
     # Tenant name -> its cap (TenantBudget); tenants without one: services budgeted as above.
     tenants: dict[str, TenantBudget] = field(default_factory=dict)
@@ -92,10 +97,11 @@ class AnalysisConfig:
             require(rate > 0, f"{key}.target_records_per_second.{service}", "must be > 0")
         parse_tenant_key(self.tenant_key, f"{key}.tenant_key")
         require(self.max_tenants >= 1, f"{key}.max_tenants", "must be >= 1")
+        named = len(self.tenants.keys() - {DEFAULT_TENANT, OTHER_TENANT})
         require(
-            len(self.tenants) <= self.max_tenants,
+            named <= self.max_tenants,
             f"{key}.tenants",
-            f"{len(self.tenants)} tenants, more than max_tenants ({self.max_tenants})",
+            f"{named} tenants, more than max_tenants ({self.max_tenants})",
         )
         for tenant, budget in self.tenants.items():
             require(bool(tenant), f"{key}.tenants", "tenant names must not be empty")

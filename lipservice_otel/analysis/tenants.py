@@ -25,7 +25,11 @@ from dataclasses import dataclass
 
 from lipservice_otel.analysis.config import TenantBudget
 from lipservice_otel.analysis.rules import keep_budget
-from lipservice_otel.sampling.tenant import OTHER_TENANT
+from lipservice_otel.sampling.tenant import DEFAULT_TENANT, OTHER_TENANT
+
+# Tenants that never take one of the max_tenants places, as in the receivers (sampling/tenant.py):
+# no tenant key (""), records without a tenant, and the overflow itself.
+UNCOUNTED_TENANTS = frozenset(("", DEFAULT_TENANT, OTHER_TENANT))
 
 
 def scope_key(tenant: str, service: str) -> str:
@@ -97,7 +101,8 @@ def describe_tenant(plan: TenantPlan) -> str:
 
 @dataclass(slots=True)
 class TenantAdmission:
-    """Which tenants the analysis tracks: at most `max_tenants`, first seen first.
+    """Which tenants the analysis tracks: at most `max_tenants` (besides UNCOUNTED_TENANTS),
+    first seen first.
 
     Receivers cap their tenants too, but many receivers together can see more. A new pattern
     of a tenant beyond the cap is learned under OTHER_TENANT (it keeps its id, so receivers'
@@ -116,9 +121,9 @@ class TenantAdmission:
 
     def admit(self, tenant: str) -> str:
         """The tenant to learn a new pattern of `tenant` under: its own, or OTHER_TENANT."""
-        if tenant in self.tracked or tenant == OTHER_TENANT:
+        if tenant in self.tracked or tenant in UNCOUNTED_TENANTS:
             return tenant
-        if len(self.tracked) - (OTHER_TENANT in self.tracked) >= self.max_tenants:
+        if len(self.tracked - UNCOUNTED_TENANTS) >= self.max_tenants:
             return OTHER_TENANT
         self.tracked.add(tenant)
         return tenant

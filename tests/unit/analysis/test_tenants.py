@@ -314,8 +314,9 @@ def test_the_analysis_caps_tenants_and_learns_the_rest_under_other():
         tenants={"budgeted": TenantBudget(target_reduction=0.5)},
     )
     loop = AnalysisLoop(config, MemoryStore(None, 100), Policy(), clock=clock, telemetry=telemetry)
-    # "budgeted" is configured, so always tracked: with "a" the two places are taken.
-    first = {(t, "job <*> done"): 1000 for t in ("a", "b", "c", "budgeted")}
+    # "budgeted" is configured, so always tracked: with "a" the two places are taken;
+    # "default" (records without a tenant) takes none.
+    first = {(t, "job <*> done"): 1000 for t in ("a", "b", "c", "budgeted", "default")}
     cycle(loop, clock, first)
     tenants = {p.pattern_id: p.tenant for p in loop.state.patterns.values()}
     assert tenants == {
@@ -323,10 +324,11 @@ def test_the_analysis_caps_tenants_and_learns_the_rest_under_other():
         pattern_id("api", "job <*> done", "b"): "other",
         pattern_id("api", "job <*> done", "c"): "other",
         pattern_id("api", "job <*> done", "budgeted"): "budgeted",
+        pattern_id("api", "job <*> done", "default"): "default",
     }
     assert telemetry.value("lipservice_analysis_tenant_overflow_patterns") == 2
     volumes = gauges(telemetry, "lipservice_analysis_tenant_records_per_second")
-    assert volumes == {"a": 100.0, "other": 200.0, "budgeted": 100.0}
+    assert volumes == {"a": 100.0, "other": 200.0, "budgeted": 100.0, "default": 100.0}
     budgets = gauges(telemetry, "lipservice_analysis_tenant_budget_records_per_second")
     assert budgets["budgeted"] == pytest.approx(50.0)
     # The overflowed patterns keep their ids (receivers stamp them) and get rules.
