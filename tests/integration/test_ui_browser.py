@@ -15,7 +15,12 @@ from pathlib import Path
 import pytest
 
 from tests.support.ci import missing
-from tests.support.cli_process import serve_config, start_serve, stop_gracefully
+from tests.support.cli_process import (
+    serve_config,
+    start_analyze,
+    start_serve,
+    stop_gracefully,
+)
 from tests.support.ports import free_port
 from tests.support.traffic import Pattern, TrafficSender
 
@@ -31,7 +36,7 @@ CHROMIUM_FLAGS = (
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--window-size=1120,1400",
+    "--window-size=1280,1300",
 )
 BEARER = "reader-token-0123456789"
 ADMIN = "admin-token-0123456789"
@@ -97,13 +102,15 @@ def number(text: str) -> int:
     return int(text.replace(",", ""))
 
 
-def status_of(url: str, headers: dict | None = None, data: bytes | None = None) -> int:
+def status_of(url: str, headers: dict | None = None, data: bytes | None = None) -> int | None:
     request = urllib.request.Request(url, data=data, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code
+    except urllib.error.URLError:
+        return None  # nothing listens
 
 
 ROWS_SCRIPT = """
@@ -283,3 +290,17 @@ def test_live_page_shows_the_truth_sorts_and_pins(served, sink, tmp_path):
         pins = json.load(response)["pins"]
     assert [(p["pattern_id"], p["rate"], p["in_policy"]) for p in pins] == [(target, 0.5, True)]
     assert process.process.poll() is None
+
+
+def test_analyze_serves_the_page_and_stops_with_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("LIPSERVICE_UI__ENDPOINT", raising=False)
+    ui = f"127.0.0.1:{free_port()}"
+    process = start_analyze(tmp_path, f"127.0.0.1:{free_port()}", {"ui.endpoint": ui})
+    try:
+        process.wait_for(f"live page on http://{ui}/")
+        assert status_of(f"http://{ui}/") == 200
+        assert status_of(f"http://{ui}/api/summary") == 200  # no tokens: open on loopback
+    finally:
+        code, _ = stop_gracefully(process)
+    assert code == 0
+    assert status_of(f"http://{ui}/") is None
