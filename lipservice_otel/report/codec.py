@@ -9,6 +9,7 @@ from lipservice_otel.report.savings import (
     Price,
     SavingsReport,
     ServiceSavings,
+    TenantSavings,
 )
 
 
@@ -31,6 +32,15 @@ def savings_to_proto(report: SavingsReport) -> control_pb2.SavingsReport:
             for s in report.services
         ],
         totals=_figures_to_proto(report.totals),
+        tenants=[
+            control_pb2.TenantSavings(
+                tenant=t.tenant,
+                figures=_figures_to_proto(t.figures),
+                record_share=t.record_share,
+                byte_share=t.byte_share,
+            )
+            for t in report.tenants
+        ],
     )
 
 
@@ -52,6 +62,15 @@ def savings_from_proto(message: control_pb2.SavingsReport) -> SavingsReport:
             for s in message.services
         ),
         totals=_figures_from_proto(message.totals),
+        tenants=tuple(
+            TenantSavings(
+                tenant=t.tenant,
+                figures=_figures_from_proto(t.figures),
+                record_share=t.record_share,
+                byte_share=t.byte_share,
+            )
+            for t in message.tenants
+        ),
     )
 
 

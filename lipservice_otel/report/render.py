@@ -16,12 +16,16 @@ from lipservice_otel.report.savings import (
     Price,
     SavingsReport,
     ServiceSavings,
+    TenantSavings,
     savings_to_dict,
 )
 
 BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 EXAMPLE_WIDTH = 50
 ALL_PATTERNS = "*"  # the pattern column of a service's own row
+# A row of the table: a tenant's, a service's, a pattern's, or the totals (None).
+Row = TenantSavings | ServiceSavings | PatternSavings | None
+_ROW_KINDS = {TenantSavings: "tenant", ServiceSavings: "service"}  # the HTML row's class
 
 
 def format_bytes(size: float) -> str:
@@ -92,10 +96,7 @@ def render_text(report: SavingsReport) -> str:
         "EXAMPLE",
     ]
     rows = [header]
-    for service in report.services:
-        rows.append(_text_row(report, service, None, tenants, priced))
-        rows.extend(_text_row(report, service, p, tenants, priced) for p in service.patterns)
-    rows.append(_text_row(report, None, None, tenants, priced))
+    rows.extend(_text_row(report, row, tenants, priced) for row in ordered_rows(report, tenants))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     table = "\n".join(
         (
@@ -108,29 +109,48 @@ def render_text(report: SavingsReport) -> str:
     return f"{headline(report)}\n{summary(report)}\n\n{table}"
 
 
-def _text_row(
-    report: SavingsReport,
-    service: ServiceSavings | None,
-    pattern: PatternSavings | None,
-    tenants: bool,
-    priced: bool,
-) -> list[str]:
-    if service is None:  # the totals
-        names, figures, shares, rule, example = ["TOTAL", ""], report.totals, (1.0, 1.0), "", ""
-    elif pattern is None:
-        names = [service.service, ALL_PATTERNS]
-        figures, shares = service.figures, (service.record_share, service.byte_share)
-        rule, example = "", ""
-    else:
-        names = [pattern.service, pattern.pattern_id]
-        figures, shares = pattern.figures, (pattern.record_share, pattern.byte_share)
-        rule, example = (f"{pattern.rate:g}", pattern.reason), _shorten(pattern.example)
-    tenant = [service.tenant if service else ""] if tenants else []
+def ordered_rows(report: SavingsReport, tenants: bool) -> list[Row]:
+    """Rows as the table shows them: each tenant (when there are tenants) before its services,
+    each service before its patterns, the totals (None) last."""
+    rows: list[Row] = []
+    for tenant in report.tenants if tenants else (None,):
+        if tenant is not None:
+            rows.append(tenant)
+        for service in report.services:
+            if tenant is None or service.tenant == tenant.tenant:
+                rows.append(service)
+                rows.extend(service.patterns)
+    rows.append(None)
+    return rows
+
+
+def describe(
+    report: SavingsReport, row: Row
+) -> tuple[list[str], tuple[str, str], Figures, tuple[float, float], str]:
+    """A row's names (tenant, service, pattern), rule (rate, reason), figures, shares and
+    example."""
+    if row is None:
+        return ["TOTAL", "", ""], ("", ""), report.totals, (1.0, 1.0), ""
+    shares = (row.record_share, row.byte_share)
+    if isinstance(row, TenantSavings):
+        return [row.tenant, ALL_PATTERNS, ALL_PATTERNS], ("", ""), row.figures, shares, ""
+    if isinstance(row, ServiceSavings):
+        return [row.tenant, row.service, ALL_PATTERNS], ("", ""), row.figures, shares, ""
+    rule = (f"{row.rate:g}", row.reason)
+    return [row.tenant, row.service, row.pattern_id], rule, row.figures, shares, row.example
+
+
+def _names(names: list[str], tenants: bool) -> list[str]:
+    # Without tenants the tenant column is left out; the totals' label moves to the next one.
+    return names if tenants else [names[0] if names[0] == "TOTAL" else names[1], names[2]]
+
+
+def _text_row(report: SavingsReport, row: Row, tenants: bool, priced: bool) -> list[str]:
+    names, rule, figures, shares, example = describe(report, row)
     money = report.price.of(figures.saved_bytes_per_month)
     return [
-        *tenant,
-        *names,
-        *(rule or ("", "")),
+        *_names(names, tenants),
+        *rule,
         f"{figures.records_per_second:,.2f}",
         format_bytes(figures.bytes_per_second),
         f"{figures.kept_records_per_second:,.2f}",
@@ -140,7 +160,7 @@ def _text_row(
         *([format_money(money, report.price)] if priced else []),
         f"{shares[0]:.1%}",
         f"{shares[1]:.1%}",
-        example,
+        _shorten(example),
     ]
 
 
@@ -161,6 +181,7 @@ th,td{padding:.3em .6em;border-bottom:1px solid #e4e8ec;text-align:right;white-s
 th{background:#f3f5f7;position:sticky;top:0}
 td.text,th.text{text-align:left}
 td.example{white-space:normal;font-family:ui-monospace,monospace;font-size:.9em;color:#46505a}
+tr.tenant td{background:#eef2f5;font-weight:700}
 tr.service td{background:#f8fafb;font-weight:600}
 tr.total td{font-weight:700;border-top:2px solid #1d232a}
 """.strip()
@@ -201,11 +222,7 @@ def render_html(report: SavingsReport) -> str:
     head = "".join(
         f'<th class="text">{c}</th>' if c in text_columns else f"<th>{c}</th>" for c in columns
     )
-    body = []
-    for service in report.services:
-        body.append(_html_row(report, service, None, tenants))
-        body.extend(_html_row(report, service, p, tenants) for p in service.patterns)
-    body.append(_html_row(report, None, None, tenants))
+    body = [_html_row(report, row, tenants) for row in ordered_rows(report, tenants)]
     card_html = "".join(
         f'<div class="card">{html.escape(label)}<b>{html.escape(value)}</b></div>'
         for label, value in cards
@@ -223,24 +240,10 @@ def render_html(report: SavingsReport) -> str:
     )
 
 
-def _html_row(
-    report: SavingsReport,
-    service: ServiceSavings | None,
-    pattern: PatternSavings | None,
-    tenants: bool,
-) -> str:
-    if service is None:
-        kind, names, figures = "total", ["total", ""], report.totals
-        shares, rule, example = (1.0, 1.0), ("", ""), ""
-    elif pattern is None:
-        kind, names, figures = "service", [service.service, ALL_PATTERNS], service.figures
-        shares, rule, example = (service.record_share, service.byte_share), ("", ""), ""
-    else:
-        kind, names, figures = "pattern", [pattern.service, pattern.pattern_id], pattern.figures
-        shares = (pattern.record_share, pattern.byte_share)
-        rule, example = (f"{pattern.rate:g}", pattern.reason), pattern.example
-    text = [*([service.tenant if service else ""] if tenants else []), *names]
-    cells = [f'<td class="text">{html.escape(t)}</td>' for t in text]
+def _html_row(report: SavingsReport, row: Row, tenants: bool) -> str:
+    names, rule, figures, shares, example = describe(report, row)
+    kind = "total" if row is None else _ROW_KINDS.get(type(row), "pattern")
+    cells = [f'<td class="text">{html.escape(t)}</td>' for t in _names(names, tenants)]
     cells.append(f"<td>{html.escape(rule[0])}</td>")
     cells.append(f'<td class="text">{html.escape(rule[1])}</td>')
     cells.extend(f"<td>{html.escape(v)}</td>" for v in _html_figures(figures, report.price))

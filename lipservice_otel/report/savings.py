@@ -112,6 +112,16 @@ class ServiceSavings:
 
 
 @dataclass(frozen=True, slots=True)
+class TenantSavings:
+    """One tenant's services summed ("" when no tenant key is set: everything)."""
+
+    tenant: str
+    figures: Figures
+    record_share: float  # of all records in
+    byte_share: float  # of all bytes in
+
+
+@dataclass(frozen=True, slots=True)
 class SavingsReport:
     mode: str  # the current policy's: enforce | shadow
     basis: str  # BASIS_PROJECTION (shadow) | BASIS_REALISED (enforce)
@@ -119,6 +129,7 @@ class SavingsReport:
     price: Price
     services: tuple[ServiceSavings, ...]  # most bytes in first
     totals: Figures
+    tenants: tuple[TenantSavings, ...] = ()  # most bytes in first
 
 
 def compute_savings(state: AnalysisState, policy: Policy, price: Price) -> SavingsReport:
@@ -145,6 +156,9 @@ def compute_savings(state: AnalysisState, policy: Policy, price: Price) -> Savin
         rows.sort(key=_loudest_first)
         services.append((tenant, service, total, tuple(rows)))
     totals = sum((total for _, _, total, _ in services), Figures())
+    by_tenant: dict[str, Figures] = {}
+    for tenant, _, total, _ in services:
+        by_tenant[tenant] = by_tenant.get(tenant, Figures()) + total
     return SavingsReport(
         mode=policy.mode,
         basis=basis,
@@ -167,6 +181,20 @@ def compute_savings(state: AnalysisState, policy: Policy, price: Price) -> Savin
             )
         ),
         totals=totals,
+        tenants=tuple(
+            sorted(
+                (
+                    TenantSavings(
+                        tenant,
+                        figures,
+                        _share(figures.records_per_second, totals.records_per_second),
+                        _share(figures.bytes_per_second, totals.bytes_per_second),
+                    )
+                    for tenant, figures in by_tenant.items()
+                ),
+                key=_loudest_first,
+            )
+        ),
     )
 
 
@@ -261,6 +289,15 @@ def savings_to_dict(report: SavingsReport) -> dict:
         "price_per_gib": price.per_gib,
         "currency": price.currency,
         "totals": figures_to_dict(report.totals, price),
+        "tenants": [
+            {
+                "tenant": tenant.tenant,
+                "record_share": tenant.record_share,
+                "byte_share": tenant.byte_share,
+                **figures_to_dict(tenant.figures, price),
+            }
+            for tenant in report.tenants
+        ],
         "services": [
             {
                 "tenant": service.tenant,
@@ -293,7 +330,9 @@ def _share(part: float, whole: float, empty: float = 0.0) -> float:
     return part / whole if whole > 0 else empty
 
 
-def _loudest_first(row: PatternSavings | ServiceSavings) -> tuple:
+def _loudest_first(row: PatternSavings | ServiceSavings | TenantSavings) -> tuple:
     # Names break ties, so equal rows come in the same order on every call.
+    service = "" if isinstance(row, TenantSavings) else row.service
     name = row.pattern_id if isinstance(row, PatternSavings) else ""
-    return (-row.figures.bytes_per_second, -row.figures.records_per_second, row.service, name)
+    figures = row.figures
+    return (-figures.bytes_per_second, -figures.records_per_second, row.tenant, service, name)

@@ -54,9 +54,14 @@ def test_tenants_get_a_column_when_there_are_any():
     state = two_patterns()
     state.patterns["other"] = pattern("other", 1.0, 10.0, {"info": 1}, 1.0, service="web")
     state.patterns["other"].tenant = "team-a"
-    text = render_text(compute_savings(state, policy("enforce"), Price()))
-    assert text.splitlines()[3].startswith("TENANT")
-    assert any(line.startswith("team-a") for line in text.splitlines())
+    lines = render_text(compute_savings(state, policy("enforce"), Price())).splitlines()
+    assert lines[3].split()[:3] == ["TENANT", "SERVICE", "PATTERN"]
+    # Each tenant's row, then its services and their patterns; the totals last.
+    firsts = [line.split()[:3] for line in lines[4:]]
+    assert firsts[0] == ["*", "*", "101.00"]  # the tenant "" (no tenant) first: most bytes
+    assert ["team-a", "*", "*"] in firsts
+    assert firsts[firsts.index(["team-a", "*", "*"]) + 1] == ["team-a", "web", "*"]
+    assert firsts[-1][0] == "TOTAL"
 
 
 def test_json_is_the_documented_dict():

@@ -191,3 +191,35 @@ def test_services_come_loudest_first_with_their_share_of_the_total():
     assert web.byte_share == pytest.approx(500 / 21_000)
     assert web.record_share == pytest.approx(10 / 111)
     assert report.totals.bytes_per_second == 21_000.0
+
+
+def test_tenants_sum_their_services():
+    # Two tenants, one ten times louder: each service and pattern row names its tenant.
+    state = AnalysisState()
+    state.patterns["a"] = pattern("a", 100.0, 100.0, {"info": 1}, 10.0, service="api")
+    state.patterns["b"] = pattern("b", 10.0, 100.0, {"info": 1}, 5.0, service="api")
+    state.patterns["c"] = pattern("c", 10.0, 100.0, {"info": 1}, 10.0, service="web")
+    state.patterns["a"].tenant = "loud-team"
+    state.patterns["b"].tenant = state.patterns["c"].tenant = "quiet-team"
+    report = compute_savings(state, policy("enforce"), Price())
+    loud, quiet = report.tenants
+    assert (loud.tenant, quiet.tenant) == ("loud-team", "quiet-team")
+    assert loud.figures == Figures(100.0, 10_000.0, 10.0, 1_000.0)
+    assert quiet.figures == Figures(20.0, 2_000.0, 15.0, 1_500.0)
+    assert (loud.record_share, quiet.byte_share) == (
+        pytest.approx(100 / 120),
+        pytest.approx(2 / 12),
+    )
+    # The same service name under two tenants is two services.
+    assert [(s.tenant, s.service) for s in report.services] == [
+        ("loud-team", "api"),
+        ("quiet-team", "api"),
+        ("quiet-team", "web"),
+    ]
+    assert report.services[1].patterns[0].tenant == "quiet-team"
+    document = savings_to_dict(report)
+    assert [t["tenant"] for t in document["tenants"]] == ["loud-team", "quiet-team"]
+    assert document["tenants"][1]["saved_bytes_per_second"] == pytest.approx(500.0)
+    # Without a tenant key, one tenant "" holds everything.
+    (everyone,) = compute_savings(two_patterns(), policy("enforce"), Price()).tenants
+    assert everyone.tenant == "" and everyone.figures.records_per_second == 101.0
