@@ -247,6 +247,12 @@ def test_the_tenant_cap_wins_over_a_larger_service_budget():
     assert split.service_budgets["db"] == pytest.approx(asked_db * split.scale)
     db_kept = sum(v.kept_per_second for v in views.values() if v.service == "db")
     assert db_kept == pytest.approx(split.service_budgets["db"], rel=0.03)
+    # `policy explain` says so.
+    (db,) = [v for v in views.values() if v.service == "db"]
+    assert db.explanation.endswith(
+        f"tenant loud cap 300.0/s of 8000.0/s, its services' budgets scaled by "
+        f"{split.scale:.3g} to fit"
+    )
 
 
 def test_a_smaller_service_budget_holds_inside_the_tenant_cap():
