@@ -191,8 +191,8 @@ METRICS: tuple[MetricSpec, ...] = (
         "lipservice_analysis_tenant_budget_records_per_second",
         "gauge",
         "{records}/s",
-        "Records/s a tenant may keep: its cap from analysis.tenants, else its services' "
-        "budgets added up.",
+        "Records/s a tenant may keep: its services' budgets added up, scaled down to its cap "
+        "from analysis.tenants when they exceed it.",
         ("tenant",),
     ),
     MetricSpec(

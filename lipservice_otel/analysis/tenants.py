@@ -15,7 +15,7 @@ own volume, and a tenant with an entry in `analysis.tenants` has a cap on its to
 A tenant without an entry has no cap: its services are budgeted by `analysis.target_reduction`
 and `target_records_per_second`, exactly as when there are no tenants. In either case the
 floors (severity floor, examples, error-like, anomalies, overrides) are the patterns' own
-(rules.py) and may exceed a budget. Pure functions, no I/O.
+(rules.py) and may exceed a budget. No I/O.
 """
 
 from __future__ import annotations
