@@ -16,6 +16,7 @@ import pytest
 
 from tests.support.ci import missing
 from tests.support.cli_process import (
+    metric,
     serve_config,
     start_analyze,
     start_serve,
@@ -98,6 +99,28 @@ def settled_count(read, quiet_s: float = 1.0, timeout_s: float = 20.0) -> int:
     raise AssertionError(f"the sink still grows after {timeout_s:.0f} s ({count} records)")
 
 
+def active_sort(driver) -> tuple[str, str] | None:
+    return driver.execute_script(
+        "const b = document.querySelector('button.sort.active');"
+        "return b ? [b.dataset.sort, b.dataset.order] : null;"
+    )
+
+
+def sort_table(driver, key: str, order: str) -> list[dict]:
+    """Click `key`'s header (a click sorts by it, loudest first, or flips its order) until
+    the table says it is sorted by `key` in `order`; the rows then."""
+    from selenium.webdriver.common.by import By
+
+    for _ in range(2):
+        before = active_sort(driver)
+        if before == [key, order]:
+            return driver.execute_script(ROWS_SCRIPT)
+        driver.find_element(By.CSS_SELECTOR, f"button.sort[data-sort={key}]").click()
+        eventually(lambda: active_sort(driver), lambda now, before=before: now != before)
+    assert active_sort(driver) == [key, order]
+    return driver.execute_script(ROWS_SCRIPT)
+
+
 def number(text: str) -> int:
     return int(text.replace(",", ""))
 
@@ -119,6 +142,7 @@ return Array.from(document.querySelectorAll('#patterns tbody tr')).map(row => ({
   example: row.querySelector('.example').textContent,
   rate: Number(row.querySelector('.rate').dataset.value),
   volume: Number(row.querySelector('.volume').dataset.value),
+  bytes: Number(row.querySelector('.bytes').dataset.value),
   window: row.querySelector('.window-records').dataset.value,
   sparkline: row.querySelectorAll('.spark').length,
 }));
@@ -170,6 +194,11 @@ def test_live_page_shows_the_truth_sorts_and_pins(served, sink, tmp_path):
     # Kept records are forwarded: what the sink holds once it stops growing is the truth.
     kept = settled_count(sink.records)
 
+    # The process's own counters agree with the stream.
+    metrics = config["telemetry"]["metrics_endpoint"]
+    assert metric(metrics, "lipservice_receiver_accepted_records_total") == total
+    assert metric(metrics, "lipservice_sampler_kept_records_total") == kept
+
     # Nothing without a credential; a bearer header is enough for the API.
     assert status_of(f"{url}/api/summary") == 401
     assert status_of(f"{url}/api/summary", {"Authorization": f"Bearer {BEARER}"}) == 200
@@ -216,32 +245,16 @@ def test_live_page_shows_the_truth_sorts_and_pins(served, sink, tmp_path):
         )
         assert ids["refund"] in anomaly[0].text
 
-        # Sorting: by volume, loudest first; by rate, then the other way round.
-        driver.find_element(By.CSS_SELECTOR, "button.sort[data-sort=volume]").click()
-        rows = eventually(
-            lambda: driver.execute_script(ROWS_SCRIPT),
-            lambda r: (
-                [row["volume"] for row in r] == sorted((row["volume"] for row in r), reverse=True)
-            ),
-        )
-        driver.find_element(By.CSS_SELECTOR, "button.sort[data-sort=rate]").click()
-        eventually(
-            lambda: driver.find_element(
-                By.CSS_SELECTOR, "button.sort[data-sort=rate]"
-            ).get_attribute("data-order"),
-            lambda o: o == "desc",
-        )
-        rates = [row["rate"] for row in driver.execute_script(ROWS_SCRIPT)]
-        assert rates == sorted(rates, reverse=True)
-        driver.find_element(By.CSS_SELECTOR, "button.sort[data-sort=rate]").click()
-        eventually(
-            lambda: driver.find_element(
-                By.CSS_SELECTOR, "button.sort[data-sort=rate]"
-            ).get_attribute("data-order"),
-            lambda o: o == "asc",
-        )
-        rates = [row["rate"] for row in driver.execute_script(ROWS_SCRIPT)]
-        assert rates == sorted(rates)
+        # Sorting: each column both ways, the rows in the order the header says.
+        for key, field, order in (
+            ("bytes", "bytes", "desc"),
+            ("volume", "volume", "desc"),
+            ("volume", "volume", "asc"),
+            ("rate", "rate", "desc"),
+            ("rate", "rate", "asc"),
+        ):
+            values = [row[field] for row in sort_table(driver, key, order)]
+            assert values == sorted(values, reverse=order == "desc"), (key, order)
 
         # A change without the session's CSRF token is refused.
         target = rows[0]["id"]

@@ -163,10 +163,11 @@ function showPatterns(document_) {
       return row;
     }),
   );
+  // Marked from the answer, not from the last click: an older refresh may land after it.
   for (const button of document.querySelectorAll("button.sort")) {
-    const active = button.dataset.sort === state.sort;
+    const active = button.dataset.sort === document_.sort;
     button.classList.toggle("active", active);
-    button.dataset.order = active ? state.order : "";
+    button.dataset.order = active ? document_.order : "";
   }
   const shown = document_.patterns.length;
   $("patterns-total").textContent = shown < document_.total ? `${shown} of ${document_.total} patterns` : `${shown} patterns`;

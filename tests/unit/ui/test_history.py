@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from lipservice_otel.analysis.anomaly import Anomaly
-from lipservice_otel.sampling.aggregates import IntervalReport, PatternCounts
+from lipservice_otel.analysis.config import AnalysisConfig
+from lipservice_otel.analysis.loop import AnalysisLoop
+from lipservice_otel.policy.model import Policy
+from lipservice_otel.sampling.aggregates import IntervalReport, PatternCounts, PatternInfo
+from lipservice_otel.store.memory import MemoryStore
 from lipservice_otel.ui.history import OPEN_PATTERNS_FACTOR, History
 
 
@@ -104,3 +110,29 @@ def test_anomalies_are_kept_newest_first_and_bounded():
     assert [s.anomaly.pattern_id for s in seen] == ["p4", "p3", "p2"]
     assert [s.at for s in seen] == [6005.0, 6004.0, 6003.0]
     assert h.last_cycle_at == 6005.0
+
+
+def test_the_analysis_loop_feeds_it_through_its_observer_hook():
+    async def run() -> History:
+        clock = Clock()
+        h = history(clock, top=5)
+        loop = AnalysisLoop(AnalysisConfig(), MemoryStore(None, history_limit=5), Policy(version=1))
+        loop.observe(h)
+        for pid in ("warm", "newcomer"):
+            loop.ingest(
+                IntervalReport(
+                    counts=[PatternCounts("svc", pid, "info", 40, 8)],
+                    patterns={pid: PatternInfo("svc", f"{pid} <*>", [f"{pid} 1"])},
+                    overflow_records=0,
+                )
+            )
+            await loop.cycle()  # the second cycle finds a pattern it has not seen
+        return h
+
+    h = asyncio.run(run())
+    assert (h.series()[-1].received, h.series()[-1].kept) == (80, 16)
+    assert h.sparkline(["newcomer"])[-1] == 40
+    assert h.last_cycle_at == 6000.0
+    assert [(s.anomaly.kind, s.anomaly.pattern_id) for s in h.anomalies()] == [
+        ("new_pattern", "newcomer")
+    ]

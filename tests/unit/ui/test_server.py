@@ -243,3 +243,24 @@ def test_every_response_forbids_framing_and_inline_script():
                     assert "frame-ancestors 'none'" in policy and "script-src 'self'" in policy
 
     run(test)
+
+
+def test_signing_out_forgets_the_session():
+    async def test():
+        async with page() as p:
+            _, cookie, _ = await p.sign_in(ADMIN)
+            csrf = (await p.session(cookie))["csrf"]
+            headers = {"Cookie": f"lipservice_session={cookie}", "Origin": p.origin}
+            async with p.client.post(
+                p.url("/signout"), data={"csrf": "wrong"}, headers=headers, allow_redirects=False
+            ) as response:
+                assert response.status == 303
+            assert await p.status("GET", "/api/summary", headers=headers) == 200
+            async with p.client.post(
+                p.url("/signout"), data={"csrf": csrf}, headers=headers, allow_redirects=False
+            ) as response:
+                assert response.status == 303
+                assert 'lipservice_session=""' in response.headers["Set-Cookie"]
+            assert await p.status("GET", "/api/summary", headers=headers) == 401
+
+    run(test)
