@@ -351,12 +351,19 @@ class Service:
             self.sampler, self.queue, self.telemetry, settings.receiver.max_log_body_bytes
         )
         receivers = settings.receiver
-        token = receivers.auth.bearer_token
-        self.receiver = GrpcLogsReceiver(receivers.grpc, pipeline, receivers.tls, token)
+        token, tenant_tokens = receivers.auth.bearer_token, receivers.auth.tenant_tokens
+        self.receiver = GrpcLogsReceiver(
+            receivers.grpc, pipeline, receivers.tls, token, tenant_tokens
+        )
         await self.receiver.start()
         if settings.receiver.http.endpoint:
             self.http_receiver = HttpLogsReceiver(
-                receivers.http, pipeline, self._receiver_grace_s(), receivers.tls, token
+                receivers.http,
+                pipeline,
+                self._receiver_grace_s(),
+                receivers.tls,
+                token,
+                tenant_tokens,
             )
             await self.http_receiver.start()
         self.set_policy(self.sampler.policy)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from lipservice_otel.sampling.tenant import MAX_TENANT_CHARS
 from lipservice_otel.validation import check_endpoint, require
 
 DEFAULT_GRPC_ENDPOINT = "0.0.0.0:4317"
@@ -84,12 +85,35 @@ class ReceiverAuthConfig:
     # When set, every export must carry `Authorization: Bearer <token>` (gRPC metadata or HTTP
     # header); others get UNAUTHENTICATED / 401. Health checks need no token.
     bearer_token: str | None = field(default=None, repr=False)
+    # Tenant name -> a token of its own (each also admits exports). A sender presenting one
+    # is that tenant, whatever tenant header or resource attribute it sends (with
+    # analysis.tenant_key set; see docs/sampling.md#tenants).
+    tenant_tokens: dict[str, str] = field(default_factory=dict, repr=False)
 
     def validate(self, key: str) -> None:
         require(
             self.bearer_token is None or len(self.bearer_token) >= 16,
             f"{key}.bearer_token",
             "must be at least 16 characters",
+        )
+        field_key = f"{key}.tenant_tokens"
+        for tenant, token in self.tenant_tokens.items():
+            require(
+                isinstance(tenant, str) and 0 < len(tenant) <= MAX_TENANT_CHARS,
+                field_key,
+                f"tenant names must be 1-{MAX_TENANT_CHARS} characters, got {tenant!r}",
+            )
+            require(
+                isinstance(token, str) and len(token) >= 16,
+                f"{field_key}.{tenant}",
+                "must be a string of at least 16 characters",
+            )
+        tokens = list(self.tenant_tokens.values())
+        require(len(set(tokens)) == len(tokens), field_key, "two tenants share a token")
+        require(
+            self.bearer_token not in tokens,
+            field_key,
+            "a tenant's token must differ from bearer_token",
         )
 
 

@@ -8,6 +8,7 @@ failure would surface as INTERNAL). gzip-compressed requests are decompressed by
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
@@ -17,7 +18,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from lipservice_otel.receiver.config import GrpcReceiverConfig, ReceiverTlsConfig
 from lipservice_otel.receiver.pipeline import QUEUE_FULL_RETRY_DELAY_S, Pipeline
-from lipservice_otel.receiver.security import bearer_matches, grpc_server_credentials
+from lipservice_otel.receiver.security import SenderAuth, grpc_server_credentials
 
 SERVICE_NAME = "opentelemetry.proto.collector.logs.v1.LogsService"
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
@@ -53,11 +54,12 @@ class GrpcLogsReceiver:
         pipeline: Pipeline,
         tls: ReceiverTlsConfig | None = None,
         bearer_token: str | None = None,
+        tenant_tokens: Mapping[str, str] | None = None,
     ) -> None:
         self._config = config
         self._pipeline = pipeline
         self._tls = tls
-        self._bearer_token = bearer_token
+        self._auth = SenderAuth(bearer_token, tenant_tokens or {})
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
         self.port: int | None = None
@@ -103,17 +105,17 @@ class GrpcLogsReceiver:
 
     async def _export(self, payload: bytes, context: grpc.aio.ServicerContext) -> bytes:
         metadata = context.invocation_metadata() or ()
-        if self._bearer_token is not None:
-            authorization = dict(metadata).get("authorization")
-            if not bearer_matches(authorization, self._bearer_token):
-                self._pipeline.refused(0, "grpc", "unauthenticated")
-                await context.abort(
-                    grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token"
-                )
+        sender = self._auth.admit(_first_value(metadata, "authorization"))
+        if sender is None:
+            self._pipeline.refused(0, "grpc", "unauthenticated")
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
         try:
             # As received: the compiled sampler walks the bytes, the Python one parses them.
             result = await self._pipeline.consume_payload(
-                payload, "grpc", _first_value(metadata, self._pipeline.tenant_header)
+                payload,
+                "grpc",
+                _first_value(metadata, self._pipeline.tenant_header),
+                sender.tenant,
             )
         except DecodeError as exc:
             self._pipeline.refused(0, "grpc", "invalid")

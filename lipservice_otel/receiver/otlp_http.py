@@ -14,6 +14,7 @@ a gzip bomb inflates to.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from aiohttp import web
 from google.protobuf.message import DecodeError
@@ -33,7 +34,7 @@ from lipservice_otel.receiver.http_codec import (
     not_a_request,
 )
 from lipservice_otel.receiver.pipeline import QUEUE_FULL_RETRY_DELAY_S, Pipeline
-from lipservice_otel.receiver.security import bearer_matches, http_ssl_context
+from lipservice_otel.receiver.security import SenderAuth, http_ssl_context
 
 LOGS_PATH = "/v1/logs"
 _CONTENT_TYPES: dict[Encoding, str] = {"protobuf": CONTENT_TYPE_PROTOBUF, "json": CONTENT_TYPE_JSON}
@@ -69,11 +70,12 @@ class HttpLogsReceiver:
         shutdown_grace_s: float,
         tls: ReceiverTlsConfig | None = None,
         bearer_token: str | None = None,
+        tenant_tokens: Mapping[str, str] | None = None,
     ) -> None:
         self._config = config
         self._pipeline = pipeline
         self._tls = tls
-        self._bearer_token = bearer_token
+        self._auth = SenderAuth(bearer_token, tenant_tokens or {})
         self._max_bytes = config.max_request_body_mib * 1024 * 1024
         self._grace_s = shutdown_grace_s
         self._runner: web.AppRunner | None = None
@@ -120,9 +122,8 @@ class HttpLogsReceiver:
 
     async def _export(self, request: web.Request) -> web.Response:
         encoding = body_encoding(request.headers.get("Content-Type", ""))
-        if self._bearer_token is not None and not bearer_matches(
-            request.headers.get("Authorization"), self._bearer_token
-        ):
+        sender = self._auth.admit(request.headers.get("Authorization"))
+        if sender is None:
             self._pipeline.refused(0, "http", "unauthenticated")
             return error_response(
                 401,
@@ -150,9 +151,9 @@ class HttpLogsReceiver:
             tenant = request.headers.get(header) if header is not None else None
             try:
                 result = await (
-                    self._pipeline.consume_payload(raw, "http", tenant)
+                    self._pipeline.consume_payload(raw, "http", tenant, sender.tenant)
                     if otlp is None
-                    else self._pipeline.consume(otlp, "http", len(raw), tenant)
+                    else self._pipeline.consume(otlp, "http", len(raw), tenant, sender.tenant)
                 )
             except DecodeError as exc:
                 raise not_a_request(exc) from None

@@ -76,16 +76,22 @@ class Pipeline:
         transport: str,
         size: int,
         header_tenant: str | None = None,
+        sender_tenant: str | None = None,
     ) -> ConsumeResult:
         """`size`: the request's serialized bytes as received, for the queue's byte bound;
-        `header_tenant`: the value of the tenant_header the request came with, if any."""
+        `header_tenant`: the value of the tenant_header the request came with, if any;
+        `sender_tenant`: the tenant whose token the sender presented, if any (it wins)."""
         records = count_records(request)
         if not self._has_room(records, size, transport):
             return ConsumeResult(ExportLogsServiceResponse(), records, QUEUE_FULL)
-        return await self._sample(request, records, transport, size, header_tenant)
+        return await self._sample(request, records, transport, size, header_tenant, sender_tenant)
 
     async def consume_payload(
-        self, payload: bytes, transport: str, header_tenant: str | None = None
+        self,
+        payload: bytes,
+        transport: str,
+        header_tenant: str | None = None,
+        sender_tenant: str | None = None,
     ) -> ConsumeResult:
         """The request as the protobuf bytes received; DecodeError when it is not one.
 
@@ -102,15 +108,19 @@ class Pipeline:
             request = ExportLogsServiceRequest.FromString(payload)
             if isinstance(sampler, CompiledSampler):
                 self._to_python(count_records(request))
-            return await self.consume(request, transport, len(payload), header_tenant)
+            return await self.consume(
+                request, transport, len(payload), header_tenant, sender_tenant
+            )
         records, size = walked.records, len(payload)
         if not self._has_room(records, size, transport):
             return ConsumeResult(ExportLogsServiceResponse(), records, QUEUE_FULL)
-        sampled = sampler.sample_walked(walked, header_tenant)
+        sampled = sampler.sample_walked(walked, header_tenant, sender_tenant)
         if sampled is None:
             self._to_python(records)
             request = ExportLogsServiceRequest.FromString(payload)
-            return await self._sample(request, records, transport, size, header_tenant)
+            return await self._sample(
+                request, records, transport, size, header_tenant, sender_tenant
+            )
         calls = sampler.to_python_since()
         if calls:
             self._telemetry.counter(
@@ -137,9 +147,10 @@ class Pipeline:
         transport: str,
         size: int,
         header_tenant: str | None,
+        sender_tenant: str | None,
     ) -> ConsumeResult:
         too_large, too_large_message = refuse_large_bodies(request, self._max_log_body_bytes, size)
-        outcome = self._sampler.sample(request, header_tenant)
+        outcome = self._sampler.sample(request, header_tenant, sender_tenant)
         return await self._forward(
             outcome, request.SerializeToString, records, transport, too_large, too_large_message
         )

@@ -110,15 +110,20 @@ class CompiledSampler(Sampler):
         self._engine.forget()
 
     def sample(
-        self, request: ExportLogsServiceRequest, header_tenant: str | None = None
+        self,
+        request: ExportLogsServiceRequest,
+        header_tenant: str | None = None,
+        sender_tenant: str | None = None,
     ) -> SampleOutcome:
         """Sampler.sample() for a request already parsed (OTLP/JSON, decoded by the HTTP
         receiver): its bytes take the same walk, and the request becomes what is forwarded.
         The receiver's body-size limit has been applied to it already."""
         walked = self._engine.walk(request.SerializeToString(), _NO_LIMIT)
-        sampled = self.sample_walked(walked, header_tenant) if walked is not None else None
+        sampled = (
+            self.sample_walked(walked, header_tenant, sender_tenant) if walked is not None else None
+        )
         if sampled is None:
-            return super().sample(request, header_tenant)
+            return super().sample(request, header_tenant, sender_tenant)
         outcome, forwarded = sampled
         request.ParseFromString(forwarded)
         return outcome
@@ -129,7 +134,7 @@ class CompiledSampler(Sampler):
         return self._engine.walk(payload, max_body_bytes)
 
     def sample_walked(
-        self, walked, header_tenant: str | None = None
+        self, walked, header_tenant: str | None = None, sender_tenant: str | None = None
     ) -> tuple[SampleOutcome, bytes] | None:
         """sample() for a walked request: the outcome and the request to forward, or None
         when this request is one for the Python sampler (see the module docstring)."""
@@ -142,11 +147,11 @@ class CompiledSampler(Sampler):
             self._engine.forget()
         # "": no tenants; None: each resource's attribute, named from C through _tenant_of.
         tenant: str | None = ""
-        if self._tenant_key is not None:
-            tenant = (
-                self._tenant_of(header_tenant, walked.records)
-                if self._tenant_key.kind == "header"
-                else None
+        if self._tenant_by_resource(sender_tenant):
+            tenant = None
+        elif self._tenant_key is not None:
+            tenant = self._tenant_of(
+                header_tenant if sender_tenant is None else sender_tenant, walked.records
             )
         state = (
             self._per_second,

@@ -210,22 +210,29 @@ class Sampler:
         self._policy, self._slots = policy, {}
 
     def sample(
-        self, request: ExportLogsServiceRequest, header_tenant: str | None = None
+        self,
+        request: ExportLogsServiceRequest,
+        header_tenant: str | None = None,
+        sender_tenant: str | None = None,
     ) -> SampleOutcome:
         """Decide every record of `request`, delete the dropped ones, annotate the kept ones.
 
-        `header_tenant`: the value of the tenant header the request came with, if any (read
-        only when the tenant key is a header)."""
+        With a tenant key, `header_tenant` is the value of the tenant header the request came
+        with (read when the key is a header), `sender_tenant` the tenant whose token the
+        sender presented: when set, every record of the request is that tenant's."""
         now = self._begin()
         batch = _Batch(self._policy, self._slots, now)
         tenant_key = self._tenant_key
         tenant = ""
-        if tenant_key is not None and tenant_key.kind == "header":
-            tenant = self._tenant_of(header_tenant, count_records(request))
+        by_resource = self._tenant_by_resource(sender_tenant)
+        if tenant_key is not None and not by_resource:
+            tenant = self._tenant_of(
+                header_tenant if sender_tenant is None else sender_tenant, count_records(request)
+            )
         for resource_logs in request.resource_logs:
             resource_attributes = resource_logs.resource.attributes
             service = service_name(resource_attributes)
-            if tenant_key is not None and tenant_key.kind == "resource":
+            if by_resource:
                 tenant = self._tenant_of(
                     resource_tenant(resource_attributes, tenant_key.name),
                     sum(len(scope_logs.log_records) for scope_logs in resource_logs.scope_logs),
@@ -250,6 +257,11 @@ class Sampler:
             outcome.recalled = len(batch.recalled)
             outcome.recalled_entries = batch.recalled
         return outcome
+
+    def _tenant_by_resource(self, sender_tenant: str | None) -> bool:
+        """Whether each ResourceLogs names its own tenant (else the request has one)."""
+        key = self._tenant_key
+        return key is not None and key.kind == "resource" and sender_tenant is None
 
     def _tenant_of(self, value: str | None, records: int) -> str:
         """The tenant `records` records sent as `value` count under (DEFAULT_TENANT without

@@ -2,9 +2,12 @@
 HTTP exporters send the same service and template for several tenants (gRPC metadata, an
 HTTP header); what the sink receives carries one pattern id per tenant and /metrics counts
 each tenant's kept and dropped records; a tenant past `analysis.max_tenants` counts as
-`other`."""
+`other`. With `receiver.auth.tenant_tokens`, a sender holding a tenant's token is that tenant
+whatever header it sends."""
 
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import pytest
 from opentelemetry._logs import SeverityNumber
@@ -18,6 +21,8 @@ from lipservice_otel.sampling.annotation import ATTR_PATTERN_ID
 from lipservice_otel.sampling.tenant import DEFAULT_TENANT, OTHER_TENANT
 from lipservice_otel.text.signature import pattern_id, template_of_text
 from tests.support.cli_process import metric, serve_config, start_serve, stop_gracefully
+from tests.support.log_requests import request_with_bodies
+from tests.support.otlp_http import post
 from tests.support.otlp_sink import OtlpSink
 from tests.support.received import attributes_of
 
@@ -26,10 +31,12 @@ BODY = "payment {n} declined by the card issuer"
 # Per tenant: INFO records (all dropped by the policy below) and one ERROR (kept).
 INFO_RECORDS = 3
 TENANT_METRIC = "lipservice_receiver_tenant_records_total"
+SHARED_TOKEN = "shared-token-for-every-team"
+TEAM_TOKEN = "token-of-the-payments-team"
 
 
-@pytest.fixture(scope="module")
-def serve(tmp_path_factory):
+@contextmanager
+def tenant_serve(directory, **sections):
     sink = OtlpSink()
     sink.server.start()
     config = serve_config(
@@ -37,11 +44,27 @@ def serve(tmp_path_factory):
         # Written as people write header names; matched whatever their case.
         analysis={"embedded": False, "tenant_key": "header:X-Scope-OrgID", "max_tenants": 3},
         policy={"document": {"default_rate": 0.0, "severity_floor": "error"}},
+        **sections,
     )
-    process = start_serve(tmp_path_factory.mktemp("tenants"), config)
-    yield process, config, sink
-    stop_gracefully(process)
-    sink.server.stop(0)
+    process = start_serve(directory, config)
+    try:
+        yield process, config, sink
+    finally:
+        stop_gracefully(process)
+        sink.server.stop(0)
+
+
+@pytest.fixture(scope="module")
+def serve(tmp_path_factory):
+    with tenant_serve(tmp_path_factory.mktemp("tenants")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def serve_with_tokens(tmp_path_factory):
+    auth = {"bearer_token": SHARED_TOKEN, "tenant_tokens": {"payments": TEAM_TOKEN}}
+    with tenant_serve(tmp_path_factory.mktemp("tokens"), receiver={"auth": auth}) as running:
+        yield running
 
 
 def send(exporter) -> None:
@@ -77,3 +100,28 @@ def test_header_tenants_get_their_own_pattern_ids_and_counts(serve):
     assert metric(metrics, "lipservice_sampler_tenant_overflow_records_total") == INFO_RECORDS + 1
     assert metric(metrics, TENANT_METRIC, tenant="team-d") == 0
     assert process.count("Traceback") == 0
+
+
+def test_a_tenant_token_wins_over_the_header(serve_with_tokens):
+    _, config, sink = serve_with_tokens
+    grpc_endpoint = config["receiver"]["grpc"]["endpoint"]
+    http_url = f"http://{config['receiver']['http']['endpoint']}/v1/logs"
+    # The payments team's token, claiming to be another team: counted as payments.
+    claim = {"authorization": f"Bearer {TEAM_TOKEN}", "x-scope-orgid": "team-a"}
+    send(GrpcExporter(endpoint=grpc_endpoint, insecure=True, headers=claim))
+    # The shared token: the header names the tenant.
+    shared = {"Authorization": f"Bearer {SHARED_TOKEN}", "X-Scope-OrgID": "team-a"}
+    send(HttpExporter(endpoint=http_url, headers=shared))
+    received = sink.wait_for_records(2)
+    template = template_of_text(BODY.format(n=1))
+    assert sorted(attributes_of(record)[ATTR_PATTERN_ID] for _, record in received) == sorted(
+        pattern_id(SERVICE, template, tenant) for tenant in ("payments", "team-a")
+    )
+    metrics = config["telemetry"]["metrics_endpoint"]
+    assert metric(metrics, TENANT_METRIC, tenant="payments") == INFO_RECORDS + 1
+    assert metric(metrics, TENANT_METRIC, tenant="team-a") == INFO_RECORDS + 1
+    # Neither token: refused before anything is counted.
+    payload = request_with_bodies("no token").SerializeToString()
+    status, _, _ = post(http_url, payload, **{"X-Scope-OrgID": "payments"})
+    assert status == 401
+    assert metric(metrics, TENANT_METRIC, tenant="payments") == INFO_RECORDS + 1

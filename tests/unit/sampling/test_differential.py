@@ -5,8 +5,9 @@ Forwarded requests are compared parsed, not byte for byte: the compiled path spl
 records' bytes and appends the annotation after each record's own fields, where upb would
 serialize the attributes (field 6) before the ids (fields 9, 10); the messages are equal.
 
-With tenants (a header per request, or a resource attribute; a cap of two names so some
-overflow to `other`) the same holds, with the per-tenant counts and pattern ids compared too.
+With tenants (a header per request, or a resource attribute, or a tenant's token overriding
+either; a cap of two names so some overflow to `other`) the same holds, with the per-tenant
+counts and pattern ids compared too.
 
 Byte counts are compared for intervals whose requests were all canonically encoded (what
 protobuf writes): the compiled path counts a record's bytes as sent, the Python one the size
@@ -56,20 +57,21 @@ class Clock:
         return self.now
 
 
-def python_path(sampler: Sampler, payload: bytes, header: str | None = None):
-    """What the receiver pipeline does with the Python sampler."""
+def python_path(sampler: Sampler, payload: bytes, tenants=(None, None)):
+    """What the receiver pipeline does with the Python sampler; `tenants`: the request's
+    header tenant and the tenant of the token it came with."""
     request = ExportLogsServiceRequest.FromString(payload)
     too_large, _ = refuse_large_bodies(request, MAX_BODY_BYTES, len(payload))
-    outcome = sampler.sample(request, header)
+    outcome = sampler.sample(request, *tenants)
     return outcome, too_large, request
 
 
-def compiled_path(sampler: CompiledSampler, payload: bytes, header: str | None = None):
+def compiled_path(sampler: CompiledSampler, payload: bytes, tenants=(None, None)):
     """What Pipeline.consume_payload does with the compiled one."""
     walked = sampler.walk(payload, MAX_BODY_BYTES)
-    sampled = sampler.sample_walked(walked, header) if walked is not None else None
+    sampled = sampler.sample_walked(walked, *tenants) if walked is not None else None
     if sampled is None:
-        return python_path(sampler, payload, header)
+        return python_path(sampler, payload, tenants)
     outcome, forwarded = sampled
     return outcome, 0, ExportLogsServiceRequest.FromString(forwarded)
 
@@ -220,7 +222,14 @@ def test_both_samplers_agree(batch, changes, steps, config, policy, seed, drain_
     tenants = ("",) if tenant_key is None else ("team-a", "team-b", DEFAULT_TENANT, OTHER_TENANT)
     if tenancy == "resource":
         batch = [with_resource_tenants(request, rng) for request in batch]
-    headers = [rng.choice(TENANT_VALUES) if tenancy == "header" else None for _ in batch]
+    # The header's tenant, and sometimes a tenant's token that overrides header and resource.
+    headers = [
+        (
+            rng.choice(TENANT_VALUES) if tenancy == "header" else None,
+            rng.choice([None, None, "team-b"]) if tenant_key is not None else None,
+        )
+        for _ in batch
+    ]
     chosen = policy_named(policy, batch, rng, tenants)
     clock = Clock()
     twin = Sampler(

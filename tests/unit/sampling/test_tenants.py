@@ -126,3 +126,13 @@ def test_without_a_tenant_key_nothing_is_counted_by_tenant():
     outcome = sampler.sample(request_of([("team-a", 2)]), "team-b")
     assert not outcome.received_by_tenant and not outcome.tenant_overflow_records
     assert by_tenant(aggregates) == {"": (pattern_id("shop", template_of_text(BODY)), 2)}
+
+
+def test_a_tenant_token_wins_over_header_and_resource():
+    sampler, aggregates = sampler_for(HEADER)
+    outcome = sampler.sample(request_of([(None, 2)]), "team-b", "team-a")
+    assert outcome.received_by_tenant == {"team-a": 2}
+    sampler, aggregates = sampler_for(RESOURCE)
+    outcome = sampler.sample(request_of([("team-b", 2), (None, 1)]), None, "team-a")
+    assert outcome.received_by_tenant == {"team-a": 3}
+    assert set(by_tenant(aggregates)) == {"team-a"}
