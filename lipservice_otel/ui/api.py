@@ -99,6 +99,8 @@ class Api:
         response = web.json_response(
             {
                 "sign_in_required": self._access.sign_in_required,
+                # A token is set: signing in with it can give more (the admin token pins).
+                "sign_in_available": self._access.tokens.any,
                 "signed_in": (session is not None and not opened and self._access.sign_in_required),
                 "admin": session.admin if session is not None else caller.admin,
                 "csrf": session.csrf if session is not None else None,

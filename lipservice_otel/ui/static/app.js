@@ -276,6 +276,9 @@ async function start() {
   $("signout").hidden = !session.signed_in;
   $("signout-csrf").value = session.csrf || "";
   $("live").hidden = false;
+  // Reading needs no sign-in here, but a token may give more: the admin token pins.
+  $("signin-section").hidden = session.admin || !session.sign_in_available;
+  $("signin-refused").hidden = !new URLSearchParams(location.search).has("signin");
   for (const button of document.querySelectorAll("button.sort")) {
     button.addEventListener("click", () => {
       const same = state.sort === button.dataset.sort;

@@ -264,3 +264,20 @@ def test_signing_out_forgets_the_session():
             assert await p.status("GET", "/api/summary", headers=headers) == 401
 
     run(test)
+
+
+def test_with_only_an_admin_token_reading_is_open_and_signing_in_pins():
+    async def test():
+        async with page(ControlTokens(admin=ADMIN)) as p:
+            assert await p.status("GET", "/api/summary") == 200
+            anonymous = await p.session(None)
+            assert anonymous["sign_in_available"] and not anonymous["admin"]
+            cookie = anonymous["set_cookie"].value
+            assert (await p.pin(cookie, anonymous["csrf"]))[0] == 403
+            assert (await p.sign_in(BEARER))[1] is None  # not a token of this page
+            _, admin, _ = await p.sign_in(ADMIN)
+            session = await p.session(admin)
+            assert session["admin"]
+            assert (await p.pin(admin, session["csrf"]))[0] == 200
+
+    run(test)
