@@ -1,7 +1,8 @@
 """Per-tenant budgets through a real `serve`: two tenants behind one gateway, told apart by the
 `x-scope-orgid` gRPC metadata, one ten times louder than the other, with the same service and
-the same templates. The embedded analysis learns each tenant's rates from its own volume: what
-the sink receives of each tenant meets that tenant's own target."""
+the same templates. The analysis (embedded, or an `analyze` process the tenants reach over the
+control plane) learns each tenant's rates from its own volume: what the sink receives of each
+tenant meets that tenant's own target."""
 
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ import grpc
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
-from tests.support.cli_process import metric, serve_config, start_serve, stop_gracefully
+from tests.support.cli_process import (
+    metric,
+    serve_config,
+    start_analyze,
+    start_serve,
+    stop_gracefully,
+)
+from tests.support.ports import free_port
 from tests.support.traffic import EXPORT, Pattern, attributes, build_request
 
 TARGETS = {"quiet": 0.5, "loud": 0.9}
@@ -26,8 +34,15 @@ PATTERNS = [
     Pattern("flush", "metrics flushed: {n} series written", 20),
 ]
 TICK_S = 0.1
-LEARN_S = 6.0
+LEARN_S = 5.0
 MEASURE_S = 4.0
+ANALYSIS = {
+    "interval_s": 1.0,
+    "target_reduction": 0.8,
+    "min_examples_per_interval": 2,
+    "anomaly_cooldown_s": 1.0,
+    "tenants": {tenant: {"target_reduction": target} for tenant, target in TARGETS.items()},
+}
 
 
 class TenantSender:
@@ -69,26 +84,35 @@ class TenantSender:
         self.channel.close()
 
 
-def test_each_tenant_meets_its_own_target_whatever_the_other_sends(sink, tmp_path):
-    config = serve_config(
-        sink.endpoint,
-        analysis={
-            "embedded": True,
-            "interval_s": 1.0,
-            "target_reduction": 0.8,
-            "min_examples_per_interval": 2,
-            "anomaly_cooldown_s": 1.0,
-            "tenant_key": "header:x-scope-orgid",
-            "tenants": {t: {"target_reduction": r} for t, r in TARGETS.items()},
-        },
-        sampler={"report_interval_s": 0.25},
-    )
+@pytest.mark.parametrize("analysis", ["embedded", "analyze"])
+def test_each_tenant_meets_its_own_target_whatever_the_other_sends(analysis, sink, tmp_path):
+    tenant_key = {"tenant_key": "header:x-scope-orgid"}
+    analyzer = None
+    if analysis == "embedded":
+        config = serve_config(
+            sink.endpoint,
+            analysis={"embedded": True, **ANALYSIS, **tenant_key},
+            sampler={"report_interval_s": 0.25},
+        )
+        metrics = config["telemetry"]["metrics_endpoint"]
+    else:
+        # The receiver reads the tenant; the analyzer holds the budgets and publishes gauges.
+        control, metrics = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+        settings = {f"analysis.{key}": value for key, value in ANALYSIS.items()}
+        analyzer = start_analyze(
+            tmp_path, control, {**settings, "telemetry.metrics_endpoint": metrics}
+        )
+        config = serve_config(
+            sink.endpoint,
+            analysis=tenant_key,
+            control={"connect": control},
+            sampler={"report_interval_s": 0.25},
+        )
     serve = start_serve(tmp_path, config)
     sender = TenantSender(config["receiver"]["grpc"]["endpoint"])
     try:
         sender.run("learn", LEARN_S)
         sender.run("measure", MEASURE_S)
-        metrics = config["telemetry"]["metrics_endpoint"]
         budgets = {
             tenant: metric(
                 metrics, "lipservice_analysis_tenant_budget_records_per_second", tenant=tenant
@@ -98,6 +122,8 @@ def test_each_tenant_meets_its_own_target_whatever_the_other_sends(sink, tmp_pat
     finally:
         sender.close()
         code, _ = stop_gracefully(serve)
+        if analyzer is not None:
+            stop_gracefully(analyzer)
     assert code == 0, serve.log()
 
     received = Counter(attributes(record)["scenario.phase"] for _, record in sink.records())
@@ -106,7 +132,8 @@ def test_each_tenant_meets_its_own_target_whatever_the_other_sends(sink, tmp_pat
         kept = received[f"{tenant}/measure"]
         reduction = 1 - kept / sent
         print(f"{tenant}: sent {sent}, kept {kept}, reduction {reduction:.3f}")
-        assert reduction == pytest.approx(target, abs=0.06), (tenant, sent, kept)
+        # 600 quiet records kept at 0.5: one standard deviation of the share is ~0.02.
+        assert reduction == pytest.approx(target, abs=0.08), (tenant, sent, kept)
         # The tenant's budget as the analysis published it: (1 - target) x its volume.
         volume = sum(p.per_second for p in PATTERNS) * LOUDNESS[tenant]
         assert budgets[tenant] == pytest.approx((1 - target) * volume, rel=0.15), budgets
