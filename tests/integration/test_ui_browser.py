@@ -226,6 +226,8 @@ def test_live_page_shows_the_truth_sorts_and_pins(served, sink, tmp_path):
         assert number(driver.find_element(By.ID, "kept").text) == kept
         assert number(driver.find_element(By.ID, "dropped").text) == total - kept
         assert 0 < kept < total  # the analysis sampled it down
+        services = driver.find_elements(By.CSS_SELECTOR, "#services tbody tr")
+        assert [row.get_attribute("data-service") for row in services] == ["checkout"]
 
         rows = eventually(
             lambda: driver.execute_script(ROWS_SCRIPT),

@@ -75,6 +75,24 @@ function showSummary(summary) {
   $("basis").textContent = shadow
     ? "Shadow mode: nothing is dropped yet; these are what enforce mode would keep and save."
     : "Enforce mode: realised figures, from what the receivers kept.";
+  const services = summary.savings.services;
+  $("services").classList.toggle("with-tenants", services.some((s) => s.tenant));
+  $("services").querySelector("tbody").replaceChildren(
+    ...services.map((s) => {
+      const row = el("tr");
+      row.dataset.service = s.service;
+      row.append(
+        el("td", s.tenant, "tenant-column"),
+        el("td", s.service, "service"),
+        el("td", decimal(s.records_per_second), "volume"),
+        el("td", bytes(s.bytes_per_second), "bytes"),
+        el("td", percent(s.byte_share), "share"),
+        el("td", percent(s.kept_byte_share), "share"),
+        el("td", bytes(s.saved_bytes_per_day), "bytes"),
+      );
+      return row;
+    }),
+  );
   const cycle = summary.last_cycle_unix ? `last analysis cycle ${when(summary.last_cycle_unix)}` : "no analysis cycle yet";
   $("status").textContent = `policy version ${summary.policy_version} (${summary.mode}, ${summary.generator || "none"}); ${cycle}`;
   $("status").dataset.version = summary.policy_version;
