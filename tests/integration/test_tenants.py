@@ -6,6 +6,7 @@ tenant meets that tenant's own target."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections import Counter
@@ -87,30 +88,32 @@ class TenantSender:
 @pytest.mark.parametrize("analysis", ["embedded", "analyze"])
 def test_each_tenant_meets_its_own_target_whatever_the_other_sends(analysis, sink, tmp_path):
     tenant_key = {"tenant_key": "header:x-scope-orgid"}
-    analyzer = None
-    if analysis == "embedded":
-        config = serve_config(
-            sink.endpoint,
-            analysis={"embedded": True, **ANALYSIS, **tenant_key},
-            sampler={"report_interval_s": 0.25},
-        )
-        metrics = config["telemetry"]["metrics_endpoint"]
-    else:
-        # The receiver reads the tenant; the analyzer holds the budgets and publishes gauges.
-        control, metrics = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
-        settings = {f"analysis.{key}": value for key, value in ANALYSIS.items()}
-        analyzer = start_analyze(
-            tmp_path, control, {**settings, "telemetry.metrics_endpoint": metrics}
-        )
-        config = serve_config(
-            sink.endpoint,
-            analysis=tenant_key,
-            control={"connect": control},
-            sampler={"report_interval_s": 0.25},
-        )
-    serve = start_serve(tmp_path, config)
-    sender = TenantSender(config["receiver"]["grpc"]["endpoint"])
-    try:
+    with contextlib.ExitStack() as stack:
+        if analysis == "embedded":
+            config = serve_config(
+                sink.endpoint,
+                analysis={"embedded": True, **ANALYSIS, **tenant_key},
+                sampler={"report_interval_s": 0.25},
+            )
+            metrics = config["telemetry"]["metrics_endpoint"]
+        else:
+            # The receiver reads the tenant; the analyzer holds the budgets and the gauges.
+            control, metrics = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+            settings = {f"analysis.{key}": value for key, value in ANALYSIS.items()}
+            analyzer = start_analyze(
+                tmp_path, control, {**settings, "telemetry.metrics_endpoint": metrics}
+            )
+            stack.callback(stop_gracefully, analyzer)
+            config = serve_config(
+                sink.endpoint,
+                analysis=tenant_key,
+                control={"connect": control},
+                sampler={"report_interval_s": 0.25},
+            )
+        serve = start_serve(tmp_path, config)
+        stack.callback(serve.kill)  # once stopped below, a no-op
+        sender = TenantSender(config["receiver"]["grpc"]["endpoint"])
+        stack.callback(sender.close)
         sender.run("learn", LEARN_S)
         sender.run("measure", MEASURE_S)
         budgets = {
@@ -119,12 +122,8 @@ def test_each_tenant_meets_its_own_target_whatever_the_other_sends(analysis, sin
             )
             for tenant in TARGETS
         }
-    finally:
-        sender.close()
         code, _ = stop_gracefully(serve)
-        if analyzer is not None:
-            stop_gracefully(analyzer)
-    assert code == 0, serve.log()
+        assert code == 0, serve.log()
 
     received = Counter(attributes(record)["scenario.phase"] for _, record in sink.records())
     for tenant, target in TARGETS.items():
