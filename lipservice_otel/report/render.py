@@ -199,7 +199,7 @@ def render_html(report: SavingsReport) -> str:
     ]
     money = price.of(totals.saved_bytes_per_month)
     if money is not None:
-        cards.append(("saved per month", format_money(money, price)))
+        cards.append(("money saved per month", format_money(money, price)))
     tenants = any(s.tenant for s in report.services)
     columns = [
         *(["tenant"] if tenants else []),
