@@ -410,3 +410,24 @@ def test_the_tenant_crosses_the_control_plane_and_is_bounded_there():
     del message.counts[:]
     with pytest.raises(InvalidReport, match=r"patterns\[0\]: service, pattern_id or tenant"):
         check_report(message, limits, 0)
+
+
+def test_the_example_in_the_docs_splits_as_they_say():
+    split = plan_tenant(
+        "team-b",
+        {"api": 3000.0, "db": 1000.0},
+        TenantBudget(target_records_per_second=200.0),
+        0.8,
+        {"api": 500.0},
+    )
+    assert split.scale == pytest.approx(200 / 550)
+    assert split.service_budgets == {
+        "api": pytest.approx(181.8, abs=0.1),
+        "db": pytest.approx(18.2, abs=0.1),
+    }
+
+
+def test_tenant_names_the_environment_cannot_spell_come_as_one_yaml_mapping():
+    environ = {"LIPSERVICE_ANALYSIS__TENANTS": "{team-a: {target_reduction: 0.9}}"}
+    tenants = load_settings(None, environ=environ).analysis.tenants
+    assert tenants == {"team-a": TenantBudget(target_reduction=0.9)}
