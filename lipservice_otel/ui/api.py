@@ -72,6 +72,7 @@ class Api:
         self._price = price
         self._set_cookie = set_cookie
         self._wall_clock = wall_clock
+        self._cached_savings: tuple[tuple[float | None, int | None], SavingsReport] | None = None
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -219,8 +220,18 @@ class Api:
         return caller
 
     async def _savings(self) -> SavingsReport:
+        """The savings of what the analysis knows now. The state changes only in a cycle and
+        the policy only with a new version, so one report serves every refresh in between:
+        a page left open costs one computation per cycle, however many tabs poll it."""
+        policy = self._loop.policy
+        key = (self._history.last_cycle_at, policy.version if policy is not None else None)
+        cached = self._cached_savings
+        if cached is not None and cached[0] == key:
+            return cached[1]
         price = self._price
-        return await self._loop.inspect(lambda state, policy: compute_savings(state, policy, price))
+        report = await self._loop.inspect(lambda state, now: compute_savings(state, now, price))
+        self._cached_savings = (key, report)
+        return report
 
 
 # ---- documents ----

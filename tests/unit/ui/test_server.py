@@ -281,3 +281,28 @@ def test_with_only_an_admin_token_reading_is_open_and_signing_in_pins():
             assert (await p.pin(admin, session["csrf"]))[0] == 200
 
     run(test)
+
+
+def test_the_savings_follow_each_cycle():
+    async def test():
+        async with page() as p:
+            bearer = {"Authorization": f"Bearer {BEARER}"}
+
+            async def records_per_second() -> float:
+                async with p.client.get(p.url("/api/summary"), headers=bearer) as response:
+                    return (await response.json())["savings"]["totals"]["records_per_second"]
+
+            first = await records_per_second()
+            assert first > 0
+            assert await records_per_second() == first  # no cycle, the same report
+            p.loop.ingest(
+                IntervalReport(
+                    counts=[PatternCounts("svc", PIN["pattern_id"], "info", 5000, 50, 9, 9)],
+                    patterns={},
+                    overflow_records=0,
+                )
+            )
+            await p.loop.cycle()
+            assert await records_per_second() > first
+
+    run(test)
