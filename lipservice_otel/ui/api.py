@@ -134,18 +134,19 @@ class Api:
         if order not in ("asc", "desc"):
             raise _bad(f"order: asc or desc, got {order!r}")
         limit = _int_query(request, "limit", DEFAULT_PATTERNS_LIMIT, MAX_PATTERNS_LIMIT)
-        members = {v.pattern_id: v.merged_signatures for v in self._loop.patterns()}
-        rows = pattern_rows(await self._savings(), members, self._history.sparkline)
+        rows = pattern_rows(await self._savings())
         rows.sort(key=lambda row: (row[SORT_KEYS[sort]], row["pattern_id"]))
         if order == "desc":
             rows.reverse()
+        members = {v.pattern_id: v.merged_signatures for v in self._loop.patterns()}
+        shown = with_sparklines(rows[:limit], members, self._history.sparkline)
         return web.json_response(
             {
                 "sort": sort,
                 "order": order,
                 "total": len(rows),
                 "bucket_s": self._history.bucket_s,
-                "patterns": rows[:limit],
+                "patterns": shown,
             }
         )
 
@@ -267,35 +268,41 @@ def summary_document(
     }
 
 
-def pattern_rows(
-    report: SavingsReport,
+def pattern_rows(report: SavingsReport) -> list[dict]:
+    """One row per canonical pattern: its savings figures."""
+    return [
+        {
+            "tenant": p.tenant,
+            "service": p.service,
+            "pattern_id": p.pattern_id,
+            "template": p.template,
+            "example": p.example,
+            "rate": p.rate,
+            "reason": p.reason,
+            "records_per_second": p.figures.records_per_second,
+            "bytes_per_second": p.figures.bytes_per_second,
+            "kept_records_per_second": p.figures.kept_records_per_second,
+            "record_share": p.record_share,
+        }
+        for service in report.services
+        for p in service.patterns
+    ]
+
+
+def with_sparklines(
+    rows: list[dict],
     members: Mapping[str, Iterable[str]],
     sparkline: Callable[[Iterable[str]], list[int] | None],
 ) -> list[dict]:
-    """One row per canonical pattern: its savings figures, and its sparkline over the
-    history window (its member signatures together), None when it has none."""
-    rows = []
-    for service in report.services:
-        for p in service.patterns:
-            line = sparkline({p.pattern_id, *members.get(p.pattern_id, ())})
-            rows.append(
-                {
-                    "tenant": p.tenant,
-                    "service": p.service,
-                    "pattern_id": p.pattern_id,
-                    "template": p.template,
-                    "example": p.example,
-                    "rate": p.rate,
-                    "reason": p.reason,
-                    "records_per_second": p.figures.records_per_second,
-                    "bytes_per_second": p.figures.bytes_per_second,
-                    "kept_records_per_second": p.figures.kept_records_per_second,
-                    "record_share": p.record_share,
-                    "window_records": sum(line) if line is not None else None,
-                    "sparkline": line,
-                }
-            )
-    return rows
+    """The rows with their sparkline over the history window (the pattern's member
+    signatures together) and its sum; both None when it has no series."""
+    drawn = []
+    for row in rows:
+        pid = row["pattern_id"]
+        line = sparkline({pid, *members.get(pid, ())})
+        window = sum(line) if line is not None else None
+        drawn.append({**row, "window_records": window, "sparkline": line})
+    return drawn
 
 
 def series_document(points: list[Point], bucket_s: float) -> dict:

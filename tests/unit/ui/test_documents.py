@@ -6,7 +6,13 @@ from lipservice_otel.analysis.anomaly import Baseline
 from lipservice_otel.analysis.state import AnalysisState, Override, PatternState
 from lipservice_otel.policy.model import Exemption, PatternRule, Policy
 from lipservice_otel.report.savings import Price, compute_savings
-from lipservice_otel.ui.api import pattern_rows, pins_document, summary_document, wall_converter
+from lipservice_otel.ui.api import (
+    pattern_rows,
+    pins_document,
+    summary_document,
+    wall_converter,
+    with_sparklines,
+)
 from lipservice_otel.ui.history import Point
 
 
@@ -34,7 +40,9 @@ def test_pattern_rows_carry_tenant_figures_and_the_members_sparkline():
         state_of(("a", "team-a", "api", 50.0), ("b", "team-b", "web", 5.0)), POLICY, Price()
     )
     lines = {frozenset({"a", "a-member"}): [1, 2, 3]}
-    rows = pattern_rows(report, {"a": ("a-member",)}, lambda ids: lines.get(frozenset(ids)))
+    rows = with_sparklines(
+        pattern_rows(report), {"a": ("a-member",)}, lambda ids: lines.get(frozenset(ids))
+    )
     by_id = {row["pattern_id"]: row for row in rows}
     a, b = by_id["a"], by_id["b"]
     assert (a["tenant"], a["service"], a["rate"], a["reason"]) == ("team-a", "api", 0.1, "budget")
