@@ -42,6 +42,7 @@ def control_plane():
     asyncio.run_coroutine_threadsafe(found["server"].stop(0), loop).result(10)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(10)
+    loop.close()
 
 
 def test_json_with_a_token_file(control_plane, tmp_path, capsys):
