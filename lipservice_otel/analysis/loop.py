@@ -170,9 +170,11 @@ class AnalysisLoop:
 
     async def inspect(self, read: Callable[[AnalysisState, Policy], T]) -> T:
         """`read(state, policy)` under the lock (a cycle's worker thread changes the state in
-        place), with the policy receivers run: the configured base before a learned one."""
+        place), with the policy receivers run: the configured base before a learned one. In a
+        worker thread: over 50,000 patterns a report takes seconds, which an embedded
+        analysis must not take from the receiver sharing this event loop."""
         async with self._lock:
-            return read(self.state, self.policy or self._base)
+            return await asyncio.to_thread(read, self.state, self.policy or self._base)
 
     def explain(self, pattern_id: str) -> PatternView | None:
         canonical = self.state.aliases.get(pattern_id, pattern_id)

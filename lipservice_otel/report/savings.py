@@ -246,13 +246,12 @@ def pattern_savings(
 ) -> PatternSavings:
     # The pattern's own rule (what `policy show` says), below the severity floor.
     rule = policy.rule_for(canonical, 0)
-    examples = [e for m in members for e in m.examples]
     return PatternSavings(
         tenant=members[0].tenant,
         service=members[0].service,
         pattern_id=canonical,
         template=state.canonical_templates.get(canonical, members[0].template),
-        example=examples[0] if examples else "",
+        example=next((e for m in members for e in m.examples), ""),
         rate=rule.rate,
         reason=rule.reason,
         figures=figures,
