@@ -229,10 +229,10 @@ class ControlPlaneService(control_pb2_grpc.ControlPlaneServicer):
             except ConfigError as exc:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             price = asked.price
-        report = await self._loop.inspect(
-            lambda state, policy: compute_savings(state, policy, price)
+        # The message is built in inspect's worker thread too: 50,000 patterns take a second.
+        return await self._loop.inspect(
+            lambda state, policy: savings_to_proto(compute_savings(state, policy, price))
         )
-        return savings_to_proto(report)
 
 
 async def start_control_server(
