@@ -306,3 +306,26 @@ def test_the_savings_follow_each_cycle():
             assert await records_per_second() > first
 
     run(test)
+
+
+def test_a_taken_port_is_an_error_naming_ui_endpoint():
+    async def test():
+        store = MemoryStore(None, history_limit=10)
+        loop = AnalysisLoop(AnalysisConfig(), store, Policy(version=1))
+
+        def live(endpoint: str) -> LiveUi:
+            return LiveUi(
+                UiConfig(endpoint=endpoint), ControlConfig(), TOKENS, loop, store, Price()
+            )
+
+        first = live("127.0.0.1:0")
+        await first.start()
+        try:
+            second = live(f"127.0.0.1:{first.port}")
+            with pytest.raises(OSError, match=rf"ui.endpoint: cannot bind 127.0.0.1:{first.port}"):
+                await second.start()
+            await second.stop()  # after a failed start: nothing to stop, no error
+        finally:
+            await first.stop()
+
+    run(test)
