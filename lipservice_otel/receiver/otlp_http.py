@@ -147,8 +147,7 @@ class HttpLogsReceiver:
             raw = decompress(body, request.headers.get("Content-Encoding", ""), self._max_bytes)
             # Protobuf goes to the pipeline as received (the compiled sampler walks the bytes).
             otlp = None if encoding == "protobuf" else decode_request(raw, encoding)
-            header = self._pipeline.tenant_header
-            tenant = request.headers.get(header) if header is not None else None
+            tenant = self._tenant_header_value(request)
             try:
                 result = await (
                     self._pipeline.consume_payload(raw, "http", tenant, sender.tenant)
@@ -173,6 +172,19 @@ class HttpLogsReceiver:
         return web.Response(
             body=encode_message(result.response, encoding), content_type=_CONTENT_TYPES[encoding]
         )
+
+    def _tenant_header_value(self, request: web.Request) -> str | None:
+        """The tenant header's value, when the tenant key is a header; BadRequest when it is
+        not UTF-8 (aiohttp hands such bytes on as surrogates, which no label or tenant
+        name can hold)."""
+        header = self._pipeline.tenant_header
+        value = request.headers.get(header) if header is not None else None
+        if value is not None:
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise BadRequest(400, f"{header} header: the tenant is not UTF-8 text") from None
+        return value
 
     def _invalid(self, status: int, message: str, encoding: Encoding) -> web.Response:
         self._pipeline.refused(0, "http", "invalid")

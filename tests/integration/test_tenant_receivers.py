@@ -102,6 +102,20 @@ def test_header_tenants_get_their_own_pattern_ids_and_counts(serve):
     assert process.count("Traceback") == 0
 
 
+def test_a_tenant_header_that_is_not_utf8_is_refused(serve):
+    _, config, _ = serve
+    http_url = f"http://{config['receiver']['http']['endpoint']}/v1/logs"
+    metrics = config["telemetry"]["metrics_endpoint"]
+    accepted = metric(metrics, "lipservice_receiver_accepted_records_total")
+    payload = request_with_bodies("from a broken client").SerializeToString()
+    # urllib sends the header value as Latin-1: the byte 0xff, which no UTF-8 text holds.
+    status, _, body = post(http_url, payload, **{"X-Scope-OrgID": "team-\xff"})
+    assert status == 400
+    assert b"x-scope-orgid header: the tenant is not UTF-8 text" in body
+    # Nothing of it was sampled, and /metrics (whose labels are UTF-8) still answers.
+    assert metric(metrics, "lipservice_receiver_accepted_records_total") == accepted
+
+
 def test_a_tenant_token_wins_over_the_header(serve_with_tokens):
     _, config, sink = serve_with_tokens
     grpc_endpoint = config["receiver"]["grpc"]["endpoint"]
