@@ -2,7 +2,7 @@
 
 Answers as the OTLP/HTTP specification asks: 200 with an ExportLogsServiceResponse (partial
 success included) in the request's encoding; errors carry a google.rpc.Status body in that
-encoding. 400 for a body that does not decode, 401 without the configured bearer token, 413
+encoding. 400 for a body that does not decode (or a tenant header that is not UTF-8), 401 without the configured bearer token, 413
 past the size limit (as sent or after gzip), 415 for an unknown content type or encoding,
 429 with Retry-After when the sending queue is full, 503 with Retry-After when the persistent
 queue cannot be written (the sender retries; nothing of the request was kept).
