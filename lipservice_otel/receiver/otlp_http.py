@@ -2,10 +2,11 @@
 
 Answers as the OTLP/HTTP specification asks: 200 with an ExportLogsServiceResponse (partial
 success included) in the request's encoding; errors carry a google.rpc.Status body in that
-encoding. 400 for a body that does not decode (or a tenant header that is not UTF-8), 401 without the configured bearer token, 413
-past the size limit (as sent or after gzip), 415 for an unknown content type or encoding,
-429 with Retry-After when the sending queue is full, 503 with Retry-After when the persistent
-queue cannot be written (the sender retries; nothing of the request was kept).
+encoding. 400 for a body that does not decode (or a tenant header that is not UTF-8), 401
+without the configured bearer token, 413 past the size limit (as sent or after gzip), 415 for
+an unknown content type or encoding, 429 with Retry-After when the sending queue is full, 503
+with Retry-After when the persistent queue cannot be written (the sender retries; nothing of
+the request was kept).
 
 The body is decompressed here, not by the server library, so the size limit also bounds what
 a gzip bomb inflates to.
