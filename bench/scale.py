@@ -537,7 +537,7 @@ def run(receivers: int, replicas: int, args: argparse.Namespace, workdir: Path) 
     # Kept beside the results (not committed): the cycles and any error, to read afterwards.
     harness.RESULTS.mkdir(parents=True, exist_ok=True)
     for n, text in enumerate(texts):
-        suffix = f"-{replicas}x{n}" if replicas > 1 else ""
+        suffix = f"-{replicas}x{n}-{args.shards}shards" if args.shards else ""
         (harness.RESULTS / f"scale-analyze-{receivers}{suffix}.log").write_text(text)
     figures = summarize(
         receivers, args, outcome, "\n".join(texts), metrics_texts, memory, max(rss), token,

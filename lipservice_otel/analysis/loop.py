@@ -63,7 +63,10 @@ class AnalysisLoop:
         telemetry: Telemetry | None = None,
         wall_clock: Callable[[], float] = time.time,
         monotonic_clock: Callable[[], float] = time.monotonic,
+        # What its versions are called in the log: a shard's rules are not the policy.
+        versions_of: str = "policy",
     ) -> None:
+        self._versions_of = versions_of
         self._config = config
         self._store = store
         # Unix seconds that wall-clock steps do not move (clock.py); tests give their own.
@@ -218,7 +221,7 @@ class AnalysisLoop:
             return None
         for callback in self._subscribers:
             callback(policy)
-        log.info("policy version %d: %s", policy.version, policy.summary)
+        log.info("%s version %d: %s", self._versions_of, policy.version, policy.summary)
         return policy
 
     def _learn(self, pending: Interval, now: float, elapsed: float) -> None:

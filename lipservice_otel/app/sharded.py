@@ -145,12 +145,8 @@ class ShardedAnalysis:
         # The newest merged version a shard's rules write took and nobody published yet.
         self._written = 0
         self._clock = SteadyClock()
-        # Taking and giving up shards waits for a shard's cycle to end, and the reverse.
+        # One shard's work at a time: cycles, regenerations, overrides, reads of the state.
         self._lock = asyncio.Lock()
-
-    @property
-    def owned(self) -> list[int]:
-        return sorted(self._owned)
 
     # ---- the face of one AnalysisLoop ----
 
@@ -254,13 +250,14 @@ class ShardedAnalysis:
         free = [n for n, holder in enumerate(holders) if holder is None and n not in self._owned]
         target = quota(self.replica, live, self._shards.count)
         take, give = rebalance(self._owned, free, target)
-        async with self._lock:
-            for shard in give:
-                owned = self._owned.pop(shard)
-                await self._shards.release(shard, self.replica, owned.token)
-                log.info("shard %d given up (quota %d of %d replicas)", shard, target, len(live))
-            for shard in take:
-                await self._take(shard)
+        # Not under the cycles' lock: a long cycle must not hold up the renewals behind it.
+        # A shard given up mid-cycle is safe: its new owner's token refuses the late write.
+        for shard in give:
+            owned = self._owned.pop(shard)
+            await self._shards.release(shard, self.replica, owned.token)
+            log.info("shard %d given up (quota %d of %d replicas)", shard, target, len(live))
+        for shard in take:
+            await self._take(shard)
         self._telemetry.gauge("lipservice_analysis_shards_owned").set(len(self._owned))
 
     async def cycle(self) -> None:
@@ -304,7 +301,13 @@ class ShardedAnalysis:
         store = ShardStore(
             self._shards, shard, token, self.replica, lambda: self._floor, self._rules_written
         )
-        loop = AnalysisLoop(self._config, store, self._base, telemetry=self._telemetry)
+        loop = AnalysisLoop(
+            self._config,
+            store,
+            self._base,
+            telemetry=self._telemetry,
+            versions_of=f"shard {shard} rules",
+        )
         await loop.restore()
         # Queued while the shard had no owner, over an interval nobody knows: learned as one
         # short interval they would read as a spike. Receivers report again every interval.

@@ -6,7 +6,8 @@ in this process) reporting several services spread over them.
   within the lease, every receiver keeps getting new versions, no pattern's history is lost
   (first_seen as before, baselines still there), and the shards spread again.
 - Fencing: a shard owner paused (SIGSTOP) past its lease and resumed does not write over the
-  shard's new owner (the shard's hash in Redis keeps the newer token), and logs the drop.
+  shard's new owner (the shard's hash in Redis keeps the newer token), and logs the drop;
+  a replica stopped with SIGTERM gives its leases up at once.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from lipservice_otel.control.client import ControlClient
 from lipservice_otel.control.security import authorization_metadata
 from lipservice_otel.policy.model import Policy
 from lipservice_otel.sampling.aggregates import IntervalReport, PatternCounts, PatternInfo
-from tests.support.cli_process import CliProcess, start_analyze
+from tests.support.cli_process import CliProcess, start_analyze, stop_gracefully
 from tests.support.ports import free_port
 from tests.support.received import wait_for
 
@@ -302,5 +303,11 @@ def test_a_paused_owner_does_not_write_over_the_new_owner(replicas, redis_client
             20,
         )
         assert "Traceback" not in a.log() + b.log()
+
+        # SIGTERM: B gives its leases up as it stops, A takes them without waiting them out.
+        code, _ = stop_gracefully(b)
+        assert code == 0, b.log()
+        assert not held_by(b, owners(redis_client)), "leases given up at stop"
+        wait_for(lambda: owners(redis_client), lambda h: len(held_by(a, h)) == SHARDS, 10)
     finally:
         receivers.stop()
