@@ -23,10 +23,16 @@ import pytest
 import redis
 
 from lipservice_otel._proto.lipservice.v1 import control_pb2, control_pb2_grpc
+from lipservice_otel.analysis.config import AnalysisConfig
+from lipservice_otel.analysis.state import Override
+from lipservice_otel.app.sharded import ShardedAnalysis
 from lipservice_otel.control.client import ControlClient
 from lipservice_otel.control.security import authorization_metadata
 from lipservice_otel.policy.model import Policy
 from lipservice_otel.sampling.aggregates import IntervalReport, PatternCounts, PatternInfo
+from lipservice_otel.store import StoreUnavailable
+from lipservice_otel.store.config import RedisStoreConfig
+from lipservice_otel.store.redis import RedisStore
 from tests.support.cli_process import CliProcess, start_analyze, stop_gracefully
 from tests.support.ports import free_port
 from tests.support.received import wait_for
@@ -311,3 +317,51 @@ def test_a_paused_owner_does_not_write_over_the_new_owner(replicas, redis_client
         wait_for(lambda: owners(redis_client), lambda h: len(held_by(a, h)) == SHARDS, 10)
     finally:
         receivers.stop()
+
+
+def test_admin_calls_go_to_the_shards_owner_in_process(redis_server):
+    """Two replicas in one event loop: the merged policy holds both replicas' shards, a pin
+    is applied by the owner of its pattern's shard and refused elsewhere with the reason."""
+
+    async def run():
+        config = RedisStoreConfig(url=redis_server.url, shards=4, lock_ttl_s=5.0)
+        stores = [RedisStore(config, history_limit=20) for _ in range(2)]
+        analysis = AnalysisConfig(interval_s=1.0, min_examples_per_interval=1)
+        one, two = (
+            ShardedAnalysis(analysis, s, Policy(version=1), f"r{n}") for n, s in enumerate(stores)
+        )
+        try:
+            await one.tick()  # alone: all four shards
+            await two.tick()  # counted: takes what is free (nothing yet)
+            await one.tick()  # gives up two
+            await two.tick()  # takes them
+            assert len(one._owned) == len(two._owned) == 2
+            one.ingest(report_of(SERVICES, 0))
+            await one.cycle()  # pushes the parts, then cycles its own shards
+            await two.cycle()
+            merged = await stores[0].latest_policy()
+            assert {steady_pattern(s) for s in SERVICES} <= merged.pattern_rules.keys()
+            # The pin, on the replica that does not own the pattern's shard, then on its owner.
+            pid = steady_pattern(SERVICES[0])
+            owner, other = (
+                (one, two)
+                if any(pid in o.loop.state.patterns for o in one._owned.values())
+                else (two, one)
+            )
+            pin = Override(key=pid, rate=0.25)
+            with pytest.raises(StoreUnavailable, match="analysed by another replica"):
+                await other.set_override(pin)
+            pinned = await owner.set_override(pin)
+            assert pinned.version > merged.version
+            assert pinned.pattern_rules[pid].rate == 0.25
+            assert (await stores[1].latest_policy()).version == pinned.version
+            # Regenerate on each: new versions, every shard's rules kept.
+            again = await other.regenerate()
+            assert again.version > pinned.version
+            assert again.pattern_rules[pid].rate == 0.25
+        finally:
+            for replica, store in ((one, stores[0]), (two, stores[1])):
+                await replica.leave()
+                await store.close()
+
+    asyncio.run(run())
