@@ -171,6 +171,11 @@ class AnalysisLoop:
         views = [v for v in self._views.values() if not service or v.service == service]
         return sorted(views, key=lambda v: v.volume_per_second, reverse=True)
 
+    async def all_patterns(self, service: str = "") -> list[PatternView]:
+        """Every pattern the analysis knows, wherever it is kept: here, all of them (sharded,
+        app/sharded.py also reads the shards other replicas own)."""
+        return self.patterns(service)
+
     async def inspect(self, read: Callable[[AnalysisState, Policy], T]) -> T:
         """`read(state, policy)` under the lock (a cycle's worker thread changes the state in
         place), with the policy receivers run: the configured base before a learned one. In a

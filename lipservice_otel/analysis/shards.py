@@ -9,10 +9,13 @@ one shard, so the budget over them (per service, per tenant) is planned by one o
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
+from lipservice_otel.analysis.plan import PatternView
 from lipservice_otel.analysis.state import AnalysisState
 from lipservice_otel.policy.model import Exemption, PatternRule, Policy
 from lipservice_otel.sampling.aggregates import IntervalReport, PatternCounts, PatternInfo
@@ -124,3 +127,22 @@ def merge_states(states: Iterable[AnalysisState]) -> AnalysisState:
         merged.judgements.update(state.judgements)
         merged.cycles = max(merged.cycles, state.cycles)
     return merged
+
+
+_VIEW_FIELDS = {f.name: f for f in dataclasses.fields(PatternView)}
+_VIEW_TUPLES = {name for name, f in _VIEW_FIELDS.items() if str(f.type).startswith("tuple")}
+
+
+def views_to_json(views: Iterable[PatternView]) -> bytes:
+    """A shard's pattern views, for any replica's ListPatterns (JSON, as the state is)."""
+    return json.dumps([dataclasses.asdict(v) for v in views], separators=(",", ":")).encode()
+
+
+def views_from_json(blob: bytes) -> list[PatternView]:
+    """Keys a replica of another release does not know are left out; missing ones default."""
+    return [
+        PatternView(
+            **{k: tuple(v) if k in _VIEW_TUPLES else v for k, v in raw.items() if k in _VIEW_FIELDS}
+        )
+        for raw in json.loads(blob)
+    ]

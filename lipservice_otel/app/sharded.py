@@ -36,6 +36,8 @@ from lipservice_otel.analysis.shards import (
     quota,
     rebalance,
     split_report,
+    views_from_json,
+    views_to_json,
 )
 from lipservice_otel.analysis.state import AnalysisState, Override
 from lipservice_otel.control.codec import report_from_proto, report_to_proto
@@ -70,6 +72,7 @@ class ShardStore:
         owner: str,
         version_floor: Callable[[], int],
         on_rules: Callable[[int], None],
+        views: Callable[[], list[PatternView]],
     ) -> None:
         self._shards = shards
         self._shard = shard
@@ -77,6 +80,7 @@ class ShardStore:
         self._owner = owner
         self._version_floor = version_floor
         self._on_rules = on_rules
+        self._views = views
 
     async def latest_policy(self) -> Policy | None:
         blob = await self._shards.read(self._shard, "rules")
@@ -99,7 +103,9 @@ class ShardStore:
         return await self._shards.read(self._shard, "state")
 
     async def save_state(self, state: bytes) -> None:
-        await self._shards.write(self._shard, self._token, self._owner, {"state": state})
+        # With the views the cycle just planned, for the ListPatterns of any replica.
+        fields = {"state": state, "patterns": views_to_json(self._views())}
+        await self._shards.write(self._shard, self._token, self._owner, fields)
 
     async def acquire_writer(self, owner: str) -> bool:
         return True  # the lease was taken before this store was made
@@ -227,6 +233,15 @@ class ShardedAnalysis:
         views = [v for o in self._owned.values() for v in o.loop.patterns(service)]
         return sorted(views, key=lambda v: v.volume_per_second, reverse=True)
 
+    async def all_patterns(self, service: str = "") -> list[PatternView]:
+        """This replica's shards' views, and the other shards' as their owners last wrote
+        them (read from Redis only when asked: ListPatterns, `policy patterns`)."""
+        views = [v for o in self._owned.values() for v in o.loop.patterns(service)]
+        others = [n for n in range(self._shards.count) if n not in self._owned]
+        for blob in await self._shards.read_all(others, "patterns"):
+            views.extend(v for v in views_from_json(blob) if not service or v.service == service)
+        return sorted(views, key=lambda v: v.volume_per_second, reverse=True)
+
     def explain(self, pattern_id: str) -> PatternView | None:
         for owned in self._owned.values():
             view = owned.loop.explain(pattern_id)
@@ -299,7 +314,13 @@ class ShardedAnalysis:
         if not token:
             return  # another replica was quicker
         store = ShardStore(
-            self._shards, shard, token, self.replica, lambda: self._floor, self._rules_written
+            self._shards,
+            shard,
+            token,
+            self.replica,
+            lambda: self._floor,
+            self._rules_written,
+            lambda: loop.patterns(),  # the loop below, once it has planned
         )
         loop = AnalysisLoop(
             self._config,

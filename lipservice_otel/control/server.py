@@ -161,7 +161,10 @@ class ControlPlaneService(control_pb2_grpc.ControlPlaneServicer):
         return policy_to_proto(policy)
 
     async def ListPatterns(self, request, context):
-        views = self._loop.patterns(request.service)
+        try:
+            views = await self._loop.all_patterns(request.service)
+        except StoreUnavailable as exc:  # sharded: the other replicas' shards are in Redis
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"policy store: {exc}")
         if request.limit:
             views = views[: request.limit]
         return control_pb2.ListPatternsResponse(patterns=[pattern_to_proto(v) for v in views])

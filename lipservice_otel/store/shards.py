@@ -9,8 +9,9 @@ Keys, all under the store's `key_prefix`:
   owner's last renewal.
 - `:shard:<n>:fence`: the shard's fencing token, incremented by every acquisition of the lease.
 - `:shard:<n>`: hash with the shard's `rules` (a serialized lipservice.v1.Policy of the shard's
-  patterns), `state` (its analysis snapshot), and `token` / `owner` of the write that put them
-  there. Written only by a script that refuses a token older than the stored fence.
+  patterns), `state` (its analysis snapshot), `patterns` (its pattern views, JSON, for any
+  replica's ListPatterns), and `token` / `owner` of the write that put them there. Written
+  only by a script that refuses a token older than the stored fence.
 - `:shard:<n>:reports`: list of report parts (serialized lipservice.v1.AggregateReport) for the
   owner to take at its next cycle; bounded to `max_queued_reports`, expiring when nobody
   consumes it.
@@ -227,17 +228,23 @@ class RedisShards:
         return await self._client.hget(self.shard_key(shard), field)
 
     @reachable
+    async def read_all(self, shards: list[int], field: str) -> list[bytes]:
+        """`field` of each of `shards` that has one."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            for shard in shards:
+                pipe.hget(self.shard_key(shard), field)
+            blobs = await pipe.execute()
+        return [blob for blob in blobs if blob]
+
+    @reachable
     async def next_version(self, floor: int) -> int:
         return int(await self._next_version(keys=[self.key("policy:version")], args=[floor]))
 
     @reachable
     async def shard_policies(self) -> list[Policy]:
         """Every shard's latest rules (shards never written yet have none)."""
-        async with self._client.pipeline(transaction=False) as pipe:
-            for shard in range(self.count):
-                pipe.hget(self.shard_key(shard), "rules")
-            blobs = await pipe.execute()
-        return [policy_from_bytes(blob) for blob in blobs if blob]
+        blobs = await self.read_all(list(range(self.count)), "rules")
+        return [policy_from_bytes(blob) for blob in blobs]
 
     @reachable
     async def queue_reports(self, parts: dict[int, list[bytes]]) -> None:

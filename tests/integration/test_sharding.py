@@ -133,7 +133,7 @@ class Receivers:
 
 
 def listed(endpoint: str) -> dict[str, control_pb2.PatternStatus]:
-    """The patterns a replica lists (those of the shards it owns); {} when it does not answer."""
+    """The patterns a replica lists; {} when it does not answer."""
     with grpc.insecure_channel(endpoint) as channel:
         stub = control_pb2_grpc.ControlPlaneStub(channel)
         try:
@@ -145,13 +145,6 @@ def listed(endpoint: str) -> dict[str, control_pb2.PatternStatus]:
         except grpc.RpcError:
             return {}
     return {p.pattern_id: p for p in response.patterns}
-
-
-def listed_by_all(endpoints: list[str]) -> dict[str, control_pb2.PatternStatus]:
-    patterns: dict[str, control_pb2.PatternStatus] = {}
-    for endpoint in endpoints:
-        patterns.update(listed(endpoint))
-    return patterns
 
 
 def owners(client: redis.Redis) -> list[str | None]:
@@ -192,11 +185,11 @@ def replicas(redis_server, tmp_path):
 
 def test_replicas_share_the_shards_and_one_killed_loses_no_history(replicas, redis_client):
     (a, a_at), (b, b_at), (c, c_at) = replicas(), replicas(), replicas()
-    every = [a_at, b_at, c_at]
     receivers = Receivers([a_at, b_at, c_at, a_at, b_at, c_at])
     try:
         steady = {steady_pattern(s) for s in SERVICES}
-        before = wait_for(lambda: listed_by_all(every), lambda p: steady <= p.keys(), 30)
+        # Any one replica lists every shard's patterns (its own, and the others' from Redis).
+        before = wait_for(lambda: listed(a_at), lambda p: steady <= p.keys(), 30)
         holders = wait_for(
             lambda: owners(redis_client),
             lambda h: all(held_by(r, h) for r in (a, b, c)) and None not in h,
@@ -231,7 +224,6 @@ def test_replicas_share_the_shards_and_one_killed_loses_no_history(replicas, red
         # A fourth replica, where the killed one listened (as a Service would route): its
         # receivers reconnect to it; the others give it a share without a restart.
         d, _ = replicas(c_at)
-        every = [a_at, b_at, c_at]
         holders = wait_for(
             lambda: owners(redis_client),
             lambda h: all(len(held_by(r, h)) >= 2 for r in (a, b, d)) and None not in h,
@@ -246,7 +238,7 @@ def test_replicas_share_the_shards_and_one_killed_loses_no_history(replicas, red
                 lambda v, n=n: v > versions_at_kill[n] + 2,
                 30,
             )
-        after = wait_for(lambda: listed_by_all(every), lambda p: steady <= p.keys(), 20)
+        after = wait_for(lambda: listed(c_at), lambda p: steady <= p.keys(), 20)  # the new one
         for pid in steady:
             assert after[pid].first_seen_unix_nano == before[pid].first_seen_unix_nano, pid
             assert after[pid].volume_per_second > 0, "the baseline went on"
@@ -340,7 +332,11 @@ def test_admin_calls_go_to_the_shards_owner_in_process(redis_server):
             await one.cycle()  # pushes the parts, then cycles its own shards
             await two.cycle()
             merged = await stores[0].latest_policy()
-            assert {steady_pattern(s) for s in SERVICES} <= merged.pattern_rules.keys()
+            steady = {steady_pattern(s) for s in SERVICES}
+            assert steady <= merged.pattern_rules.keys()
+            for replica in (one, two):  # each lists every shard's patterns, not only its own
+                assert steady <= {v.pattern_id for v in await replica.all_patterns()}
+                assert not steady <= {v.pattern_id for v in replica.patterns()}
             # The pin, on the replica that does not own the pattern's shard, then on its owner.
             pid = steady_pattern(SERVICES[0])
             owner, other = (

@@ -1,9 +1,11 @@
-"""Shard assignment, quotas, the report split and the merged policy (analysis/shards.py)."""
+"""Shard assignment, quotas, the report split, the merged policy and the pattern views
+shared through Redis (analysis/shards.py)."""
 
 from __future__ import annotations
 
 import pytest
 
+from lipservice_otel.analysis.plan import PatternView
 from lipservice_otel.analysis.shards import (
     merge_policies,
     quota,
@@ -11,6 +13,8 @@ from lipservice_otel.analysis.shards import (
     shard_key,
     shard_of,
     split_report,
+    views_from_json,
+    views_to_json,
 )
 from lipservice_otel.policy.model import Exemption, PatternRule, Policy
 from lipservice_otel.sampling.aggregates import IntervalReport, PatternCounts, PatternInfo
@@ -174,3 +178,25 @@ def test_a_tenants_patterns_go_to_the_tenants_shard_whatever_their_service():
     assert acme != search
     assert set(parts[acme].patterns) == {"p1", "p2", "p4"}
     assert set(parts[search].patterns) == {"p3"}
+
+
+def test_pattern_views_round_trip_through_json_and_unknown_keys_are_left_out():
+    view = PatternView(
+        pattern_id="p1",
+        service="checkout",
+        template="charged <*>",
+        examples=("charged 5",),
+        volume_per_second=2.5,
+        error_share=0.1,
+        rate=0.5,
+        reason="pattern",
+        explanation="budget",
+        first_seen=100.0,
+        last_seen=200.0,
+        merged_signatures=("s1", "s2"),
+    )
+    assert views_from_json(views_to_json([view])) == [view]
+    newer = b'[{"pattern_id":"p2","service":"s","template":"t","examples":[],"volume_per_second":1,'
+    newer += b'"error_share":0,"rate":1,"reason":"r","explanation":"","first_seen":1,'
+    newer += b'"last_seen":2,"merged_signatures":[],"from_a_later_release":7}]'
+    assert views_from_json(newer)[0].pattern_id == "p2"
