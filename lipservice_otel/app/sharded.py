@@ -6,9 +6,10 @@ its own over the shard's patterns, reading and writing the shard's fenced hash i
 
 1. `ingest` splits every receiver's report by shard (analysis/shards.py) and queues the parts;
    `tick` pushes them to the shards' report lists in Redis, whoever owns them.
-2. `tick` (every lock_ttl_s / 4) also renews the heartbeat and the leases, drops the shards
-   whose lease a newer owner took, gives up shards above this replica's quota and takes free
-   ones up to it (a taken shard restores its rules and state: history and baselines go on).
+2. `tick` (every lock_ttl_s / 4, or analysis.interval_s if shorter) also renews the
+   heartbeat and the leases, drops the shards whose lease a newer owner took, gives up
+   shards above this replica's quota and takes free ones up to it (a taken shard restores
+   its rules and state: history and baselines go on).
 3. `cycle` (every analysis.interval_s) takes each owned shard's queued parts, learns, plans
    and writes the shard's rules and state, each write fenced by the lease's token.
 4. A rules write takes the merged policy's next version in the same Redis step; the merge of
@@ -104,7 +105,8 @@ class ShardStore:
 
     async def save_state(self, state: bytes) -> None:
         # With the views the cycle just planned, for the ListPatterns of any replica.
-        fields = {"state": state, "patterns": views_to_json(self._views())}
+        views = await asyncio.to_thread(views_to_json, self._views())  # off the event loop
+        fields = {"state": state, "patterns": views}
         await self._shards.write(self._shard, self._token, self._owner, fields)
 
     async def acquire_writer(self, owner: str) -> bool:
