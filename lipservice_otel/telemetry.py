@@ -204,6 +204,60 @@ METRICS: tuple[MetricSpec, ...] = (
         ("tenant",),
     ),
     MetricSpec(
+        "lipservice_analysis_received_records_per_second",
+        "gauge",
+        "{records}/s",
+        "Records/s a tenant sends, as the savings report counts them (its patterns' baselines); "
+        "basis is projection in shadow mode, realised in enforce.",
+        ("tenant", "basis"),
+    ),
+    MetricSpec(
+        "lipservice_analysis_kept_records_per_second",
+        "gauge",
+        "{records}/s",
+        "Records/s of a tenant that enforce mode keeps: projected from the policy's rates in "
+        "shadow mode, what the receivers kept in enforce (the savings report's figure).",
+        ("tenant", "basis"),
+    ),
+    MetricSpec(
+        "lipservice_analysis_saved_records_per_second",
+        "gauge",
+        "{records}/s",
+        "Records/s of a tenant not sent to the backend: received less kept (savings report).",
+        ("tenant", "basis"),
+    ),
+    MetricSpec(
+        "lipservice_analysis_received_bytes_per_second",
+        "gauge",
+        "By/s",
+        "Bytes/s a tenant sends (each record's encoded size as received), as the savings "
+        "report counts them.",
+        ("tenant", "basis"),
+    ),
+    MetricSpec(
+        "lipservice_analysis_kept_bytes_per_second",
+        "gauge",
+        "By/s",
+        "Bytes/s of a tenant that enforce mode keeps (projected in shadow, realised in enforce).",
+        ("tenant", "basis"),
+    ),
+    MetricSpec(
+        "lipservice_analysis_saved_bytes_per_second",
+        "gauge",
+        "By/s",
+        "Bytes/s of a tenant not sent to the backend: received less kept (savings report); "
+        "times 86400 a day, times 2592000 a 30-day month.",
+        ("tenant", "basis"),
+    ),
+    MetricSpec(
+        "lipservice_analysis_saved_money_per_month",
+        "gauge",
+        "{currency}",
+        "What a 30-day month of a tenant's saved bytes costs at report.price_per_gib, in its "
+        "currency; only with a price set.",
+        ("tenant", "basis", "currency"),
+    ),
+    MetricSpec(
         "lipservice_analysis_forgotten_patterns",
         "counter",
         "{patterns}",

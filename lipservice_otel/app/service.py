@@ -30,6 +30,7 @@ from lipservice_otel.policy.source import PolicyFileWatcher, read_policy_file
 from lipservice_otel.receiver.otlp_grpc import GrpcLogsReceiver
 from lipservice_otel.receiver.otlp_http import HttpLogsReceiver
 from lipservice_otel.receiver.pipeline import Pipeline
+from lipservice_otel.report.current import CurrentSavings
 from lipservice_otel.sampling.aggregates import Aggregates, IntervalReport
 from lipservice_otel.sampling.implementation import build_sampler, implementation_of
 from lipservice_otel.sampling.tenant import parse_tenant_key
@@ -127,12 +128,15 @@ class Analyzer:
         self._tokens = control_tokens(settings.control)
         check_exposure(settings.control, self._tokens)
         self._telemetry = telemetry
+        # One savings report per cycle: the gauges, the `Savings` call and the page share it.
+        self.savings = CurrentSavings(self.loop, settings.report.price, telemetry)
         self.control = ControlPlaneService(
             self.loop,
             self.store,
             settings.control.report_limits,
             telemetry,
             price=settings.report.price,
+            savings=self.savings,
         )
         # The live page, checked for exposure against the same tokens before anything binds.
         self.ui = (
@@ -143,6 +147,7 @@ class Analyzer:
                 self.loop,
                 self.store,
                 settings.report.price,
+                self.savings,
             )
             if settings.ui.enabled
             else None
@@ -199,6 +204,7 @@ class Analyzer:
                     self._restored = True
                 if self._sharded or await self.store.acquire_writer(self._writer_id):
                     await self.loop.cycle()
+                    await self.savings.refresh()
             except StoreUnavailable as exc:
                 wait = outage.failed(exc)
                 continue

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import replace
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -33,7 +34,8 @@ from lipservice_otel.receiver.config import ReceiverTlsConfig
 from lipservice_otel.receiver.security import grpc_server_credentials
 from lipservice_otel.report.codec import savings_to_proto
 from lipservice_otel.report.config import ReportConfig
-from lipservice_otel.report.savings import Price, compute_savings
+from lipservice_otel.report.current import CurrentSavings
+from lipservice_otel.report.savings import Price
 from lipservice_otel.store import Store, StoreUnavailable
 from lipservice_otel.telemetry import Telemetry
 from lipservice_otel.validation import ConfigError
@@ -70,10 +72,12 @@ class ControlPlaneService(control_pb2_grpc.ControlPlaneServicer):
         limits: ReportLimitsConfig | None = None,
         telemetry: Telemetry | None = None,
         price: Price | None = None,
+        savings: CurrentSavings | None = None,
     ) -> None:
         self._loop = loop
-        # report.price_per_gib: the savings report's price unless a request brings its own.
-        self._price = price or Price()
+        # The cycle's savings report, shared with the savings gauges and the live page; its
+        # price (report.price_per_gib) is the report's unless a request brings its own.
+        self._savings = savings or CurrentSavings(loop, price or Price())
         self._store = store
         self._limits = limits or ReportLimitsConfig()
         self._telemetry = telemetry or Telemetry()
@@ -221,7 +225,7 @@ class ControlPlaneService(control_pb2_grpc.ControlPlaneServicer):
         return control_pb2.HistoryResponse(versions=[policy_to_proto(p) for p in versions])
 
     async def Savings(self, request, context):
-        price = self._price
+        price = self._savings.price
         if request.HasField("price_per_gib") or request.HasField("currency"):
             asked = ReportConfig(
                 request.price_per_gib if request.HasField("price_per_gib") else price.per_gib,
@@ -232,10 +236,10 @@ class ControlPlaneService(control_pb2_grpc.ControlPlaneServicer):
             except ConfigError as exc:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             price = asked.price
-        # The message is built in inspect's worker thread too: 50,000 patterns take a second.
-        return await self._loop.inspect(
-            lambda state, policy: savings_to_proto(compute_savings(state, policy, price))
-        )
+        # The cycle's report, as the gauges have it; a price asked for changes the money only.
+        report = replace(await self._savings.current(), price=price)
+        # The message is built in a worker thread: 50,000 patterns take a second.
+        return await asyncio.to_thread(savings_to_proto, report)
 
 
 async def start_control_server(

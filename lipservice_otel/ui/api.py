@@ -20,7 +20,8 @@ from lipservice_otel.analysis.loop import AnalysisLoop
 from lipservice_otel.analysis.state import Override
 from lipservice_otel.policy.model import Policy
 from lipservice_otel.policy.reasons import REASON_OVERRIDE
-from lipservice_otel.report.savings import Price, SavingsReport, compute_savings, savings_to_dict
+from lipservice_otel.report.current import CurrentSavings
+from lipservice_otel.report.savings import SavingsReport, savings_to_dict
 from lipservice_otel.store import Store, StoreUnavailable
 from lipservice_otel.ui.access import Access, Caller
 from lipservice_otel.ui.history import History, Point, SeenAnomaly
@@ -61,7 +62,7 @@ class Api:
         store: Store,
         history: History,
         access: Access,
-        price: Price,
+        savings: CurrentSavings,
         set_cookie: Callable[[web.StreamResponse, Session], None],
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -69,10 +70,10 @@ class Api:
         self._store = store
         self._history = history
         self._access = access
-        self._price = price
+        # One report per cycle and policy version, however many tabs poll the page.
+        self._savings = savings
         self._set_cookie = set_cookie
         self._wall_clock = wall_clock
-        self._cached_savings: tuple[tuple[float | None, int | None], SavingsReport] | None = None
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -113,7 +114,7 @@ class Api:
 
     async def summary(self, request: web.Request) -> web.Response:
         self._caller(request)
-        report = await self._savings()
+        report = await self._savings.current()
         policy = self._loop.policy
         return web.json_response(
             summary_document(
@@ -134,7 +135,7 @@ class Api:
         if order not in ("asc", "desc"):
             raise _bad(f"order: asc or desc, got {order!r}")
         limit = _int_query(request, "limit", DEFAULT_PATTERNS_LIMIT, MAX_PATTERNS_LIMIT)
-        rows = pattern_rows(await self._savings())
+        rows = pattern_rows(await self._savings.current())
         rows.sort(key=lambda row: (row[SORT_KEYS[sort]], row["pattern_id"]))
         if order == "desc":
             rows.reverse()
@@ -219,20 +220,6 @@ class Api:
         if caller is None:
             raise _json_error(web.HTTPUnauthorized, "sign in (or send Authorization: Bearer)")
         return caller
-
-    async def _savings(self) -> SavingsReport:
-        """The savings of what the analysis knows now. The state changes only in a cycle and
-        the policy only with a new version, so one report serves every refresh in between:
-        a page left open costs one computation per cycle, however many tabs poll it."""
-        policy = self._loop.policy
-        key = (self._history.last_cycle_at, policy.version if policy is not None else None)
-        cached = self._cached_savings
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        price = self._price
-        report = await self._loop.inspect(lambda state, now: compute_savings(state, now, price))
-        self._cached_savings = (key, report)
-        return report
 
 
 # ---- documents ----

@@ -17,6 +17,7 @@ from lipservice_otel.analysis.loop import AnalysisLoop
 from lipservice_otel.control.config import ControlConfig
 from lipservice_otel.control.security import ControlTokens, is_loopback
 from lipservice_otel.receiver.security import http_ssl_context
+from lipservice_otel.report.current import CurrentSavings
 from lipservice_otel.report.savings import Price
 from lipservice_otel.store import Store
 from lipservice_otel.ui.access import Access, check_ui_exposure
@@ -56,6 +57,7 @@ class LiveUi:
         loop: AnalysisLoop,
         store: Store,
         price: Price,
+        savings: CurrentSavings | None = None,
     ) -> None:
         # Checked before anything binds, as the control plane's exposure is.
         check_ui_exposure(config, control, tokens)
@@ -66,7 +68,9 @@ class LiveUi:
         loop.observe(self.history)
         sessions = Sessions(config.session_ttl_s, config.max_sessions)
         self.access = Access(tokens, sessions, loopback_only=is_loopback(config.endpoint))
-        self._api = Api(loop, store, self.history, self.access, price, self.set_cookie)
+        # The analyzer's, shared with the savings gauges; a page of its own computes its own.
+        savings = savings or CurrentSavings(loop, price)
+        self._api = Api(loop, store, self.history, self.access, savings, self.set_cookie)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
