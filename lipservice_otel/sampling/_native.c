@@ -8,9 +8,9 @@
  *               request up: the Python path parses it with upb and either refuses it with
  *               upb's own message or samples it. So nothing is accepted here that upb refuses.
  * 2. signature: template_of_text for the common body (ASCII, not JSON): quoted strings and
- *               the two commonest token rules here, every other token through memos filled
- *               by the Python masking function, so the other rules live in signature.py
- *               only; other bodies are handed to it whole.
+ *               the token rules compiled here (held to signature.py's by differential tests),
+ *               masked forms memoised by token or digit shape, the Python masking function
+ *               for tokens with quotes inside; other bodies are handed to signature.py whole.
  * 3. sample:    the decision and the splice, in sampler.c below.
  */
 #define PY_SSIZE_T_CLEAN
@@ -961,6 +961,430 @@ static int number_like(const char *s, Py_ssize_t n) {
     return 1;
 }
 
+/* The rest of _mask_token for a token without quotes or backslashes (_mask_plain, _mask_value,
+ * _mask_unit, _is_hostname, _EMAIL, _PATH and _VARIABLE), so a token seen for the first time
+ * costs no Python call either. Each regex is matched as the regex engine would: its greedy
+ * parts are settled by the runs of characters they can take (see each function). Held to
+ * signature.py by tests/unit/sampling/test_native_signature.py, exhaustively over short tokens
+ * and by hypothesis over longer ones. */
+#define MAX_TOP_LEVEL_DOMAINS 128
+static char top_level_domains[MAX_TOP_LEVEL_DOMAINS][16];
+static Py_ssize_t top_level_domain_lengths[MAX_TOP_LEVEL_DOMAINS], top_level_domain_count;
+
+/* Longest token masked here; a longer one goes to _mask_token. */
+#define RULES_MAX_TOKEN 256
+/* A masked part is at most three bytes per byte of its text (a mask for each). */
+#define RULES_BUF (3 * RULES_MAX_TOKEN + 8)
+
+typedef struct {
+    char *p, *end;
+} Out;
+
+static inline int put(Out *o, const char *s, Py_ssize_t n) {
+    if (o->end - o->p < n)
+        return -1;
+    memcpy(o->p, s, n);
+    o->p += n;
+    return 0;
+}
+
+static inline int put_mask(Out *o) { return put(o, mask_bytes, mask_len); }
+
+/* c is one of set's characters (never NUL, which strchr would find at set's end). */
+static inline int in_set(const char *set, char c) { return c && strchr(set, c); }
+
+static inline int is_class(const char *s, Py_ssize_t n, Py_ssize_t i, unsigned bits) {
+    return i >= 0 && i < n && (char_class[(unsigned char)s[i]] & bits);
+}
+#define ALNUM (C_LETTER | C_DIGIT)
+
+static inline int is_hex(const char *s, Py_ssize_t n, Py_ssize_t i) {
+    if (i < 0 || i >= n)
+        return 0;
+    unsigned char c = s[i];
+    return ascii_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+
+static inline Py_ssize_t class_run(const char *s, Py_ssize_t n, Py_ssize_t i, unsigned bits) {
+    Py_ssize_t start = i;
+    while (i < n && (char_class[(unsigned char)s[i]] & bits))
+        i++;
+    return i - start;
+}
+
+static inline Py_ssize_t hex_run(const char *s, Py_ssize_t n, Py_ssize_t i) {
+    Py_ssize_t start = i;
+    while (is_hex(s, n, i))
+        i++;
+    return i - start;
+}
+
+/* _REST, r"(?:[\w.:+-]|,\d)*", from i: where it stops. */
+static inline Py_ssize_t rest_end(const char *s, Py_ssize_t n, Py_ssize_t i) {
+    for (;;) {
+        if (is_class(s, n, i, C_NUMBER))
+            i++;
+        else if (i + 1 < n && s[i] == ',' && ascii_digit(s[i + 1]))
+            i += 2;
+        else
+            return i;
+    }
+}
+
+/* (?=[0-9a-fA-F:]{0,38}\d): a digit within the first 39 of a run of hex digits and colons. */
+static int digit_in_hex_colons(const char *s, Py_ssize_t n, Py_ssize_t p) {
+    for (Py_ssize_t i = p; i < n && i <= p + 38; i++) {
+        if (ascii_digit(s[i]))
+            return 1;
+        if (!is_hex(s, n, i) && s[i] != ':')
+            return 0;
+    }
+    return 0;
+}
+
+/* An IPv6 address from p: with "::" (compressed) or with exactly eight groups. The end of the
+ * part before _REST, or -1. Each group's hex{1,4} is followed by ":" except an address's last,
+ * so a group is its whole run of hex digits, which must be 1-4 long. */
+static Py_ssize_t ipv6_end(const char *s, Py_ssize_t n, Py_ssize_t p, int compressed) {
+    Py_ssize_t run = hex_run(s, n, p);
+    if (run < 1 || (compressed && run > 4))
+        return -1;
+    if (!compressed) {
+        for (int group = 0; group < 7; group++) {
+            if (run > 4 || p + run >= n || s[p + run] != ':')
+                return -1;
+            p += run + 1;
+            run = hex_run(s, n, p);
+            if (run < 1)
+                return -1;
+        }
+        return p + (run < 4 ? run : 4);
+    }
+    p += run;
+    for (int groups = 0;; groups++) {
+        if (p + 1 < n && s[p] == ':' && s[p + 1] == ':')
+            return p + 2;
+        if (groups == 6 || p >= n || s[p] != ':')
+            return -1;
+        run = hex_run(s, n, p + 1);
+        if (run < 1 || run > 4)
+            return -1;
+        p += run + 1;
+    }
+}
+
+/* Where one of _VARIABLE's alternatives matches at p, in its order: the end of the match (its
+ * start part, then _REST), or -1. */
+static Py_ssize_t variable_at(const char *s, Py_ssize_t n, Py_ssize_t p) {
+    unsigned char c = s[p];
+    int free_before = !is_class(s, n, p - 1, ALNUM); /* (?<![^\W_]) */
+    Py_ssize_t end = -1;
+    if (free_before && is_hex(s, n, p)) {
+        /* a UUID */
+        static const signed char uuid[] = {8, 4, 4, 4, 12};
+        Py_ssize_t i = p;
+        for (int part = 0; part < 5; part++) {
+            if (part) {
+                if (i >= n || s[i] != '-')
+                    goto not_uuid;
+                i++;
+            }
+            if (hex_run(s, n, i) < uuid[part])
+                goto not_uuid;
+            i += uuid[part];
+        }
+        return rest_end(s, n, i);
+    not_uuid:
+        if (digit_in_hex_colons(s, n, p)) {
+            if ((end = ipv6_end(s, n, p, 1)) >= 0 || (end = ipv6_end(s, n, p, 0)) >= 0)
+                return rest_end(s, n, end);
+        }
+    }
+    /* "::" and hex after the start, whitespace or "([=/" */
+    if (c == ':' && (p == 0 || ascii_space(s[p - 1]) || in_set("([=/", s[p - 1])) &&
+        p + 2 < n && s[p + 1] == ':' && is_hex(s, n, p + 2))
+        return rest_end(s, n, p + 3);
+    if (!free_before) {
+        /* (?<=[^\W\d_])\d{2,}(?![^\W_]): a counter glued to a word */
+        if ((char_class[(unsigned char)s[p - 1]] & C_LETTER) && ascii_digit(c)) {
+            Py_ssize_t digits = class_run(s, n, p, C_DIGIT);
+            if (digits >= 2 && !is_class(s, n, p + digits, ALNUM))
+                return rest_end(s, n, p + digits);
+        }
+        return -1;
+    }
+    if (ascii_digit(c)) {
+        /* an access log date, "10/Oct/2000" */
+        Py_ssize_t digits = class_run(s, n, p, C_DIGIT), i = p + digits;
+        if (digits <= 2 && i + 5 <= n && s[i] == '/' && s[i + 1] >= 'A' && s[i + 1] <= 'Z' &&
+            s[i + 2] >= 'a' && s[i + 2] <= 'z' && s[i + 3] >= 'a' && s[i + 3] <= 'z' &&
+            s[i + 4] == '/' && class_run(s, n, i + 5, C_DIGIT) >= 4)
+            return rest_end(s, n, i + 9);
+        return rest_end(s, n, p + 1); /* -?\d */
+    }
+    if (c == '-' && is_class(s, n, p + 1, C_DIGIT))
+        return rest_end(s, n, p + 2);
+    if (is_hex(s, n, p)) {
+        /* long hex starting with a letter: (?=[a-fA-F]*\d)[0-9a-fA-F]{8,}(?![^\W_]) */
+        Py_ssize_t i = p;
+        while (is_hex(s, n, i) && !ascii_digit(s[i]))
+            i++;
+        Py_ssize_t run = hex_run(s, n, p);
+        if (is_class(s, n, i, C_DIGIT) && run >= 8 && !is_class(s, n, p + run, ALNUM))
+            return rest_end(s, n, p + run);
+    }
+    if (char_class[c] & C_LETTER) {
+        /* letters and digits mixed more than once: [^\W\d_]+\d+[^\W\d_]+\d */
+        Py_ssize_t i = p + class_run(s, n, p, C_LETTER);
+        Py_ssize_t digits = class_run(s, n, i, C_DIGIT);
+        if (digits) {
+            i += digits;
+            Py_ssize_t letters = class_run(s, n, i, C_LETTER);
+            if (letters && is_class(s, n, i + letters, C_DIGIT))
+                return rest_end(s, n, i + letters + 1);
+        }
+    }
+    if (p > 0 && s[p - 1] == '-' && (char_class[c] & C_LETTER)) {
+        /* (?<=-)[^\W\d_]+\d[^\W_]*(?![^\W_]|-): the last dash-separated part of a name */
+        Py_ssize_t letters = class_run(s, n, p, C_LETTER);
+        if (is_class(s, n, p + letters, C_DIGIT)) {
+            Py_ssize_t e = p + letters + 1;
+            e += class_run(s, n, e, ALNUM);
+            if (e >= n || s[e] != '-')
+                return rest_end(s, n, e);
+        }
+    }
+    return -1;
+}
+
+/* _VARIABLE.sub(MASK, s) */
+static int variable_sub(const char *s, Py_ssize_t n, Out *o) {
+    for (Py_ssize_t p = 0; p < n;) {
+        Py_ssize_t end = variable_at(s, n, p);
+        if (end > p) {
+            if (put_mask(o) < 0)
+                return -1;
+            p = end;
+        } else {
+            if (put(o, s + p, 1) < 0)
+                return -1;
+            p++;
+        }
+    }
+    return 0;
+}
+
+/* [\w.+-] */
+static inline int email_local(const char *s, Py_ssize_t n, Py_ssize_t i) {
+    return is_class(s, n, i, C_WORD | C_DOT) || (i >= 0 && i < n && (s[i] == '+' || s[i] == '-'));
+}
+
+static inline int label_char(const char *s, Py_ssize_t n, Py_ssize_t i) { /* [\w-] */
+    return is_class(s, n, i, C_WORD) || (i >= 0 && i < n && s[i] == '-');
+}
+
+/* Where _EMAIL matches at p: (?<![\w.+-])\w[\w.+-]*@ then dot-separated [\w-]+ labels and a
+ * last one of two letters or more not followed by [\w-]; the labels' greedy repetition gives
+ * back whole labels from the right, so the rightmost dot that can start the last one wins. */
+static Py_ssize_t email_at(const char *s, Py_ssize_t n, Py_ssize_t p) {
+    if (email_local(s, n, p - 1) || !is_class(s, n, p, C_WORD))
+        return -1;
+    Py_ssize_t at = p + 1;
+    while (email_local(s, n, at))
+        at++;
+    if (at >= n || s[at] != '@' || !label_char(s, n, at + 1))
+        return -1;
+    Py_ssize_t end = at + 1; /* the end of the labels' greedy run */
+    for (;;) {
+        while (label_char(s, n, end))
+            end++;
+        if (end + 1 < n && s[end] == '.' && label_char(s, n, end + 1))
+            end++;
+        else
+            break;
+    }
+    for (Py_ssize_t dot = end; dot > at + 1; dot--) {
+        if (dot >= n || s[dot] != '.')
+            continue;
+        Py_ssize_t letters = class_run(s, n, dot + 1, C_LETTER);
+        if (letters >= 2 && !label_char(s, n, dot + 1 + letters))
+            return dot + 1 + letters;
+    }
+    return -1;
+}
+
+/* _EMAIL.sub(MASK, s) */
+static int email_sub(const char *s, Py_ssize_t n, Out *o) {
+    for (Py_ssize_t p = 0; p < n;) {
+        Py_ssize_t end = email_at(s, n, p);
+        if (end > p) {
+            if (put_mask(o) < 0)
+                return -1;
+            p = end;
+        } else {
+            if (put(o, s + p, 1) < 0)
+                return -1;
+            p++;
+        }
+    }
+    return 0;
+}
+
+/* _is_hostname: dot-separated [\w-]+ labels, then a last label of letters only, two or more,
+ * optionally ":digits", and that last label (lowercased) a common top-level domain. */
+static int is_hostname(const char *s, Py_ssize_t n) {
+    const char *last = NULL;
+    for (Py_ssize_t i = n - 1; i >= 0 && !last; i--)
+        if (s[i] == '.')
+            last = s + i;
+    if (!last || last == s)
+        return 0;
+    Py_ssize_t dot = last - s;
+    for (Py_ssize_t i = 0; i < dot; i++) {
+        if (s[i] == '.') {
+            if (i == 0 || s[i - 1] == '.')
+                return 0;
+        } else if (!label_char(s, n, i)) {
+            return 0;
+        }
+    }
+    if (s[dot - 1] == '.')
+        return 0;
+    Py_ssize_t letters = class_run(s, n, dot + 1, C_LETTER), end = dot + 1 + letters;
+    if (letters < 2 || letters >= 16)
+        return 0;
+    if (end < n && !(s[end] == ':' && end + 1 < n && class_run(s, n, end + 1, C_DIGIT) == n - end - 1))
+        return 0;
+    char lower[16];
+    for (Py_ssize_t i = 0; i < letters; i++)
+        lower[i] = (char)(s[dot + 1 + i] | 0x20);
+    for (Py_ssize_t k = 0; k < top_level_domain_count; k++)
+        if (top_level_domain_lengths[k] == letters && memcmp(top_level_domains[k], lower, letters) == 0)
+            return 1;
+    return 0;
+}
+
+/* _PATH's search, r"(?:^|\()(?:~|\.{1,2})?/": where the path starts (after a "("), or -1. */
+static Py_ssize_t path_start(const char *s, Py_ssize_t n) {
+    for (Py_ssize_t p = 0; p < n; p++) {
+        Py_ssize_t i;
+        if (p == 0) { /* ^ */
+            i = 0;
+            if (i < n && s[i] == '~')
+                i++;
+            else if (i + 1 < n && s[i] == '.' && s[i + 1] == '.' && i + 2 < n && s[i + 2] == '/')
+                i += 2;
+            else if (i < n && s[i] == '.')
+                i++;
+            if (i < n && s[i] == '/')
+                return 0;
+        }
+        if (s[p] == '(') {
+            i = p + 1;
+            if (i < n && s[i] == '~')
+                i++;
+            else if (i + 2 < n && s[i] == '.' && s[i + 1] == '.' && s[i + 2] == '/')
+                i += 2;
+            else if (i < n && s[i] == '.')
+                i++;
+            if (i < n && s[i] == '/')
+                return p + 1;
+        }
+    }
+    return -1;
+}
+
+static inline int has_digit_from(const char *s, Py_ssize_t n, Py_ssize_t i) {
+    for (; i < n; i++)
+        if (ascii_digit(s[i]))
+            return 1;
+    return 0;
+}
+
+/* _mask_unit */
+static int mask_unit(const char *s, Py_ssize_t n, Out *o) {
+    if (memchr(s, '/', n)) {
+        for (Py_ssize_t i = 0; i + 3 <= n; i++)
+            if (s[i] == ':' && s[i + 1] == '/' && s[i + 2] == '/')
+                return put_mask(o);
+        Py_ssize_t start = path_start(s, n);
+        if (start >= 0 && has_digit_from(s, n, start))
+            return variable_sub(s, start, o) < 0 ? -1 : put_mask(o);
+    }
+    if (memchr(s, '.', n) && is_hostname(s, n))
+        return put_mask(o);
+    if (memchr(s, '@', n)) {
+        char buf[RULES_BUF];
+        Out e = {buf, buf + sizeof(buf)};
+        if (email_sub(s, n, &e) < 0)
+            return -1;
+        return variable_sub(buf, e.p - buf, o);
+    }
+    return variable_sub(s, n, o);
+}
+
+/* _mask_value: the value after the separator, as one unit. */
+static int mask_value(const char *s, Py_ssize_t n, Py_ssize_t separator, Out *o) {
+    Py_ssize_t value = separator + 1;
+    while (value < n && (char_class[(unsigned char)s[value]] & C_LEADING))
+        value++;
+    if (value < n) {
+        char buf[RULES_BUF];
+        Out u = {buf, buf + sizeof(buf)};
+        if (mask_unit(s + value, n - value, &u) < 0)
+            return -1;
+        if (u.p - buf != n - value || memcmp(buf, s + value, n - value) != 0)
+            return put(o, s, value) < 0 ? -1 : put_mask(o);
+    }
+    return put(o, s, n);
+}
+
+/* _KEY_BEFORE_EQUALS, r"[^\W\d][\w.:\-\[\]]*", and _KEY_BEFORE_COLON, r"(?:[^\W\d]|[.\-])+". */
+static int key_before_equals(const char *s, Py_ssize_t n) {
+    if (n < 1 || !is_class(s, n, 0, C_WORD) || ascii_digit(s[0]))
+        return 0;
+    for (Py_ssize_t i = 1; i < n; i++)
+        if (!is_class(s, n, i, C_WORD) && !in_set(".:-[]", s[i]))
+            return 0;
+    return 1;
+}
+
+static int key_before_colon(const char *s, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!is_class(s, n, i, C_LETTER) && s[i] != '_' && s[i] != '.' && s[i] != '-')
+            return 0;
+    return n > 0;
+}
+
+/* _mask_plain */
+static int mask_plain(const char *s, Py_ssize_t n, Out *o) {
+    const char *equals = memchr(s, '=', n);
+    if (equals && equals > s && key_before_equals(s, equals - s))
+        return mask_value(s, n, equals - s, o);
+    const char *colon = memchr(s, ':', n);
+    if (colon && colon > s) {
+        Py_ssize_t c = colon - s;
+        int slashes = c + 2 < n && s[c + 1] == '/' && s[c + 2] == '/';
+        if (!slashes && key_before_colon(s, c) && !(memchr(s, '.', c) && is_hostname(s, c)))
+            return mask_value(s, n, c, o);
+    }
+    return mask_unit(s, n, o);
+}
+
+/* _mask_token for a token whose core (start..end) holds no quote or backslash: 1 masked into
+ * o, 0 not for these rules, -1 no room. */
+static int mask_token_rules(const char *t, Py_ssize_t n, Py_ssize_t start, Py_ssize_t end, Out *o) {
+    if (n > RULES_MAX_TOKEN)
+        return 0;
+    for (Py_ssize_t i = start; i < end; i++)
+        if (t[i] == '"' || t[i] == '\'' || t[i] == '\\')
+            return 0;
+    if (put(o, t, start) < 0 || mask_plain(t + start, end - start, o) < 0 ||
+        put(o, t + end, n - end) < 0)
+        return -1;
+    return 1;
+}
+
 /* _mask_token(token) for an ASCII token: its masked bytes written at out (room bytes free),
  * their count; -2 when they do not fit, -1 on error. A token no rule here settles is looked up
  * by shape (digits that are all masked away do not matter which they were) or as itself, and
@@ -1008,21 +1432,30 @@ static Py_ssize_t mask_ascii_token(const char *t, Py_ssize_t n, char *out, Py_ss
         memcpy(out, token_entry_data(hit) + hit->n, hit->vn);
         return hit->vn;
     }
-    signature_token_misses++;
-    PyObject *text = PyUnicode_FromStringAndSize(t, n);
-    if (!text)
-        return -1;
-    PyObject *masked = PyObject_CallOneArg(py_mask_token, text);
-    Py_DECREF(text);
-    if (!masked)
-        return -1;
-    if (!PyUnicode_Check(masked) || !PyUnicode_IS_ASCII(masked)) {
-        Py_DECREF(masked);
-        PyErr_SetString(PyExc_RuntimeError, "_mask_token gave a non-ASCII mask for ASCII");
-        return -1;
+    char ruled[RULES_BUF];
+    Out o = {ruled, ruled + sizeof(ruled)};
+    PyObject *masked = NULL;
+    const char *m = ruled;
+    Py_ssize_t length;
+    if (mask_token_rules(t, n, start, end, &o) == 1) {
+        length = o.p - ruled;
+    } else {
+        signature_token_misses++;
+        PyObject *text = PyUnicode_FromStringAndSize(t, n);
+        if (!text)
+            return -1;
+        masked = PyObject_CallOneArg(py_mask_token, text);
+        Py_DECREF(text);
+        if (!masked)
+            return -1;
+        if (!PyUnicode_Check(masked) || !PyUnicode_IS_ASCII(masked)) {
+            Py_DECREF(masked);
+            PyErr_SetString(PyExc_RuntimeError, "_mask_token gave a non-ASCII mask for ASCII");
+            return -1;
+        }
+        m = (const char *)PyUnicode_DATA(masked);
+        length = PyUnicode_GET_LENGTH(masked);
     }
-    const char *m = (const char *)PyUnicode_DATA(masked);
-    Py_ssize_t length = PyUnicode_GET_LENGTH(masked);
     int status = 0;
     if (n <= memo_max_token_chars) {
         int keeps_digit = 0;
@@ -1035,7 +1468,7 @@ static Py_ssize_t mask_ascii_token(const char *t, Py_ssize_t n, char *out, Py_ss
     }
     if (status == 0 && length <= room)
         memcpy(out, m, length);
-    Py_DECREF(masked);
+    Py_XDECREF(masked);
     if (status < 0) {
         PyErr_NoMemory();
         return -1;
@@ -1101,7 +1534,7 @@ static inline int opens_single_quote_after(unsigned char c) {
 }
 
 static inline int closes_single_quote_before(unsigned char c) {
-    return ascii_space(c) || (c && strchr(",.;:)]}!?", c));
+    return ascii_space(c) || in_set(",.;:)]}!?", (char)c);
 }
 
 static int is_http_method(const char *s, Py_ssize_t n) {
@@ -1347,6 +1780,30 @@ static int fill_http_methods(PyObject *methods) {
     return PyErr_Occurred() ? -1 : 0;
 }
 
+static int fill_top_level_domains(PyObject *domains) {
+    PyObject *iterator = domains ? PyObject_GetIter(domains) : NULL, *domain;
+    if (!iterator)
+        return -1;
+    while ((domain = PyIter_Next(iterator))) {
+        Py_ssize_t n;
+        const char *s = PyUnicode_AsUTF8AndSize(domain, &n);
+        int fits = s && top_level_domain_count < MAX_TOP_LEVEL_DOMAINS && n < 16;
+        if (fits) {
+            memcpy(top_level_domains[top_level_domain_count], s, n);
+            top_level_domain_lengths[top_level_domain_count++] = n;
+        }
+        Py_DECREF(domain);
+        if (!fits) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_RuntimeError, "_TOP_LEVEL_DOMAINS outgrew the compiled table");
+            Py_DECREF(iterator);
+            return -1;
+        }
+    }
+    Py_DECREF(iterator);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
 /* Each ASCII word of words with the form _mask_context_words gives it: a date word in front of
  * a mask ([word, MASK]), a unit after one ([MASK, word]). */
 static int fill_context_words(PyObject *words, int kind, PyObject *mask_words, PyObject *mask) {
@@ -1417,10 +1874,12 @@ static int signature_tables(PyObject *module) {
     PyObject *dates = PyObject_GetAttrString(module, "_DATE_WORDS");
     PyObject *units = PyObject_GetAttrString(module, "_UNITS");
     PyObject *mask_words = PyObject_GetAttrString(module, "_mask_context_words");
+    PyObject *domains = PyObject_GetAttrString(module, "_TOP_LEVEL_DOMAINS");
     fill_char_classes();
     int status = m && fill_char_class(C_LEADING, leading) == 0 &&
                          fill_char_class(C_TRAILING, trailing) == 0 &&
-                         fill_http_methods(methods) == 0 && mask_words &&
+                         fill_http_methods(methods) == 0 && fill_top_level_domains(domains) == 0 &&
+                         mask_words &&
                          fill_context_words(dates, CONTEXT_DATE, mask_words, mask) == 0 &&
                          fill_context_words(units, CONTEXT_UNIT, mask_words, mask) == 0
                      ? 0
@@ -1432,6 +1891,7 @@ static int signature_tables(PyObject *module) {
     Py_XDECREF(dates);
     Py_XDECREF(units);
     Py_XDECREF(mask_words);
+    Py_XDECREF(domains);
     return status;
 }
 

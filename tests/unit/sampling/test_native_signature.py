@@ -1,8 +1,8 @@
 """The compiled signature gives text/signature.py's template for every body.
 
-The extension pairs and masks quoted strings itself, applies two token rules itself (a token
-that cannot vary is its own mask, a number is masked whole), masks other tokens through its own
-memos filled by signature.py's `_mask_token`, joins context words, and hands whole bodies to
+The extension pairs and masks quoted strings itself, masks tokens by signature.py's token rules
+compiled (all but the quoting ones of _mask_core), through its own memos, with `_mask_token`
+itself for the tokens those do not cover, joins context words, and hands whole bodies to
 signature.py where it has no path (non-ASCII, JSON): any difference here is a bug in one of
 those rules as compiled, or in the splitting, memo keying, prefix or join.
 """
@@ -81,6 +81,111 @@ _TOKENS = st.one_of(
 @example(token="x@y")
 @example(token="-")
 def test_tokens_mask_alike(token):
+    native = native_module()
+    assert native.template_of_text(token, 2048) == _mask_token(token) or token.startswith("{")
+
+
+# Pieces of the values _mask_unit and _VARIABLE look for: UUIDs and IPv6 addresses (hex runs
+# of every length around their group sizes, colons), hosts and e-mail (labels, dots, top-level
+# domains, "@"), paths and URLs, access log dates, key=value and key:value, counters.
+_RULE_PIECES = st.one_of(
+    st.text("0123456789abcdefABCDEF", min_size=1, max_size=13),
+    st.text("0123456789", min_size=1, max_size=5),
+    st.text("ghxyzGHXYZ_", min_size=1, max_size=4),
+    st.sampled_from([":", "::", "-", ".", "@", "/", "(", "=", "_", "+", ",", "~", "./", "../"]),
+    st.sampled_from(["://", "[", "]", "..", "com", "net", "io", "local", "Example", "x", "ab"]),
+    st.sampled_from(["COM", "org:80", "host", "Oct", "oct", "OCT", "user", "key", "ms"]),
+)
+_AROUND = (st.sampled_from(["", "", "x", "-", "_", "(", "1", ".", "=", "/", "@"]),)
+
+
+def _near(sizes: list[int]) -> st.SearchStrategy[int]:
+    """A size, or one off it: where a regex's counted repetition starts or stops matching."""
+    return st.sampled_from(sizes).flatmap(lambda n: st.integers(max(n - 1, 0), n + 1))
+
+
+def _hex(size: st.SearchStrategy[int]) -> st.SearchStrategy[str]:
+    # Letters only too: an id starting with a digit is masked by "-?\d" whatever else it is.
+    alphabet = st.sampled_from(["abcdef", "abcdef0123456789ABCDEF"])
+    return st.tuples(alphabet, size).flatmap(lambda t: st.text(t[0], min_size=t[1], max_size=t[1]))
+
+
+_UUIDS = st.tuples(*[_hex(_near([n])) for n in (8, 4, 4, 4, 12)]).map("-".join)
+_IPV6 = st.one_of(
+    st.lists(_hex(_near([1, 4])), min_size=1, max_size=9).map(":".join),
+    st.tuples(
+        st.lists(_hex(_near([1, 4])), max_size=7).map(":".join),
+        st.lists(_hex(_near([1, 4])), max_size=3).map(":".join),
+    ).map("::".join),
+)
+_DATES = st.tuples(
+    st.text("0123456789", min_size=1, max_size=3),
+    st.sampled_from(["Oct", "oct", "OCT", "Octo", "Oc", "O1t"]),
+    st.text("0123456789", min_size=3, max_size=5),
+    st.sampled_from(["", ":13:55:36", "x", "/x"]),
+).map(lambda t: f"{t[0]}/{t[1]}/{t[2]}{t[3]}")
+_IDS = st.one_of(
+    _hex(_near([8])),
+    st.text("abcxyz0123_", min_size=1, max_size=10),
+    st.tuples(st.text("abXY", min_size=1, max_size=3), st.text("0123", min_size=1, max_size=3))
+    .map("".join)
+    .flatmap(lambda part: st.lists(st.just(part), min_size=1, max_size=3).map("".join)),
+)
+_LABELS = st.lists(st.text("ab1_-", min_size=0, max_size=4), min_size=1, max_size=4).map(".".join)
+_DOMAINS = st.sampled_from(["com", "io", "org", "c", "co1", "x_y", "COM", "local", "zz", "com-"])
+_HOSTS = st.tuples(_LABELS, _DOMAINS, st.sampled_from(["", ":80", ":", ":8a", ".", "/x"])).map(
+    lambda t: f"{t[0]}.{t[1]}{t[2]}"
+)
+_EMAILS = st.tuples(st.text("a.+-_1", min_size=0, max_size=4), _HOSTS).map("@".join)
+_PATHS = st.tuples(
+    st.sampled_from(["", "(", "x(", "~", ".", "..", "...", "~~", "http:", "a://", "x(..", "(~"]),
+    st.lists(st.text("ab12_.", max_size=4), min_size=1, max_size=3).map("/".join),
+).map(lambda t: f"{t[0]}/{t[1]}")
+_VALUES = st.one_of(_UUIDS, _IPV6, _DATES, _IDS, _HOSTS, _EMAILS, _PATHS)
+_KEYED = st.tuples(
+    st.sampled_from(["a", "_a", "1a", "a.b", "a[0]", "a-b", "a:b", "a1", "host.com", "x(y"]),
+    st.sampled_from(["=", ":", "=(", ":[", "=="]),
+    _VALUES,
+).map("".join)
+_RULE_TOKENS = st.one_of(
+    st.lists(_RULE_PIECES, min_size=1, max_size=9).map("".join),
+    st.tuples(*_AROUND, st.one_of(_VALUES, _KEYED), *_AROUND).map("".join),
+    st.lists(st.one_of(_VALUES, *_AROUND), min_size=2, max_size=4).map("".join),
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(token=_RULE_TOKENS)
+@example(token="123e4567-e89b-12d3-a456-426614174000")
+@example(token="2001:db8::1")
+@example(token="fe80:0:0:0:0:0:0:1")
+@example(token="a:b:c:d:e:f:1:2:3")
+@example(token="[::1]:80")
+@example(token="10/Oct/2000:13:55:36")
+@example(token="deadbeef12")
+@example(token="x2k4p")
+@example(token="storage12")
+@example(token="MININT-FNANLI5")
+@example(token="user.name+tag@mail.example.org")
+@example(token="a@b.com.x")
+@example(token="host-7.example.com:8080")
+@example(token="(/var/data/12/part)")
+@example(token="~/x1")
+@example(token="../a/1")
+@example(token="uid=0")
+@example(token="rhost=a-1.b.net")
+@example(token="key:value1")
+@example(token="host.com:80")
+@example(token="deadbeef-dead-beef-dead-beefdeadbe1")
+@example(token="deadbeef-dead-beef-dead-beefdeadbee1")
+@example(token="ab.io")
+@example(token="x(../1")
+@example(token="x(./1")
+@example(token="100/Oct/2000")
+@example(token="1/Oct/2000")
+@example(token="x/::1")
+@example(token="=::a")
+def test_value_tokens_mask_alike(token):
     native = native_module()
     assert native.template_of_text(token, 2048) == _mask_token(token) or token.startswith("{")
 
