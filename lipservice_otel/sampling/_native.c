@@ -842,8 +842,7 @@ static TokenMemo token_memo, shape_memo;
 static char mask_bytes[8];
 static Py_ssize_t mask_len;
 
-/* What the rules below ask of an ASCII byte, one table load per byte. C_DOT_LETTER is set by
- * may_vary for a dot before a letter (C_DOT is C_LETTER shifted, to find the pair by shifts). */
+/* What the rules below ask of an ASCII byte, one table load per byte. */
 #define C_SPACE 0x01   /* str.split()'s and re's \s */
 #define C_LETTER 0x02  /* [^\W\d_] */
 #define C_DIGIT 0x04   /* \d */
@@ -853,7 +852,6 @@ static Py_ssize_t mask_len;
 #define C_NUMBER 0x80  /* _REST's [\w.:+-] */
 #define C_LEADING 0x100  /* _LEADING */
 #define C_TRAILING 0x200 /* _TRAILING */
-#define C_DOT_LETTER 0x400
 static uint16_t char_class[256];
 
 static void fill_char_classes(void) {
@@ -929,19 +927,17 @@ static inline int all_ascii(const uint8_t *s, Py_ssize_t n) {
 
 static inline int ascii_digit(unsigned char c) { return char_class[c] & C_DIGIT; }
 
-/* Two of signature.py's token rules are applied here, as the commonest tokens meet them (held
- * to the Python ones by tests/unit/sampling/test_native_signature.py); every other token is
- * masked by _mask_token itself through the memos.
- * _MAY_VARY, r"[\d@]|\.[^\W\d_]": without it a token is its own mask. */
-static inline int may_vary(const char *t, Py_ssize_t n, int *digits) {
-    unsigned all = 0, previous = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned c = char_class[(unsigned char)t[i]];
-        all |= c | (((previous >> 5) & c & C_LETTER) << 9);
-        previous = c;
-    }
-    *digits = (all & C_DIGIT) != 0;
-    return (all & (C_DIGIT | C_AT | C_DOT_LETTER)) != 0;
+/* _MAY_VARY, r"[\d@]|\.[^\W\d_]", given the classes of the token's bytes or'ed together (as
+ * the split gathers them): without it a token is its own mask. */
+static inline int may_vary(const char *t, Py_ssize_t n, unsigned classes) {
+    if (classes & (C_DIGIT | C_AT))
+        return 1;
+    if (!(classes & C_DOT))
+        return 0;
+    for (Py_ssize_t i = 0; i + 1 < n; i++)
+        if (t[i] == '.' && (char_class[(unsigned char)t[i + 1]] & C_LETTER))
+            return 1;
+    return 0;
 }
 
 /* _NUMBER_LIKE, r"-?\d(?:[\w.:+-]|,\d)*" in full: a core matching it masks whole. */
@@ -1389,9 +1385,10 @@ static int mask_token_rules(const char *t, Py_ssize_t n, Py_ssize_t start, Py_ss
  * their count; -2 when they do not fit, -1 on error. A token no rule here settles is looked up
  * by shape (digits that are all masked away do not matter which they were) or as itself, and
  * on a miss masked by _mask_token and remembered where signature.py remembers it. */
-static Py_ssize_t mask_ascii_token(const char *t, Py_ssize_t n, char *out, Py_ssize_t room) {
-    int digits;
-    if (!may_vary(t, n, &digits)) {
+static Py_ssize_t mask_ascii_token(const char *t, Py_ssize_t n, unsigned classes, char *out,
+                                   Py_ssize_t room) {
+    int digits = (classes & C_DIGIT) != 0;
+    if (!may_vary(t, n, classes)) {
         if (n > room)
             return -2;
         memcpy(out, t, n);
@@ -1653,13 +1650,18 @@ static int template_ascii_into(const char *s, Py_ssize_t n, Py_ssize_t max_chars
     char *p = out, *end = out + TEMPLATE_BUF;
     for (Py_ssize_t i = first; i < n;) {
         Py_ssize_t start = i;
-        while (i < n && !ascii_space((unsigned char)s[i]))
-            i++;
+        unsigned classes = 0; /* of the token's bytes, for may_vary */
+        for (; i < n; i++) {
+            unsigned c = char_class[(unsigned char)s[i]];
+            if (c & C_SPACE)
+                break;
+            classes |= c;
+        }
         if (count == MAX_TOKENS || (count && p == end))
             return 0; /* the Python path */
         if (count)
             *p++ = ' ';
-        Py_ssize_t length = mask_ascii_token(s + start, i - start, p, end - p);
+        Py_ssize_t length = mask_ascii_token(s + start, i - start, classes, p, end - p);
         if (length < 0)
             return length == -1 ? -1 : 0;
         pieces[count].at = (int32_t)(p - out);
