@@ -60,6 +60,33 @@ def main() -> int:
     sampler.set_policy(Policy(version=2, default_rate=0.5, learned=True))
     bodies = [f"request {n} from 10.0.{n % 9}.1 in {n} ms" for n in range(500)]
     bodies += ['quoted "a b" 1', "ünï 12", '{"msg": "x 1"}', "Jun 14 15:16:01 host 4 KB"]
+    # The compiled token rules and quoting: values of every kind, nested and unbalanced quotes,
+    # a token past the rules' length, a body past the token limit, the memos filled past full.
+    values = [
+        "123e4567-e89b-12d3-a456-426614174000",
+        "fe80::1%eth0",
+        "1:2:3:4:5:6:7:8",
+        "[::1]:80",
+        "10/Oct/2000:13:55:36",
+        "deadbeef12",
+        "x2k4p",
+        "storage12",
+        "MININT-FNANLI5",
+        "a.b+c@mail.example.org",
+        "host-7.example.com:8080",
+        "(/var/data/12/part)",
+        "uid=0",
+        "key:value1",
+        "GET",
+        '"GET /x HTTP/1.1"',
+        "'a b'",
+        '"a \\"b c\\" d"',
+        '"open',
+        "it's",
+    ]
+    bodies += [" ".join(values[i : i + 3]) for i in range(len(values) - 2)]
+    bodies += ["x" * 300 + "1 y", " ".join(["w1"] * 600), "Sun Jul 3 10:05:25 4 ms"]
+    bodies += [f"token{n}x{n} id-{n}q" for n in range(20_000)]
     templates = {_native.template_of_text(body, 64) for body in bodies}
     print(
         f"walked {len(cases)} requests ({taken} taken), sampled {sampled} natively, "

@@ -7,9 +7,10 @@
  *               nesting past WALK_MAX_DEPTH, invalid UTF-8 in a string) makes it give the
  *               request up: the Python path parses it with upb and either refuses it with
  *               upb's own message or samples it. So nothing is accepted here that upb refuses.
- * 2. signature: template_of_text for the common body (ASCII, no quotes, not JSON), token by
- *               token through memos filled by the Python masking function, so the masking
- *               rules live in signature.py only; other bodies are handed to it whole.
+ * 2. signature: template_of_text for the common body (ASCII, not JSON): quoted strings and
+ *               the token rules compiled here (held to signature.py's by differential tests),
+ *               masked forms memoised by token or digit shape, the Python masking function
+ *               for tokens with quotes inside; other bodies are handed to signature.py whole.
  * 3. sample:    the decision and the splice, in sampler.c below.
  */
 #define PY_SSIZE_T_CLEAN
@@ -662,11 +663,12 @@ done:
  * Signature: template_of_text (text/signature.py) for the common body
  * ---------------------------------------------------------------------------------------- */
 
-/* From text/signature.py at import: its masking function, the fallback for whole bodies,
- * the context-word step. Never changed afterwards. */
-static PyObject *py_mask_token, *py_template_of_text, *py_context_words, *py_date_words, *py_units;
-static PyObject *py_mask, *py_date_strip, *py_trailing;
-static Py_ssize_t memo_max_entries, memo_max_token_chars;
+/* From text/signature.py at import: its masking function, the fallback for whole bodies, and
+ * the tables the rules below read (MASK, _LEADING, _TRAILING, _HTTP_METHODS, the context words
+ * with their masked forms). Never changed afterwards. */
+static PyObject *py_mask_token, *py_template_of_text;
+static Py_ssize_t memo_max_entries, memo_max_token_chars, max_quoting_rounds;
+static Py_ssize_t default_max_body_chars;
 /* How often this module handed work to the Python signature, for the benchmark. */
 static unsigned long long signature_fallbacks, signature_token_misses;
 
@@ -764,12 +766,163 @@ static int memo_put(Memo *m, const char *key, Py_ssize_t n, uint64_t hash, PyObj
     return 0;
 }
 
-static Memo token_memo, shape_memo;
+/* Masked forms of tokens, by token or by digit-normalised shape, as C bytes: a hit makes no
+ * Python object. Bounded and cleared when full as signature.py's memos are. */
+#define TOKEN_INLINE 40
 
-/* str.split()'s whitespace, for ASCII: \t \n \v \f \r, space and \x1c-\x1f. */
-static inline int ascii_space(unsigned char c) {
-    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
+typedef struct {
+    uint64_t hash;
+    uint32_t n;  /* key bytes; 0: an empty entry */
+    uint32_t vn; /* value bytes, stored after the key */
+    union {
+        char *heap;
+        char inline_data[TOKEN_INLINE];
+    } data;
+} TokenEntry;
+
+typedef struct {
+    TokenEntry *entries;
+    size_t mask; /* capacity - 1, a power of two at least twice the entry cap */
+    Py_ssize_t used, cap;
+} TokenMemo;
+
+static inline const char *token_entry_data(const TokenEntry *e) {
+    return e->n + e->vn <= TOKEN_INLINE ? e->data.inline_data : e->data.heap;
 }
+
+static int token_memo_init(TokenMemo *m, Py_ssize_t cap) {
+    size_t size = 16;
+    while (size < (size_t)cap * 2)
+        size *= 2;
+    m->entries = PyMem_Calloc(size, sizeof(TokenEntry));
+    if (!m->entries)
+        return -1;
+    m->mask = size - 1;
+    m->used = 0;
+    m->cap = cap;
+    return 0;
+}
+
+static void token_memo_clear(TokenMemo *m) {
+    if (!m->used)
+        return;
+    for (size_t i = 0; i <= m->mask; i++) {
+        TokenEntry *e = &m->entries[i];
+        if (e->n && e->n + e->vn > TOKEN_INLINE)
+            PyMem_Free(e->data.heap);
+        e->n = 0;
+    }
+    m->used = 0;
+}
+
+static inline const TokenEntry *token_memo_get(const TokenMemo *m, const char *key, Py_ssize_t n,
+                                               uint64_t hash) {
+    for (size_t i = hash & m->mask;; i = (i + 1) & m->mask) {
+        const TokenEntry *e = &m->entries[i];
+        if (!e->n)
+            return NULL;
+        if (e->hash == hash && e->n == n && memcmp(token_entry_data(e), key, n) == 0)
+            return e;
+    }
+}
+
+static int token_memo_put(TokenMemo *m, const char *key, Py_ssize_t n, uint64_t hash,
+                          const char *value, Py_ssize_t vn) {
+    if (m->used >= m->cap)
+        token_memo_clear(m);
+    size_t i = hash & m->mask;
+    while (m->entries[i].n)
+        i = (i + 1) & m->mask;
+    TokenEntry *e = &m->entries[i];
+    char *data = e->data.inline_data;
+    if (n + vn > TOKEN_INLINE) {
+        data = e->data.heap = PyMem_Malloc(n + vn);
+        if (!data)
+            return -1;
+    }
+    memcpy(data, key, n);
+    memcpy(data + n, value, vn);
+    e->hash = hash;
+    e->n = (uint32_t)n;
+    e->vn = (uint32_t)vn;
+    m->used++;
+    return 0;
+}
+
+static TokenMemo token_memo, shape_memo;
+
+/* MASK */
+static char mask_bytes[8];
+static Py_ssize_t mask_len;
+
+/* What the rules below ask of an ASCII byte, one table load per byte. */
+#define C_SPACE 0x01   /* str.split()'s and re's \s */
+#define C_LETTER 0x02  /* [^\W\d_] */
+#define C_DIGIT 0x04   /* \d */
+#define C_WORD 0x08    /* \w */
+#define C_AT 0x10      /* @ */
+#define C_DOT 0x40     /* . */
+#define C_NUMBER 0x80  /* _REST's [\w.:+-] */
+#define C_LEADING 0x100  /* _LEADING */
+#define C_TRAILING 0x200 /* _TRAILING */
+static uint16_t char_class[256];
+
+static void fill_char_classes(void) {
+    for (int c = 0; c < 128; c++) {
+        int letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        int digit = c >= '0' && c <= '9';
+        int word = letter || digit || c == '_';
+        char_class[c] =
+            (uint16_t)(((c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f)) ? C_SPACE : 0) |
+                       (letter ? C_LETTER : 0) | (digit ? C_DIGIT : 0) | (word ? C_WORD : 0) |
+                       (c == '@' ? C_AT : 0) | (c == '.' ? C_DOT : 0) |
+                       ((word || c == '.' || c == ':' || c == '+' || c == '-') ? C_NUMBER : 0));
+    }
+}
+
+/* _HTTP_METHODS */
+#define MAX_HTTP_METHODS 16
+static char http_methods[MAX_HTTP_METHODS][16];
+static Py_ssize_t http_method_lengths[MAX_HTTP_METHODS], http_method_count;
+
+/* _DATE_WORDS and _UNITS (their ASCII members: the bytes of this path are ASCII), each with
+ * the form signature.py's _mask_context_words gives it beside a mask. */
+#define CONTEXT_SLOTS 1024
+#define CONTEXT_DATE 1
+#define CONTEXT_UNIT 2
+typedef struct {
+    uint64_t word; /* its bytes, zero-padded */
+    uint8_t n, kind, masked_n;
+    char masked[16];
+} ContextWord;
+static ContextWord context_words[CONTEXT_SLOTS];
+static Py_ssize_t context_max_chars;
+
+static inline uint64_t packed_word(const char *s, Py_ssize_t n) {
+    uint64_t word = 0;
+    memcpy(&word, s, n);
+    return word;
+}
+
+static inline size_t context_slot(uint64_t word, Py_ssize_t n) {
+    return (size_t)(((word + (uint64_t)n) * 0x9E3779B97F4A7C15ULL) >> 54) & (CONTEXT_SLOTS - 1);
+}
+
+static const ContextWord *context_word(const char *s, Py_ssize_t n) {
+    if (n > context_max_chars)
+        return NULL;
+    uint64_t word = packed_word(s, n);
+    for (size_t i = context_slot(word, n);; i = (i + 1) & (CONTEXT_SLOTS - 1)) {
+        const ContextWord *c = &context_words[i];
+        if (!c->kind)
+            return NULL;
+        if (c->word == word && c->n == n)
+            return c;
+    }
+}
+
+/* str.split()'s whitespace, for ASCII: \t \n \v \f \r, space and \x1c-\x1f (also re's \s). */
+static inline int ascii_space(unsigned char c) { return char_class[c] & C_SPACE; }
 
 static inline int all_ascii(const uint8_t *s, Py_ssize_t n) {
     Py_ssize_t i = 0;
@@ -785,94 +938,552 @@ static inline int all_ascii(const uint8_t *s, Py_ssize_t n) {
     return 1;
 }
 
-/* The masked form of one ASCII token (a new reference): a memo hit, else _mask_token(token),
- * remembered under the token or its digit-normalised shape exactly where signature.py would. */
-static PyObject *masked_token(const char *token, Py_ssize_t n) {
-    int digits = 0;
-    for (Py_ssize_t i = 0; i < n; i++)
-        if (token[i] >= '0' && token[i] <= '9') {
-            digits = 1;
-            break;
+static inline int ascii_digit(unsigned char c) { return char_class[c] & C_DIGIT; }
+
+/* _MAY_VARY, r"[\d@]|\.[^\W\d_]", given the classes of the token's bytes or'ed together (as
+ * the split gathers them): without it a token is its own mask. */
+static inline int may_vary(const char *t, Py_ssize_t n, unsigned classes) {
+    if (classes & (C_DIGIT | C_AT))
+        return 1;
+    if (!(classes & C_DOT))
+        return 0;
+    for (Py_ssize_t i = 0; i + 1 < n; i++)
+        if (t[i] == '.' && (char_class[(unsigned char)t[i + 1]] & C_LETTER))
+            return 1;
+    return 0;
+}
+
+/* _NUMBER_LIKE, r"-?\d(?:[\w.:+-]|,\d)*" in full: a core matching it masks whole. */
+static int number_like(const char *s, Py_ssize_t n) {
+    Py_ssize_t i = 0;
+    if (i < n && s[i] == '-')
+        i++;
+    if (i >= n || !ascii_digit(s[i]))
+        return 0;
+    for (i++; i < n; i++) {
+        if (char_class[(unsigned char)s[i]] & C_NUMBER)
+            continue;
+        if (s[i] == ',' && i + 1 < n && ascii_digit(s[i + 1]))
+            continue;
+        return 0;
+    }
+    return 1;
+}
+
+/* The rest of _mask_token for a token without quotes or backslashes (_mask_plain, _mask_value,
+ * _mask_unit, _is_hostname, _EMAIL, _PATH and _VARIABLE), so a token seen for the first time
+ * costs no Python call either. Each regex is matched as the regex engine would: its greedy
+ * parts are settled by the runs of characters they can take (see each function). Held to
+ * signature.py by tests/unit/sampling/test_native_signature.py, exhaustively over short tokens
+ * and by hypothesis over longer ones. */
+#define MAX_TOP_LEVEL_DOMAINS 128
+static char top_level_domains[MAX_TOP_LEVEL_DOMAINS][16];
+static Py_ssize_t top_level_domain_lengths[MAX_TOP_LEVEL_DOMAINS], top_level_domain_count;
+
+/* Longest token masked here; a longer one goes to _mask_token. */
+#define RULES_MAX_TOKEN 256
+/* A masked part is at most three bytes per byte of its text (a mask for each). */
+#define RULES_BUF (3 * RULES_MAX_TOKEN + 8)
+
+typedef struct {
+    char *p, *end;
+} Out;
+
+static inline int put(Out *o, const char *s, Py_ssize_t n) {
+    if (o->end - o->p < n)
+        return -1;
+    memcpy(o->p, s, n);
+    o->p += n;
+    return 0;
+}
+
+static inline int put_mask(Out *o) { return put(o, mask_bytes, mask_len); }
+
+/* c is one of set's characters (never NUL, which strchr would find at set's end). */
+static inline int in_set(const char *set, char c) { return c && strchr(set, c); }
+
+static inline int is_class(const char *s, Py_ssize_t n, Py_ssize_t i, unsigned bits) {
+    return i >= 0 && i < n && (char_class[(unsigned char)s[i]] & bits);
+}
+#define ALNUM (C_LETTER | C_DIGIT)
+
+static inline int is_hex(const char *s, Py_ssize_t n, Py_ssize_t i) {
+    if (i < 0 || i >= n)
+        return 0;
+    unsigned char c = s[i];
+    return ascii_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+
+static inline Py_ssize_t class_run(const char *s, Py_ssize_t n, Py_ssize_t i, unsigned bits) {
+    Py_ssize_t start = i;
+    while (i < n && (char_class[(unsigned char)s[i]] & bits))
+        i++;
+    return i - start;
+}
+
+static inline Py_ssize_t hex_run(const char *s, Py_ssize_t n, Py_ssize_t i) {
+    Py_ssize_t start = i;
+    while (is_hex(s, n, i))
+        i++;
+    return i - start;
+}
+
+/* _REST, r"(?:[\w.:+-]|,\d)*", from i: where it stops. */
+static inline Py_ssize_t rest_end(const char *s, Py_ssize_t n, Py_ssize_t i) {
+    for (;;) {
+        if (is_class(s, n, i, C_NUMBER))
+            i++;
+        else if (i + 1 < n && s[i] == ',' && ascii_digit(s[i + 1]))
+            i += 2;
+        else
+            return i;
+    }
+}
+
+/* (?=[0-9a-fA-F:]{0,38}\d): a digit within the first 39 of a run of hex digits and colons. */
+static int digit_in_hex_colons(const char *s, Py_ssize_t n, Py_ssize_t p) {
+    for (Py_ssize_t i = p; i < n && i <= p + 38; i++) {
+        if (ascii_digit(s[i]))
+            return 1;
+        if (!is_hex(s, n, i) && s[i] != ':')
+            return 0;
+    }
+    return 0;
+}
+
+/* An IPv6 address from p: with "::" (compressed) or with exactly eight groups. The end of the
+ * part before _REST, or -1. Each group's hex{1,4} is followed by ":" except an address's last,
+ * so a group is its whole run of hex digits, which must be 1-4 long. */
+static Py_ssize_t ipv6_end(const char *s, Py_ssize_t n, Py_ssize_t p, int compressed) {
+    Py_ssize_t run = hex_run(s, n, p);
+    if (run < 1 || (compressed && run > 4))
+        return -1;
+    if (!compressed) {
+        for (int group = 0; group < 7; group++) {
+            if (run > 4 || p + run >= n || s[p + run] != ':')
+                return -1;
+            p += run + 1;
+            run = hex_run(s, n, p);
+            if (run < 1)
+                return -1;
         }
-    uint64_t hash = XXH3_64bits(token, n);
-    PyObject *hit = memo_get(&token_memo, token, n, hash);
-    if (hit)
-        return Py_NewRef(hit);
+        return p + (run < 4 ? run : 4);
+    }
+    p += run;
+    for (int groups = 0;; groups++) {
+        if (p + 1 < n && s[p] == ':' && s[p + 1] == ':')
+            return p + 2;
+        if (groups == 6 || p >= n || s[p] != ':')
+            return -1;
+        run = hex_run(s, n, p + 1);
+        if (run < 1 || run > 4)
+            return -1;
+        p += run + 1;
+    }
+}
+
+/* Where one of _VARIABLE's alternatives matches at p, in its order: the end of the match (its
+ * start part, then _REST), or -1. */
+static Py_ssize_t variable_at(const char *s, Py_ssize_t n, Py_ssize_t p) {
+    unsigned char c = s[p];
+    int free_before = !is_class(s, n, p - 1, ALNUM); /* (?<![^\W_]) */
+    Py_ssize_t end = -1;
+    if (free_before && is_hex(s, n, p)) {
+        /* a UUID */
+        static const signed char uuid[] = {8, 4, 4, 4, 12};
+        Py_ssize_t i = p;
+        for (int part = 0; part < 5; part++) {
+            if (part) {
+                if (i >= n || s[i] != '-')
+                    goto not_uuid;
+                i++;
+            }
+            if (hex_run(s, n, i) < uuid[part])
+                goto not_uuid;
+            i += uuid[part];
+        }
+        return rest_end(s, n, i);
+    not_uuid:
+        if (digit_in_hex_colons(s, n, p)) {
+            if ((end = ipv6_end(s, n, p, 1)) >= 0 || (end = ipv6_end(s, n, p, 0)) >= 0)
+                return rest_end(s, n, end);
+        }
+    }
+    /* "::" and hex after the start, whitespace or "([=/" */
+    if (c == ':' && (p == 0 || ascii_space(s[p - 1]) || in_set("([=/", s[p - 1])) &&
+        p + 2 < n && s[p + 1] == ':' && is_hex(s, n, p + 2))
+        return rest_end(s, n, p + 3);
+    if (!free_before) {
+        /* (?<=[^\W\d_])\d{2,}(?![^\W_]): a counter glued to a word */
+        if ((char_class[(unsigned char)s[p - 1]] & C_LETTER) && ascii_digit(c)) {
+            Py_ssize_t digits = class_run(s, n, p, C_DIGIT);
+            if (digits >= 2 && !is_class(s, n, p + digits, ALNUM))
+                return rest_end(s, n, p + digits);
+        }
+        return -1;
+    }
+    if (ascii_digit(c)) {
+        /* an access log date, "10/Oct/2000" */
+        Py_ssize_t digits = class_run(s, n, p, C_DIGIT), i = p + digits;
+        if (digits <= 2 && i + 5 <= n && s[i] == '/' && s[i + 1] >= 'A' && s[i + 1] <= 'Z' &&
+            s[i + 2] >= 'a' && s[i + 2] <= 'z' && s[i + 3] >= 'a' && s[i + 3] <= 'z' &&
+            s[i + 4] == '/' && class_run(s, n, i + 5, C_DIGIT) >= 4)
+            return rest_end(s, n, i + 9);
+        return rest_end(s, n, p + 1); /* -?\d */
+    }
+    if (c == '-' && is_class(s, n, p + 1, C_DIGIT))
+        return rest_end(s, n, p + 2);
+    if (is_hex(s, n, p)) {
+        /* long hex starting with a letter: (?=[a-fA-F]*\d)[0-9a-fA-F]{8,}(?![^\W_]) */
+        Py_ssize_t i = p;
+        while (is_hex(s, n, i) && !ascii_digit(s[i]))
+            i++;
+        Py_ssize_t run = hex_run(s, n, p);
+        if (is_class(s, n, i, C_DIGIT) && run >= 8 && !is_class(s, n, p + run, ALNUM))
+            return rest_end(s, n, p + run);
+    }
+    if (char_class[c] & C_LETTER) {
+        /* letters and digits mixed more than once: [^\W\d_]+\d+[^\W\d_]+\d */
+        Py_ssize_t i = p + class_run(s, n, p, C_LETTER);
+        Py_ssize_t digits = class_run(s, n, i, C_DIGIT);
+        if (digits) {
+            i += digits;
+            Py_ssize_t letters = class_run(s, n, i, C_LETTER);
+            if (letters && is_class(s, n, i + letters, C_DIGIT))
+                return rest_end(s, n, i + letters + 1);
+        }
+    }
+    if (p > 0 && s[p - 1] == '-' && (char_class[c] & C_LETTER)) {
+        /* (?<=-)[^\W\d_]+\d[^\W_]*(?![^\W_]|-): the last dash-separated part of a name */
+        Py_ssize_t letters = class_run(s, n, p, C_LETTER);
+        if (is_class(s, n, p + letters, C_DIGIT)) {
+            Py_ssize_t e = p + letters + 1;
+            e += class_run(s, n, e, ALNUM);
+            if (e >= n || s[e] != '-')
+                return rest_end(s, n, e);
+        }
+    }
+    return -1;
+}
+
+/* _VARIABLE.sub(MASK, s) */
+static int variable_sub(const char *s, Py_ssize_t n, Out *o) {
+    for (Py_ssize_t p = 0; p < n;) {
+        Py_ssize_t end = variable_at(s, n, p);
+        if (end > p) {
+            if (put_mask(o) < 0)
+                return -1;
+            p = end;
+        } else {
+            if (put(o, s + p, 1) < 0)
+                return -1;
+            p++;
+        }
+    }
+    return 0;
+}
+
+/* [\w.+-] */
+static inline int email_local(const char *s, Py_ssize_t n, Py_ssize_t i) {
+    return is_class(s, n, i, C_WORD | C_DOT) || (i >= 0 && i < n && (s[i] == '+' || s[i] == '-'));
+}
+
+static inline int label_char(const char *s, Py_ssize_t n, Py_ssize_t i) { /* [\w-] */
+    return is_class(s, n, i, C_WORD) || (i >= 0 && i < n && s[i] == '-');
+}
+
+/* Where _EMAIL matches at p: (?<![\w.+-])\w[\w.+-]*@ then dot-separated [\w-]+ labels and a
+ * last one of two letters or more not followed by [\w-]; the labels' greedy repetition gives
+ * back whole labels from the right, so the rightmost dot that can start the last one wins. */
+static Py_ssize_t email_at(const char *s, Py_ssize_t n, Py_ssize_t p) {
+    if (email_local(s, n, p - 1) || !is_class(s, n, p, C_WORD))
+        return -1;
+    Py_ssize_t at = p + 1;
+    while (email_local(s, n, at))
+        at++;
+    if (at >= n || s[at] != '@' || !label_char(s, n, at + 1))
+        return -1;
+    Py_ssize_t end = at + 1; /* the end of the labels' greedy run */
+    for (;;) {
+        while (label_char(s, n, end))
+            end++;
+        if (end + 1 < n && s[end] == '.' && label_char(s, n, end + 1))
+            end++;
+        else
+            break;
+    }
+    for (Py_ssize_t dot = end; dot > at + 1; dot--) {
+        if (dot >= n || s[dot] != '.')
+            continue;
+        Py_ssize_t letters = class_run(s, n, dot + 1, C_LETTER);
+        if (letters >= 2 && !label_char(s, n, dot + 1 + letters))
+            return dot + 1 + letters;
+    }
+    return -1;
+}
+
+/* _EMAIL.sub(MASK, s) */
+static int email_sub(const char *s, Py_ssize_t n, Out *o) {
+    for (Py_ssize_t p = 0; p < n;) {
+        Py_ssize_t end = email_at(s, n, p);
+        if (end > p) {
+            if (put_mask(o) < 0)
+                return -1;
+            p = end;
+        } else {
+            if (put(o, s + p, 1) < 0)
+                return -1;
+            p++;
+        }
+    }
+    return 0;
+}
+
+/* _is_hostname: dot-separated [\w-]+ labels, then a last label of letters only, two or more,
+ * optionally ":digits", and that last label (lowercased) a common top-level domain. */
+static int is_hostname(const char *s, Py_ssize_t n) {
+    const char *last = NULL;
+    for (Py_ssize_t i = n - 1; i >= 0 && !last; i--)
+        if (s[i] == '.')
+            last = s + i;
+    if (!last || last == s)
+        return 0;
+    Py_ssize_t dot = last - s;
+    for (Py_ssize_t i = 0; i < dot; i++) {
+        if (s[i] == '.') {
+            if (i == 0 || s[i - 1] == '.')
+                return 0;
+        } else if (!label_char(s, n, i)) {
+            return 0;
+        }
+    }
+    if (s[dot - 1] == '.')
+        return 0;
+    Py_ssize_t letters = class_run(s, n, dot + 1, C_LETTER), end = dot + 1 + letters;
+    if (letters < 2 || letters >= 16)
+        return 0;
+    if (end < n && !(s[end] == ':' && end + 1 < n && class_run(s, n, end + 1, C_DIGIT) == n - end - 1))
+        return 0;
+    char lower[16];
+    for (Py_ssize_t i = 0; i < letters; i++)
+        lower[i] = (char)(s[dot + 1 + i] | 0x20);
+    for (Py_ssize_t k = 0; k < top_level_domain_count; k++)
+        if (top_level_domain_lengths[k] == letters && memcmp(top_level_domains[k], lower, letters) == 0)
+            return 1;
+    return 0;
+}
+
+/* _PATH's search, r"(?:^|\()(?:~|\.{1,2})?/": where the path starts (after a "("), or -1. */
+static Py_ssize_t path_start(const char *s, Py_ssize_t n) {
+    for (Py_ssize_t p = 0; p < n; p++) {
+        Py_ssize_t i;
+        if (p == 0) { /* ^ */
+            i = 0;
+            if (i < n && s[i] == '~')
+                i++;
+            else if (i + 1 < n && s[i] == '.' && s[i + 1] == '.' && i + 2 < n && s[i + 2] == '/')
+                i += 2;
+            else if (i < n && s[i] == '.')
+                i++;
+            if (i < n && s[i] == '/')
+                return 0;
+        }
+        if (s[p] == '(') {
+            i = p + 1;
+            if (i < n && s[i] == '~')
+                i++;
+            else if (i + 2 < n && s[i] == '.' && s[i + 1] == '.' && s[i + 2] == '/')
+                i += 2;
+            else if (i < n && s[i] == '.')
+                i++;
+            if (i < n && s[i] == '/')
+                return p + 1;
+        }
+    }
+    return -1;
+}
+
+static inline int has_digit_from(const char *s, Py_ssize_t n, Py_ssize_t i) {
+    for (; i < n; i++)
+        if (ascii_digit(s[i]))
+            return 1;
+    return 0;
+}
+
+/* _mask_unit */
+static int mask_unit(const char *s, Py_ssize_t n, Out *o) {
+    if (memchr(s, '/', n)) {
+        for (Py_ssize_t i = 0; i + 3 <= n; i++)
+            if (s[i] == ':' && s[i + 1] == '/' && s[i + 2] == '/')
+                return put_mask(o);
+        Py_ssize_t start = path_start(s, n);
+        if (start >= 0 && has_digit_from(s, n, start))
+            return variable_sub(s, start, o) < 0 ? -1 : put_mask(o);
+    }
+    if (memchr(s, '.', n) && is_hostname(s, n))
+        return put_mask(o);
+    if (memchr(s, '@', n)) {
+        char buf[RULES_BUF];
+        Out e = {buf, buf + sizeof(buf)};
+        if (email_sub(s, n, &e) < 0)
+            return -1;
+        return variable_sub(buf, e.p - buf, o);
+    }
+    return variable_sub(s, n, o);
+}
+
+/* _mask_value: the value after the separator, as one unit. */
+static int mask_value(const char *s, Py_ssize_t n, Py_ssize_t separator, Out *o) {
+    Py_ssize_t value = separator + 1;
+    while (value < n && (char_class[(unsigned char)s[value]] & C_LEADING))
+        value++;
+    if (value < n) {
+        char buf[RULES_BUF];
+        Out u = {buf, buf + sizeof(buf)};
+        if (mask_unit(s + value, n - value, &u) < 0)
+            return -1;
+        if (u.p - buf != n - value || memcmp(buf, s + value, n - value) != 0)
+            return put(o, s, value) < 0 ? -1 : put_mask(o);
+    }
+    return put(o, s, n);
+}
+
+/* _KEY_BEFORE_EQUALS, r"[^\W\d][\w.:\-\[\]]*", and _KEY_BEFORE_COLON, r"(?:[^\W\d]|[.\-])+". */
+static int key_before_equals(const char *s, Py_ssize_t n) {
+    if (n < 1 || !is_class(s, n, 0, C_WORD) || ascii_digit(s[0]))
+        return 0;
+    for (Py_ssize_t i = 1; i < n; i++)
+        if (!is_class(s, n, i, C_WORD) && !in_set(".:-[]", s[i]))
+            return 0;
+    return 1;
+}
+
+static int key_before_colon(const char *s, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!is_class(s, n, i, C_LETTER) && s[i] != '_' && s[i] != '.' && s[i] != '-')
+            return 0;
+    return n > 0;
+}
+
+/* _mask_plain */
+static int mask_plain(const char *s, Py_ssize_t n, Out *o) {
+    const char *equals = memchr(s, '=', n);
+    if (equals && equals > s && key_before_equals(s, equals - s))
+        return mask_value(s, n, equals - s, o);
+    const char *colon = memchr(s, ':', n);
+    if (colon && colon > s) {
+        Py_ssize_t c = colon - s;
+        int slashes = c + 2 < n && s[c + 1] == '/' && s[c + 2] == '/';
+        if (!slashes && key_before_colon(s, c) && !(memchr(s, '.', c) && is_hostname(s, c)))
+            return mask_value(s, n, c, o);
+    }
+    return mask_unit(s, n, o);
+}
+
+/* _mask_token for a token whose core (start..end) holds no quote or backslash: 1 masked into
+ * o, 0 not for these rules, -1 no room. */
+static int mask_token_rules(const char *t, Py_ssize_t n, Py_ssize_t start, Py_ssize_t end, Out *o) {
+    if (n > RULES_MAX_TOKEN)
+        return 0;
+    for (Py_ssize_t i = start; i < end; i++)
+        if (t[i] == '"' || t[i] == '\'' || t[i] == '\\')
+            return 0;
+    if (put(o, t, start) < 0 || mask_plain(t + start, end - start, o) < 0 ||
+        put(o, t + end, n - end) < 0)
+        return -1;
+    return 1;
+}
+
+/* _mask_token(token) for an ASCII token: its masked bytes written at out (room bytes free),
+ * their count; -2 when they do not fit, -1 on error. A token no rule here settles is looked up
+ * by shape (digits that are all masked away do not matter which they were) or as itself, and
+ * on a miss masked by _mask_token and remembered where signature.py remembers it. */
+static Py_ssize_t mask_ascii_token(const char *t, Py_ssize_t n, unsigned classes, char *out,
+                                   Py_ssize_t room) {
+    int digits = (classes & C_DIGIT) != 0;
+    if (!may_vary(t, n, classes)) {
+        if (n > room)
+            return -2;
+        memcpy(out, t, n);
+        return n;
+    }
+    Py_ssize_t start = 0, end = n;
+    while (end > 0 && char_class[(unsigned char)t[end - 1]] & C_TRAILING)
+        end--;
+    while (start < end && char_class[(unsigned char)t[start]] & C_LEADING)
+        start++;
+    if (number_like(t + start, end - start)) {
+        Py_ssize_t length = start + mask_len + (n - end);
+        if (length > room)
+            return -2;
+        memcpy(out, t, start);
+        memcpy(out + start, mask_bytes, mask_len);
+        memcpy(out + start + mask_len, t + end, n - end);
+        return length;
+    }
     char shape[256];
     int shaped = digits && n <= (Py_ssize_t)sizeof(shape);
     uint64_t shape_hash = 0;
+    const TokenEntry *hit = NULL;
     if (shaped) {
         for (Py_ssize_t i = 0; i < n; i++)
-            shape[i] = (token[i] >= '1' && token[i] <= '9') ? '0' : token[i];
+            shape[i] = (t[i] >= '1' && t[i] <= '9') ? '0' : t[i];
         shape_hash = XXH3_64bits(shape, n);
-        hit = memo_get(&shape_memo, shape, n, shape_hash);
-        if (hit)
-            return Py_NewRef(hit);
+        hit = token_memo_get(&shape_memo, shape, n, shape_hash);
     }
-    signature_token_misses++;
-    PyObject *text = PyUnicode_FromStringAndSize(token, n);
-    if (!text)
-        return NULL;
-    PyObject *masked = PyObject_CallOneArg(py_mask_token, text);
-    Py_DECREF(text);
-    if (!masked)
-        return NULL;
-    if (!PyUnicode_Check(masked) || !PyUnicode_IS_ASCII(masked)) {
-        Py_DECREF(masked);
-        PyErr_SetString(PyExc_RuntimeError, "_mask_token gave a non-ASCII mask for ASCII");
-        return NULL;
+    uint64_t hash = 0;
+    if (!hit) {
+        hash = XXH3_64bits(t, n);
+        hit = token_memo_get(&token_memo, t, n, hash);
     }
+    if (hit) {
+        if (hit->vn > room)
+            return -2;
+        memcpy(out, token_entry_data(hit) + hit->n, hit->vn);
+        return hit->vn;
+    }
+    char ruled[RULES_BUF];
+    Out o = {ruled, ruled + sizeof(ruled)};
+    PyObject *masked = NULL;
+    const char *m = ruled;
+    Py_ssize_t length;
+    if (mask_token_rules(t, n, start, end, &o) == 1) {
+        length = o.p - ruled;
+    } else {
+        signature_token_misses++;
+        PyObject *text = PyUnicode_FromStringAndSize(t, n);
+        if (!text)
+            return -1;
+        masked = PyObject_CallOneArg(py_mask_token, text);
+        Py_DECREF(text);
+        if (!masked)
+            return -1;
+        if (!PyUnicode_Check(masked) || !PyUnicode_IS_ASCII(masked)) {
+            Py_DECREF(masked);
+            PyErr_SetString(PyExc_RuntimeError, "_mask_token gave a non-ASCII mask for ASCII");
+            return -1;
+        }
+        m = (const char *)PyUnicode_DATA(masked);
+        length = PyUnicode_GET_LENGTH(masked);
+    }
+    int status = 0;
     if (n <= memo_max_token_chars) {
         int keeps_digit = 0;
-        const char *m = (const char *)PyUnicode_DATA(masked);
-        for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(masked); i++)
-            if (m[i] >= '0' && m[i] <= '9') {
-                keeps_digit = 1;
-                break;
-            }
-        int status = 0;
+        for (Py_ssize_t i = 0; i < length && !keeps_digit; i++)
+            keeps_digit = ascii_digit(m[i]);
         if (!digits || keeps_digit)
-            status = memo_put(&token_memo, token, n, hash, masked);
+            status = token_memo_put(&token_memo, t, n, hash, m, length);
         else if (shaped)
-            status = memo_put(&shape_memo, shape, n, shape_hash, masked);
-        if (status < 0) {
-            Py_DECREF(masked);
-            return PyErr_NoMemory();
-        }
+            status = token_memo_put(&shape_memo, shape, n, shape_hash, m, length);
     }
-    return masked;
-}
-
-/* signature.py's _mask_context_words over masked tokens (new references, replaced in place):
- * right to left, a month or weekday before a mask joins it, a unit after a mask joins it. */
-static int mask_context_words(PyObject **tokens, Py_ssize_t count) {
-    for (Py_ssize_t i = count - 1; i >= 0; i--) {
-        PyObject *word = tokens[i], *core = NULL;
-        int date = PySet_Contains(py_date_words, word);
-        if (date < 0)
-            return -1;
-        if (date) {
-            if (i + 1 < count && PyUnicode_Tailmatch(tokens[i + 1], py_mask, 0, 3, -1) == 1)
-                core = PyObject_CallMethod(word, "strip", "O", py_date_strip);
-            else
-                continue;
-        } else {
-            int unit = PySet_Contains(py_units, word);
-            if (unit < 0)
-                return -1;
-            if (!unit || i == 0 || PyUnicode_Compare(tokens[i - 1], py_mask) != 0)
-                continue;
-            core = PyObject_CallMethod(word, "rstrip", "O", py_trailing);
-        }
-        if (!core)
-            return -1;
-        PyObject *replaced = PyUnicode_Replace(word, core, py_mask, 1);
-        Py_DECREF(core);
-        if (!replaced)
-            return -1;
-        Py_SETREF(tokens[i], replaced);
+    if (status == 0 && length <= room)
+        memcpy(out, m, length);
+    Py_XDECREF(masked);
+    if (status < 0) {
+        PyErr_NoMemory();
+        return -1;
     }
-    return 0;
+    return length <= room ? length : -2;
 }
 
 /* Up to this many tokens are kept on the stack; a body with more takes the Python path. */
@@ -881,8 +1492,154 @@ static int mask_context_words(PyObject **tokens, Py_ssize_t count) {
 /* Longest template written into a caller's buffer; longer ones take the Python path. */
 #define TEMPLATE_BUF 8192
 
-/* template_of_text for an ASCII body, into out: 1 written (*written bytes), 0 not for this
- * path (no exception), -1 error. */
+/* A token's place in the template being written. */
+typedef struct {
+    int32_t at, n;
+} Piece;
+
+static inline int is_mask(const char *s, Py_ssize_t n) {
+    return n == mask_len && memcmp(s, mask_bytes, mask_len) == 0;
+}
+
+/* signature.py's _mask_context_words over the written tokens, rewriting out: right to left, a
+ * month or weekday before a token starting with a mask joins it, a unit after a mask joins it.
+ * 1 done, 0 the template outgrew the buffer. */
+static int mask_context_words(char *out, Py_ssize_t *written, Piece *pieces, Py_ssize_t count) {
+    char copy[TEMPLATE_BUF];
+    const char *text[MAX_TOKENS];
+    Py_ssize_t lengths[MAX_TOKENS];
+    memcpy(copy, out, *written);
+    for (Py_ssize_t k = 0; k < count; k++) {
+        text[k] = copy + pieces[k].at;
+        lengths[k] = pieces[k].n;
+    }
+    for (Py_ssize_t i = count - 1; i >= 0; i--) {
+        const ContextWord *c = context_word(text[i], lengths[i]);
+        if (!c)
+            continue;
+        int joins = c->kind == CONTEXT_DATE
+                        ? i + 1 < count && lengths[i + 1] >= mask_len &&
+                              memcmp(text[i + 1], mask_bytes, mask_len) == 0
+                        : i > 0 && is_mask(text[i - 1], lengths[i - 1]);
+        if (joins) {
+            text[i] = c->masked;
+            lengths[i] = c->masked_n;
+        }
+    }
+    char *p = out;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        if (p - out + lengths[k] + (k > 0) > TEMPLATE_BUF)
+            return 0;
+        if (k)
+            *p++ = ' ';
+        memcpy(p, text[k], lengths[k]);
+        p += lengths[k];
+    }
+    *written = p - out;
+    return 1;
+}
+
+static inline int opens_single_quote_after(unsigned char c) {
+    return ascii_space(c) || c == '=' || c == '(' || c == '[' || c == '{' || c == ',';
+}
+
+static inline int closes_single_quote_before(unsigned char c) {
+    return ascii_space(c) || in_set(",.;:)]}!?", (char)c);
+}
+
+static int is_http_method(const char *s, Py_ssize_t n) {
+    for (Py_ssize_t k = 0; k < http_method_count; k++)
+        if (http_method_lengths[k] == n && memcmp(http_methods[k], s, n) == 0)
+            return 1;
+    return 0;
+}
+
+/* _mask_quoted for the quoted string q (quotes included), at out; the bytes written (never
+ * more than n). */
+static Py_ssize_t mask_quoted(const char *q, Py_ssize_t n, char *out) {
+    Py_ssize_t first = 1, inner_end = n - 1;
+    while (first < inner_end && ascii_space((unsigned char)q[first]))
+        first++;
+    Py_ssize_t word_end = first;
+    while (word_end < inner_end && !ascii_space((unsigned char)q[word_end]))
+        word_end++;
+    Py_ssize_t rest = word_end;
+    while (rest < inner_end && ascii_space((unsigned char)q[rest]))
+        rest++;
+    if (rest >= inner_end) { /* one word or none: it stays for the token rules */
+        memcpy(out, q, n);
+        return n;
+    }
+    Py_ssize_t length = 0;
+    if (q[0] == '"' && is_http_method(q + first, word_end - first)) {
+        length = word_end - first;
+        memcpy(out, q + first, length);
+        out[length++] = ' ';
+    }
+    memcpy(out + length, mask_bytes, mask_len);
+    return length + mask_len;
+}
+
+/* One _QUOTED.sub(_mask_quoted, s) over ASCII, into out (never longer than s). A double quote
+ * opens unless a backslash precedes it and honours backslash escapes; a single quote opens at
+ * the start or after whitespace or "=([{," and closes at the next one if whitespace, one of
+ * ",.;:)]}!?" or the end follows. */
+static Py_ssize_t mask_quoted_once(const char *s, Py_ssize_t n, char *out) {
+    char *p = out;
+    Py_ssize_t i = 0;
+    while (i < n) {
+        char c = s[i];
+        Py_ssize_t close = -1;
+        if (c == '"' && !(i > 0 && s[i - 1] == '\\')) {
+            for (Py_ssize_t q = i + 1; q < n; q++) {
+                if (s[q] == '"') {
+                    close = q;
+                    break;
+                }
+                if (s[q] == '\\')
+                    q++;
+            }
+        } else if (c == '\'' && (i == 0 || opens_single_quote_after((unsigned char)s[i - 1]))) {
+            const char *q = memchr(s + i + 1, '\'', n - i - 1);
+            if (q && (q + 1 == s + n || closes_single_quote_before((unsigned char)q[1])))
+                close = q - s;
+        }
+        if (close < 0) {
+            *p++ = c;
+            i++;
+            continue;
+        }
+        p += mask_quoted(s + i, close - i + 1, p);
+        i = close + 1;
+    }
+    return p - out;
+}
+
+static inline int has_quote(const char *s, Py_ssize_t n) {
+    return n > 0 && (memchr(s, '"', (size_t)n) || memchr(s, '\'', (size_t)n));
+}
+
+/* _mask_quoted_strings for ASCII: rounds until nothing pairs up, at most _MAX_QUOTING_ROUNDS,
+ * alternating between the two buffers (n bytes each); *result points at the masked text. */
+static Py_ssize_t mask_quoted_strings(const char *s, Py_ssize_t n, char *a, char *b,
+                                      const char **result) {
+    char *buffers[2] = {a, b};
+    for (Py_ssize_t round = 0; round < max_quoting_rounds; round++) {
+        char *out = buffers[round & 1];
+        Py_ssize_t m = mask_quoted_once(s, n, out);
+        if ((m == n && memcmp(out, s, n) == 0) || !has_quote(out, m)) {
+            *result = out;
+            return m;
+        }
+        s = out;
+        n = m;
+    }
+    *result = s;
+    return n;
+}
+
+/* template_of_text for an ASCII body, into out (TEMPLATE_BUF bytes): 1 written (*written
+ * bytes), 0 not for this path (no exception), -1 error. */
 static int template_ascii_into(const char *s, Py_ssize_t n, Py_ssize_t max_chars, char *out,
                                Py_ssize_t *written) {
     if (n > max_chars)
@@ -892,60 +1649,44 @@ static int template_ascii_into(const char *s, Py_ssize_t n, Py_ssize_t max_chars
         first++;
     if (first < n && s[first] == '{')
         return 0; /* JSON shapes */
-    if (memchr(s, '"', n) || memchr(s, '\'', n))
-        return 0; /* quoted strings */
-    PyObject *tokens[MAX_TOKENS];
-    Py_ssize_t count = 0, total = 0;
-    int context = 0, status = 0;
+    char quoting[2][TEMPLATE_BUF];
+    if (has_quote(s, n)) {
+        if (n > TEMPLATE_BUF)
+            return 0;
+        n = mask_quoted_strings(s, n, quoting[0], quoting[1], &s);
+        for (first = 0; first < n && ascii_space((unsigned char)s[first]);)
+            first++;
+    }
+    Piece pieces[MAX_TOKENS];
+    Py_ssize_t count = 0;
+    int context = 0;
+    char *p = out, *end = out + TEMPLATE_BUF;
     for (Py_ssize_t i = first; i < n;) {
         Py_ssize_t start = i;
-        while (i < n && !ascii_space((unsigned char)s[i]))
-            i++;
-        if (count == MAX_TOKENS)
-            goto done; /* status 0: the Python path */
-        PyObject *masked = masked_token(s + start, i - start);
-        if (!masked) {
-            status = -1;
-            goto done;
+        unsigned classes = 0; /* of the token's bytes, for may_vary */
+        for (; i < n; i++) {
+            unsigned c = char_class[(unsigned char)s[i]];
+            if (c & C_SPACE)
+                break;
+            classes |= c;
         }
-        tokens[count++] = masked;
-        total += PyUnicode_GET_LENGTH(masked) + 1;
-        if (!context && PyUnicode_GET_LENGTH(masked) <= 6) {
-            int found = PySet_Contains(py_context_words, masked);
-            if (found < 0) {
-                status = -1;
-                goto done;
-            }
-            context = found;
-        }
+        if (count == MAX_TOKENS || (count && p == end))
+            return 0; /* the Python path */
+        if (count)
+            *p++ = ' ';
+        Py_ssize_t length = mask_ascii_token(s + start, i - start, classes, p, end - p);
+        if (length < 0)
+            return length == -1 ? -1 : 0;
+        pieces[count].at = (int32_t)(p - out);
+        pieces[count].n = (int32_t)length;
+        count++;
+        context = context || context_word(p, length);
+        p += length;
         while (i < n && ascii_space((unsigned char)s[i]))
             i++;
     }
-    if (context) {
-        if (mask_context_words(tokens, count) < 0) {
-            status = -1;
-            goto done;
-        }
-        total = 0;
-        for (Py_ssize_t k = 0; k < count; k++)
-            total += PyUnicode_GET_LENGTH(tokens[k]) + 1;
-    }
-    if (total > TEMPLATE_BUF)
-        goto done;
-    char *p = out;
-    for (Py_ssize_t k = 0; k < count; k++) {
-        if (k)
-            *p++ = ' ';
-        Py_ssize_t length = PyUnicode_GET_LENGTH(tokens[k]);
-        memcpy(p, PyUnicode_DATA(tokens[k]), length);
-        p += length;
-    }
     *written = p - out;
-    status = 1;
-done:
-    for (Py_ssize_t k = 0; k < count; k++)
-        Py_DECREF(tokens[k]);
-    return status;
+    return context ? mask_context_words(out, written, pieces, count) : 1;
 }
 
 static PyObject *ascii_str(const char *s, Py_ssize_t n) {
@@ -987,17 +1728,21 @@ static PyObject *template_of_text_utf8(const char *s, Py_ssize_t n, Py_ssize_t m
 }
 
 /* template_of_text(text, max_chars) -> str: the same template as text/signature.py's. */
-static PyObject *native_template_of_text(PyObject *self, PyObject *args) {
-    PyObject *text;
-    Py_ssize_t max_chars;
-    if (!PyArg_ParseTuple(args, "Un", &text, &max_chars))
+static PyObject *native_template_of_text(PyObject *self, PyObject *const *args,
+                                         Py_ssize_t nargs) {
+    if (nargs < 1 || nargs > 2 || !PyUnicode_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "template_of_text(text: str, max_chars: int = ...)");
+        return NULL;
+    }
+    PyObject *text = args[0];
+    Py_ssize_t max_chars = default_max_body_chars;
+    if (nargs == 2 && (max_chars = PyLong_AsSsize_t(args[1])) == -1 && PyErr_Occurred())
         return NULL;
     if (PyUnicode_IS_ASCII(text))
         return template_of_text_utf8((const char *)PyUnicode_DATA(text),
                                      PyUnicode_GET_LENGTH(text), max_chars, text);
     signature_fallbacks++;
-    return PyObject_CallFunctionObjArgs(py_template_of_text, text, PyTuple_GET_ITEM(args, 1),
-                                        NULL);
+    return PyObject_Vectorcall(py_template_of_text, args, nargs, NULL);
 }
 
 /* How often the Python signature was asked: (bodies, token memo misses). */
@@ -1007,9 +1752,162 @@ static PyObject *native_signature_calls(PyObject *self, PyObject *unused) {
 
 /* Empty the token memos, as a fresh process starts (the benchmark's cold passes). */
 static PyObject *native_clear_memos(PyObject *self, PyObject *unused) {
-    memo_clear(&token_memo);
-    memo_clear(&shape_memo);
+    token_memo_clear(&token_memo);
+    token_memo_clear(&shape_memo);
     Py_RETURN_NONE;
+}
+
+static int fill_char_class(uint16_t bit, PyObject *chars) {
+    Py_ssize_t n;
+    const char *s = chars ? PyUnicode_AsUTF8AndSize(chars, &n) : NULL;
+    if (!s)
+        return -1;
+    if (!PyUnicode_IS_ASCII(chars)) {
+        PyErr_SetString(PyExc_RuntimeError, "signature.py's strip characters must be ASCII");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        char_class[(unsigned char)s[i]] |= bit;
+    return 0;
+}
+
+static int fill_http_methods(PyObject *methods) {
+    PyObject *iterator = methods ? PyObject_GetIter(methods) : NULL, *method;
+    if (!iterator)
+        return -1;
+    while ((method = PyIter_Next(iterator))) {
+        Py_ssize_t n;
+        const char *s = PyUnicode_AsUTF8AndSize(method, &n);
+        int fits = s && http_method_count < MAX_HTTP_METHODS && n < 16;
+        if (fits) {
+            memcpy(http_methods[http_method_count], s, n);
+            http_method_lengths[http_method_count++] = n;
+        }
+        Py_DECREF(method);
+        if (!fits) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_RuntimeError, "_HTTP_METHODS outgrew the compiled table");
+            Py_DECREF(iterator);
+            return -1;
+        }
+    }
+    Py_DECREF(iterator);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+static int fill_top_level_domains(PyObject *domains) {
+    PyObject *iterator = domains ? PyObject_GetIter(domains) : NULL, *domain;
+    if (!iterator)
+        return -1;
+    while ((domain = PyIter_Next(iterator))) {
+        Py_ssize_t n;
+        const char *s = PyUnicode_AsUTF8AndSize(domain, &n);
+        int fits = s && top_level_domain_count < MAX_TOP_LEVEL_DOMAINS && n < 16;
+        if (fits) {
+            memcpy(top_level_domains[top_level_domain_count], s, n);
+            top_level_domain_lengths[top_level_domain_count++] = n;
+        }
+        Py_DECREF(domain);
+        if (!fits) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_RuntimeError, "_TOP_LEVEL_DOMAINS outgrew the compiled table");
+            Py_DECREF(iterator);
+            return -1;
+        }
+    }
+    Py_DECREF(iterator);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* Each ASCII word of words with the form _mask_context_words gives it: a date word in front of
+ * a mask ([word, MASK]), a unit after one ([MASK, word]). */
+static int fill_context_words(PyObject *words, int kind, PyObject *mask_words, PyObject *mask) {
+    PyObject *iterator = words ? PyObject_GetIter(words) : NULL, *word;
+    if (!iterator)
+        return -1;
+    int status = 0;
+    while (status == 0 && (word = PyIter_Next(iterator))) {
+        Py_ssize_t n, masked_n;
+        const char *s = PyUnicode_AsUTF8AndSize(word, &n);
+        PyObject *tokens = NULL;
+        status = -1;
+        if (!s || !PyUnicode_IS_ASCII(word)) {
+            status = s ? 0 : -1; /* not one of this path's words */
+        } else if (n > 8) {
+            PyErr_SetString(PyExc_RuntimeError, "a context word outgrew the compiled table");
+        } else if ((tokens = PyList_New(2))) {
+            PyList_SET_ITEM(tokens, kind == CONTEXT_DATE ? 0 : 1, Py_NewRef(word));
+            PyList_SET_ITEM(tokens, kind == CONTEXT_DATE ? 1 : 0, Py_NewRef(mask));
+            PyObject *done = PyObject_CallOneArg(mask_words, tokens);
+            PyObject *masked = PyList_GET_ITEM(tokens, kind == CONTEXT_DATE ? 0 : 1);
+            const char *m = done ? PyUnicode_AsUTF8AndSize(masked, &masked_n) : NULL;
+            if (m && masked_n < 16) {
+                uint64_t packed = packed_word(s, n);
+                size_t i = context_slot(packed, n);
+                while (context_words[i].kind)
+                    i = (i + 1) & (CONTEXT_SLOTS - 1);
+                ContextWord *c = &context_words[i];
+                c->word = packed;
+                c->n = (uint8_t)n;
+                c->kind = (uint8_t)kind;
+                c->masked_n = (uint8_t)masked_n;
+                memcpy(c->masked, m, masked_n);
+                if (n > context_max_chars)
+                    context_max_chars = n;
+                status = 0;
+            } else if (m) {
+                PyErr_SetString(PyExc_RuntimeError, "a masked context word outgrew its slot");
+            }
+            Py_XDECREF(done);
+        }
+        Py_XDECREF(tokens);
+        Py_DECREF(word);
+    }
+    Py_DECREF(iterator);
+    return status < 0 || PyErr_Occurred() ? -1 : 0;
+}
+
+static Py_ssize_t module_int(PyObject *module, const char *name) {
+    PyObject *value = PyObject_GetAttrString(module, name);
+    Py_ssize_t result = value ? PyLong_AsSsize_t(value) : -1;
+    Py_XDECREF(value);
+    return result;
+}
+
+static int signature_tables(PyObject *module) {
+    PyObject *mask = PyObject_GetAttrString(module, "MASK");
+    const char *m = mask ? PyUnicode_AsUTF8AndSize(mask, &mask_len) : NULL;
+    if (m && (!PyUnicode_IS_ASCII(mask) || mask_len > (Py_ssize_t)sizeof(mask_bytes))) {
+        PyErr_SetString(PyExc_RuntimeError, "signature.MASK must be short ASCII");
+        m = NULL;
+    }
+    if (m)
+        memcpy(mask_bytes, m, mask_len);
+    PyObject *leading = PyObject_GetAttrString(module, "_LEADING");
+    PyObject *trailing = PyObject_GetAttrString(module, "_TRAILING");
+    PyObject *methods = PyObject_GetAttrString(module, "_HTTP_METHODS");
+    PyObject *dates = PyObject_GetAttrString(module, "_DATE_WORDS");
+    PyObject *units = PyObject_GetAttrString(module, "_UNITS");
+    PyObject *mask_words = PyObject_GetAttrString(module, "_mask_context_words");
+    PyObject *domains = PyObject_GetAttrString(module, "_TOP_LEVEL_DOMAINS");
+    fill_char_classes();
+    int status = m && fill_char_class(C_LEADING, leading) == 0 &&
+                         fill_char_class(C_TRAILING, trailing) == 0 &&
+                         fill_http_methods(methods) == 0 && fill_top_level_domains(domains) == 0 &&
+                         mask_words &&
+                         fill_context_words(dates, CONTEXT_DATE, mask_words, mask) == 0 &&
+                         fill_context_words(units, CONTEXT_UNIT, mask_words, mask) == 0
+                     ? 0
+                     : -1;
+    Py_XDECREF(mask);
+    Py_XDECREF(leading);
+    Py_XDECREF(trailing);
+    Py_XDECREF(methods);
+    Py_XDECREF(dates);
+    Py_XDECREF(units);
+    Py_XDECREF(mask_words);
+    Py_XDECREF(domains);
+    return status;
 }
 
 static int signature_init(void) {
@@ -1018,28 +1916,18 @@ static int signature_init(void) {
         return -1;
     py_mask_token = PyObject_GetAttrString(module, "_mask_token");
     py_template_of_text = PyObject_GetAttrString(module, "template_of_text");
-    py_context_words = PyObject_GetAttrString(module, "_CONTEXT_WORDS");
-    py_date_words = PyObject_GetAttrString(module, "_DATE_WORDS");
-    py_units = PyObject_GetAttrString(module, "_UNITS");
-    py_mask = PyObject_GetAttrString(module, "MASK");
-    py_trailing = PyObject_GetAttrString(module, "_TRAILING");
-    py_date_strip = PyUnicode_FromString("[(,");
-    PyObject *entries = PyObject_GetAttrString(module, "_MEMO_MAX_ENTRIES");
-    PyObject *chars = PyObject_GetAttrString(module, "_MEMO_MAX_TOKEN_CHARS");
+    memo_max_entries = module_int(module, "_MEMO_MAX_ENTRIES");
+    memo_max_token_chars = module_int(module, "_MEMO_MAX_TOKEN_CHARS");
+    max_quoting_rounds = module_int(module, "_MAX_QUOTING_ROUNDS");
+    default_max_body_chars = module_int(module, "DEFAULT_MAX_BODY_CHARS");
+    int status = py_mask_token && py_template_of_text && !PyErr_Occurred()
+                     ? signature_tables(module)
+                     : -1;
     Py_DECREF(module);
-    if (!py_mask_token || !py_template_of_text || !py_context_words || !py_date_words ||
-        !py_units || !py_mask || !py_trailing || !py_date_strip || !entries || !chars) {
-        Py_XDECREF(entries);
-        Py_XDECREF(chars);
+    if (status < 0)
         return -1;
-    }
-    memo_max_entries = PyLong_AsSsize_t(entries);
-    memo_max_token_chars = PyLong_AsSsize_t(chars);
-    Py_DECREF(entries);
-    Py_DECREF(chars);
-    if (PyErr_Occurred())
-        return -1;
-    if (memo_init(&token_memo, memo_max_entries) < 0 || memo_init(&shape_memo, memo_max_entries) < 0) {
+    if (token_memo_init(&token_memo, memo_max_entries) < 0 ||
+        token_memo_init(&shape_memo, memo_max_entries) < 0) {
         PyErr_NoMemory();
         return -1;
     }
@@ -2546,8 +3434,8 @@ static PyTypeObject EngineType = {
 
 static PyMethodDef native_methods[] = {
     {"walk", native_walk, METH_O, "Walk an ExportLogsServiceRequest's wire bytes (tests)."},
-    {"template_of_text", native_template_of_text, METH_VARARGS,
-     "template_of_text(text, max_chars): text/signature.py's template, computed natively."},
+    {"template_of_text", (PyCFunction)(void (*)(void))native_template_of_text, METH_FASTCALL,
+     "template_of_text(text, max_chars=2048): text/signature.py's template, computed natively."},
     {"clear_memos", native_clear_memos, METH_NOARGS, "Empty the token memos (benchmarks)."},
     {"signature_calls", native_signature_calls, METH_NOARGS,
      "(bodies, tokens) handed to the Python signature so far."},

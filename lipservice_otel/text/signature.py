@@ -191,6 +191,8 @@ def pattern_id(service_name: str, template: str, tenant: str = "") -> str:
     return xxhash.xxh3_64_hexdigest(text.encode("utf-8", "surrogatepass"))
 
 
+# The compiled signature (sampling/_native.c) carries the token and quoting rules below too;
+# tests/unit/sampling/test_native_signature.py fails on any difference between the two.
 def _mask_token(token: str) -> str:
     if not _MAY_VARY(token):
         masked = token
