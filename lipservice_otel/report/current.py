@@ -70,14 +70,15 @@ class CurrentSavings:
             price = self.price
             report = await self._loop.inspect(lambda state, now: compute_savings(state, now, price))
             self._cached = (key, report)
-            if self._telemetry is not None:
-                self._series = export_savings(self._telemetry, report, self._series)
             return report
 
     async def refresh(self) -> None:
-        """After a cycle: the gauges of its report (nothing to do without metrics)."""
+        """After a cycle: the gauges of its report (nothing to do without metrics). Only the
+        processes that cycle export them (a standby replica's would count its writer's twice;
+        sharded replicas each export their own shards'), so summed over instances they are
+        the savings of everything analysed."""
         if self._telemetry is not None:
-            await self.current()
+            self._series = export_savings(self._telemetry, await self.current(), self._series)
 
 
 def savings_series(report: SavingsReport) -> dict[tuple[str, ...], float]:

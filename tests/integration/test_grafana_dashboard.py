@@ -1,14 +1,21 @@
 """deploy/grafana/lipservice.json: a Grafana 10+ dashboard whose panels exist and whose
-queries name only metrics that a running service's /metrics really exposes."""
+queries name only metrics that a running service's /metrics really exposes: a service with a
+tenant key and a price, fed two tenants' records until an analysis cycle has learned them, so
+the per-tenant and savings series exist."""
 
 from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.request
 from pathlib import Path
 
+import grpc
 import pytest
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from prometheus_client.parser import text_string_to_metric_families
 
 from lipservice_otel.telemetry import METRICS
@@ -32,7 +39,30 @@ REQUIRED_PANELS = (
     "Exporter failures",
     "Patterns tracked",
     "Patterns deferred and forgotten",
+    "Analysis cycle time",
+    "LLM advisor calls",
+    # Savings in bytes, from the savings report's gauges.
+    "Saved bytes/s",
+    "Saved per day",
+    "Saved per month",
+    "Saved money per month",
+    "Bytes received vs kept",
+    # Per tenant.
+    "Records in by tenant",
+    "Records kept by tenant",
+    "Records dropped by tenant",
+    "Tenant budget vs kept",
+    "Saved bytes by tenant",
 )
+# Series that exist only once a tenant's records were sampled and a cycle learned them.
+FED_SERIES = (
+    "lipservice_receiver_tenant_records_total",
+    "lipservice_analysis_tenant_budget_records_per_second",
+    "lipservice_analysis_saved_bytes_per_second",
+    "lipservice_analysis_saved_money_per_month",
+)
+TENANT_HEADER = "x-scope-orgid"
+TENANTS = ("payments", "search")
 
 # Labels Prometheus adds to every scraped series.
 TARGET_LABELS = {"instance", "job"}
@@ -105,11 +135,22 @@ def check_syntax(expr: str) -> None:
     assert not any(depth.values()), f"unbalanced brackets in {expr}"
 
 
-@pytest.fixture
-def exposed(start_service) -> set[str]:
-    """Every series name the /metrics of a running service stands for."""
-    running = start_service(make_settings())
-    url = f"http://127.0.0.1:{running.service.metrics_port}/metrics"
+def tenant_request(tenant: str) -> logs_service_pb2.ExportLogsServiceRequest:
+    request = logs_service_pb2.ExportLogsServiceRequest()
+    resource_logs = request.resource_logs.add()
+    resource_logs.resource.attributes.append(
+        KeyValue(key="service.name", value=AnyValue(string_value=f"{tenant}-api"))
+    )
+    resource_logs.scope_logs.add().log_records.extend(
+        LogRecord(severity_number=9, body=AnyValue(string_value=f"request {n} served"))
+        for n in range(50)
+    )
+    return request
+
+
+def exposed_series(metrics_port: int) -> set[str]:
+    """Every series name a /metrics stands for."""
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
     with urllib.request.urlopen(url, timeout=5) as response:
         text = response.read().decode()
     names: set[str] = set()
@@ -117,6 +158,33 @@ def exposed(start_service) -> set[str]:
         names.update(family.name + suffix for suffix in SUFFIXES[family.type])
         names.update(sample.name for sample in family.samples)
     return names
+
+
+@pytest.fixture
+def exposed(start_service) -> set[str]:
+    """Every series name the /metrics of a running service stands for, once two tenants'
+    records have been sampled and an analysis cycle has learned them."""
+    settings = make_settings(
+        **{
+            "analysis.tenant_key": f"header:{TENANT_HEADER}",
+            "analysis.interval_s": 0.3,
+            "sampler.report_interval_s": 0.1,
+            "report.price_per_gib": 0.25,
+        }
+    )
+    running = start_service(settings)
+    endpoint = f"127.0.0.1:{running.service.receiver.port}"
+    deadline = time.monotonic() + 20
+    with grpc.insecure_channel(endpoint) as channel:
+        stub = logs_service_pb2_grpc.LogsServiceStub(channel)
+        while True:
+            for tenant in TENANTS:
+                stub.Export(tenant_request(tenant), metadata=((TENANT_HEADER, tenant),), timeout=5)
+            names = exposed_series(running.service.metrics_port)
+            if all(series in names for series in FED_SERIES):
+                return names
+            assert time.monotonic() < deadline, sorted(set(FED_SERIES) - names)
+            time.sleep(0.2)
 
 
 def test_dashboard_is_a_grafana_dashboard():
@@ -175,6 +243,8 @@ def test_queries_use_declared_labels_only():
 
 def test_every_query_names_metrics_that_metrics_exposes(exposed):
     assert "lipservice_receiver_accepted_records_total" in exposed  # the suffix rule holds
+    for series in FED_SERIES:  # the tenant and savings panels are checked against real series
+        assert series in exposed, series
     queried: set[str] = set()
     for panel in query_panels():
         for target in panel["targets"]:
