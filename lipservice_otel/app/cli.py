@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     actions = policy.add_subparsers(dest="action", required=True)
     show = actions.add_parser("show", help="the live policy as a table")
     show.add_argument("--service", default="", help="only this service.name")
+    show.add_argument("--tenant", default="", help="only this tenant (analysis.tenant_key)")
     show.add_argument("--limit", type=int, default=50, help="rows (0: all)")
     explain = actions.add_parser("explain", help="why a pattern has its rate")
     explain.add_argument("pattern_id")

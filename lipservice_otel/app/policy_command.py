@@ -30,12 +30,17 @@ def _shorten(text: str, width: int) -> str:
 
 
 def format_patterns(patterns) -> str:
-    rows = [("PATTERN", "SERVICE", "VOLUME/S", "RATE", "REASON", "EXAMPLE")]
+    """The patterns as a table; with a TENANT column when any has a tenant
+    (analysis.tenant_key set), since one service name may then stand for several teams."""
+    with_tenant = any(p.tenant for p in patterns)
+    tenant_header = ("TENANT",) if with_tenant else ()
+    rows = [("PATTERN", *tenant_header, "SERVICE", "VOLUME/S", "RATE", "REASON", "EXAMPLE")]
     for p in patterns:
         example = p.examples[0] if p.examples else p.template
         rows.append(
             (
                 p.pattern_id,
+                *((p.tenant,) if with_tenant else ()),
                 p.service,
                 f"{p.volume_per_second:.2f}",
                 f"{p.rate:g}",
@@ -55,7 +60,8 @@ def format_patterns(patterns) -> str:
 def format_explanation(pattern) -> str:
     seen = datetime.fromtimestamp(pattern.first_seen_unix_nano / 1e9, UTC)
     lines = [
-        f"pattern   {pattern.pattern_id} (service {pattern.service})",
+        f"pattern   {pattern.pattern_id} (service {pattern.service}"
+        + (f", tenant {pattern.tenant})" if pattern.tenant else ")"),
         f"template  {pattern.template}",
         f"volume    {pattern.volume_per_second:.2f} records/s, "
         f"{pattern.error_share:.1%} at the severity floor",
@@ -134,7 +140,9 @@ def run_policy_command(args: argparse.Namespace) -> int:
 def _call(stub, args: argparse.Namespace, metadata) -> str:
     call = {"timeout": 10, "metadata": metadata}
     if args.action == "show":
-        request = control_pb2.ListPatternsRequest(service=args.service, limit=args.limit)
+        request = control_pb2.ListPatternsRequest(
+            service=args.service, limit=args.limit, tenant=args.tenant
+        )
         return format_patterns(stub.ListPatterns(request, **call).patterns)
     if args.action == "explain":
         for pattern in stub.ListPatterns(control_pb2.ListPatternsRequest(), **call).patterns:

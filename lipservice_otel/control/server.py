@@ -169,6 +169,8 @@ class ControlPlaneService(control_pb2_grpc.ControlPlaneServicer):
             views = await self._loop.all_patterns(request.service)
         except StoreUnavailable as exc:  # sharded: the other replicas' shards are in Redis
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"policy store: {exc}")
+        if request.tenant:
+            views = [view for view in views if view.tenant == request.tenant]
         if request.limit:
             views = views[: request.limit]
         return control_pb2.ListPatternsResponse(patterns=[pattern_to_proto(v) for v in views])
