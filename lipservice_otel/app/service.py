@@ -205,6 +205,8 @@ class Analyzer:
                 if self._sharded or await self.store.acquire_writer(self._writer_id):
                     await self.loop.cycle()
                     await self.savings.refresh()
+                else:
+                    self.savings.withdraw()  # a standby's gauges would count the writer's twice
             except StoreUnavailable as exc:
                 wait = outage.failed(exc)
                 continue

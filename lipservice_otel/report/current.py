@@ -80,6 +80,13 @@ class CurrentSavings:
         if self._telemetry is not None:
             self._series = export_savings(self._telemetry, await self.current(), self._series)
 
+    def withdraw(self) -> None:
+        """No longer the writer (a standby now): its last gauges go, they are the writer's."""
+        if self._telemetry is not None:
+            for key in self._series:
+                self._telemetry.remove(key[0], **_labels(key))
+        self._series = set()
+
 
 def savings_series(report: SavingsReport) -> dict[tuple[str, ...], float]:
     """Each gauge sample of `report`: (name, tenant, basis[, currency]) -> value."""

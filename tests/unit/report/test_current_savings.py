@@ -155,3 +155,21 @@ def test_series_of_a_forgotten_tenant_or_an_old_basis_are_removed():
         assert analysis.gauge(name, tenant="beta", basis=BASIS_REALISED) is None, name
         assert analysis.gauge(name, tenant="alpha", basis=BASIS_PROJECTION) is None, name
         assert analysis.gauge(name, tenant="alpha", basis=BASIS_REALISED) is not None, name
+
+
+def test_a_replica_that_stops_writing_withdraws_its_gauges():
+    async def run():
+        analysis = Analysis("shadow", Price(0.5, "EUR"))
+        await analysis.cycle(interval({"alpha": 1_000}))
+        assert (
+            analysis.gauge(
+                "lipservice_analysis_saved_bytes_per_second", tenant="alpha", basis="projection"
+            )
+            is not None
+        )
+        analysis.savings.withdraw()
+        return analysis
+
+    analysis = asyncio.run(run())
+    exposed = {s.name for m in analysis.telemetry.registry.collect() for s in m.samples}
+    assert not exposed & {*SAVINGS_GAUGES, MONEY_GAUGE}
