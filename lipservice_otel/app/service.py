@@ -129,7 +129,9 @@ class Analyzer:
         check_exposure(settings.control, self._tokens)
         self._telemetry = telemetry
         # One savings report per cycle: the gauges, the `Savings` call and the page share it.
-        self.savings = CurrentSavings(self.loop, settings.report.price, telemetry)
+        # Without /metrics nothing reads the gauges, so no cycle computes them.
+        exported = telemetry if settings.telemetry.metrics_endpoint else None
+        self.savings = CurrentSavings(self.loop, settings.report.price, exported)
         self.control = ControlPlaneService(
             self.loop,
             self.store,
