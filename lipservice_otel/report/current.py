@@ -68,7 +68,9 @@ class CurrentSavings:
             if cached is not None and cached[0] == key:
                 return cached[1]
             price = self.price
-            report = await self._loop.inspect(lambda state, now: compute_savings(state, now, price))
+            report = await self._loop.inspect(
+                lambda state, policy: compute_savings(state, policy, price)
+            )
             self._cached = (key, report)
             return report
 
