@@ -178,7 +178,9 @@ class ShardedAnalysis:
 
     async def inspect(self, read: Callable[[AnalysisState, Policy], T]) -> T:
         async with self._lock:  # no shard cycle runs meanwhile
-            return read(self.state, self.policy or self._base)
+            # In a worker thread, as AnalysisLoop.inspect does: a report over many patterns
+            # takes seconds the control plane's event loop must not lose.
+            return await asyncio.to_thread(read, self.state, self.policy or self._base)
 
     def ingest(self, report: IntervalReport) -> None:
         """Split by shard and queue for the next tick; bounded as the Redis lists are."""

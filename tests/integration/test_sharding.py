@@ -355,6 +355,10 @@ def test_admin_calls_go_to_the_shards_owner_in_process(redis_server):
             for replica in (one, two):  # each lists every shard's patterns, not only its own
                 assert steady <= {v.pattern_id for v in await replica.all_patterns()}
                 assert not steady <= {v.pattern_id for v in replica.patterns()}
+            # The learned state (savings, the live page) is each replica's own shards'.
+            known = [await r.inspect(lambda state, policy: set(state.patterns)) for r in (one, two)]
+            assert known[0] and known[1] and not known[0] & known[1]
+            assert steady <= known[0] | known[1]
             # The pin, on the replica that does not own the pattern's shard, then on its owner.
             pid = steady_pattern(SERVICES[0])
             owner, other = (
