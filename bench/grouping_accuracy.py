@@ -53,11 +53,13 @@ RESULTS = Path(__file__).resolve().parent / "results" / "grouping_accuracy.json"
 
 # The thresholds leave-one-out searches, each over values that make sense for any log; eps
 # stays at its default (from 1 - min_token_overlap up it does not separate anything more).
+# min_covering_share 0 is the mask covering whatever the records say.
 GRID = {
     "min_token_overlap": (0.5, 0.6, 0.7),
     "max_differing_positions": (1, 2, 3),
     "min_distinct_values": (3, 4, 5, 6),
     "min_spread_values": (4, 5, 6, 8, 10, 12, 16),
+    "min_covering_share": (0.0, 0.02, 0.05, 0.1),
 }
 
 

@@ -18,9 +18,12 @@ How it works, per service:
    (only ties between equally near neighbours may be broken otherwise), but importing it
    cost the process ~60 MiB of resident memory.
 3. Inside a cluster, templates are grouped greedily by how many positions differ
-   (``max_differing_positions``, ``min_token_overlap``); then every differing position must
-   hold one variable's values (``_column_varies``), or the group is split by that position's
-   value and its parts are checked again.
+   (``max_differing_positions``, ``min_token_overlap``, plus one position on the strongest
+   evidence only); then every differing position must hold one variable's values
+   (``_column_varies``), or the group is split by the value of the position that fails with
+   the fewest values, and its parts are checked again.
+   This runs twice: the words the first pass took as a name's values (``_known_values``)
+   are values wherever else they stand in the service, in the second.
 4. A group's merged template masks the positions where its members differ. Its canonical
    pattern id is ``signature.pattern_id(service, merged template)``: every analyzer, before
    and after a restart, names the same group the same way.
@@ -42,6 +45,7 @@ __all__ = [
     "DEFAULT_MAX_DIFFERING_POSITIONS",
     "DEFAULT_MAX_TEMPLATES",
     "DEFAULT_MERGE_CONFIG",
+    "DEFAULT_MIN_COVERING_SHARE",
     "DEFAULT_MIN_DISTINCT_VALUES",
     "DEFAULT_MIN_SPREAD_VALUES",
     "DEFAULT_MIN_TOKEN_OVERLAP",
@@ -56,6 +60,7 @@ DEFAULT_MIN_TOKEN_OVERLAP = 0.6
 DEFAULT_MAX_DIFFERING_POSITIONS = 2
 DEFAULT_MIN_DISTINCT_VALUES = 4
 DEFAULT_MIN_SPREAD_VALUES = 8
+DEFAULT_MIN_COVERING_SHARE = 0.05
 DEFAULT_MAX_TEMPLATES = 5000
 
 _NEIGHBOURS = 32
@@ -79,6 +84,10 @@ class MergeConfig:
     # templates) that makes a position a variable whatever its characters, >= 2. Also the
     # only evidence that merges templates too short for min_token_overlap ("disabling ftp").
     min_spread_values: int = DEFAULT_MIN_SPREAD_VALUES
+    # Share of a position's records, [0, 1), that the members holding a masked value there
+    # must carry before that mask covers the others' words (``term=<*>`` over ``term=remote``).
+    # Below it the word is the constant of the loud template and the rare one another variant.
+    min_covering_share: float = DEFAULT_MIN_COVERING_SHARE
     # Templates considered per service per call, >= 1; the rest stay unmerged (bounded CPU).
     max_templates: int = DEFAULT_MAX_TEMPLATES
 
@@ -88,6 +97,7 @@ class MergeConfig:
         require(self.max_differing_positions >= 1, "max_differing_positions", "must be >= 1")
         require(self.min_distinct_values >= 2, "min_distinct_values", "must be >= 2")
         require(self.min_spread_values >= 2, "min_spread_values", "must be >= 2")
+        require(0 <= self.min_covering_share < 1, "min_covering_share", "must be in [0, 1)")
         require(self.max_templates >= 1, "max_templates", "must be >= 1")
 
 
@@ -172,24 +182,24 @@ def _groups(
         weight[row] = sum(max(counts.get(pid, 0.0), 0.0) for pid in pids) if counts else len(pids)
     # Units: sets of rows that merge, each with its merged row. A row no group takes is a
     # unit of its own (it may still stand for several templates).
-    units: list[tuple[list[tuple[str, ...]], tuple[str, ...]]] = []
+    candidates = []  # (rows, their clusters, positions that may differ, free ones) per length
     for length, rows in by_length.items():
-        most_varying = _most_varying_positions(length, config)
-        # Templates too short for min_token_overlap to leave a position free ("disabling
-        # telnet") may still differ at one, but only where its values are many and spread.
-        strict = most_varying == 0 and length >= 2
-        grouped: set[int] = set()
-        if len(rows) > 1 and (most_varying or strict):
-            for cluster in _clusters([list(row) for row in rows], config.eps):
-                members = [rows[i] for i in cluster]
-                weights = [weight[row] for row in members]
-                for group in _positional_groups(
-                    members, weights, max(most_varying, 1), config, strict
-                ):
-                    group_rows = [members[i] for i in group]
-                    units.append((group_rows, tuple(_merged_row(group_rows))))
-                    grouped.update(cluster[i] for i in group)
-        units.extend(([row], row) for n, row in enumerate(rows) if n not in grouped)
+        free = _free_positions(length, config)
+        # One position more than min_token_overlap leaves free may differ, on the strongest
+        # evidence only: "disabling telnet" / "disabling ftp", or a four-token template with
+        # two names ("user alice on web-1").
+        most_varying = min(config.max_differing_positions, free + 1) if length >= 2 else 0
+        clusters = []
+        if len(rows) > 1 and most_varying:
+            clusters = _clusters([list(row) for row in rows], config.eps)
+        candidates.append((rows, clusters, most_varying, free))
+    # Names recur across a service's events: the words a position of one event was shown to
+    # take (``session closed for user <*>``, four users) are values wherever else they stand
+    # (the same three users after ``session opened for user``). A second pass uses them.
+    units = _units(candidates, weight, config, frozenset())
+    known = _known_values(units, weight, config)
+    if known:
+        units = _units(candidates, weight, config, known)
     # A unit whose merged row is another's plus bracketed asides that hold a value joins it:
     # only where the template without the aside is itself seen, so the aside is optional.
     root = list(range(len(units)))
@@ -209,6 +219,44 @@ def _groups(
         for top, members in groups.items()
         if len(members) > 1
     )
+
+
+def _units(
+    candidates: Sequence[tuple[list[tuple[str, ...]], list[list[int]], int, int]],
+    weight: Mapping[tuple[str, ...], float],
+    config: MergeConfig,
+    known: frozenset[str],
+) -> list[tuple[list[tuple[str, ...]], tuple[str, ...]]]:
+    """Sets of rows that merge, each with its merged row; a row no group takes is its own."""
+    units: list[tuple[list[tuple[str, ...]], tuple[str, ...]]] = []
+    for rows, clusters, most_varying, free in candidates:
+        grouped: set[int] = set()
+        for cluster in clusters:
+            members = [rows[i] for i in cluster]
+            weights = [weight[row] for row in members]
+            for group in _positional_groups(members, weights, most_varying, config, free, known):
+                group_rows = [members[i] for i in group]
+                units.append((group_rows, tuple(_merged_row(group_rows))))
+                grouped.update(cluster[i] for i in group)
+        units.extend(([row], row) for n, row in enumerate(rows) if n not in grouped)
+    return units
+
+
+def _known_values(
+    units: Sequence[tuple[list[tuple[str, ...]], tuple[str, ...]]],
+    weight: Mapping[tuple[str, ...], float],
+    config: MergeConfig,
+) -> frozenset[str]:
+    """The words merged groups took as a name's values (not merely covered by a mask)."""
+    known: set[str] = set()
+    for rows, _ in units:
+        if len(rows) < 2:
+            continue
+        weights = [weight[row] for row in rows]
+        for column in zip(*rows, strict=True):
+            if len(set(column)) > 1 and _names_vary(column, weights, config):
+                known.update(token for token in column if MASK not in token)
+    return frozenset(known)
 
 
 def _merged_row(rows: Sequence[Sequence[str]]) -> list[str]:
@@ -270,10 +318,10 @@ def _without_asides(row: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(kept) if kept else row
 
 
-def _most_varying_positions(length: int, config: MergeConfig) -> int:
-    # Zero for a single token (it shares no position with anything) and for short templates
-    # that min_token_overlap leaves nothing to vary in. The epsilon absorbs float rounding
-    # (5 x (1 - 0.6) is 1.9999...).
+def _free_positions(length: int, config: MergeConfig) -> int:
+    # The positions that may differ on any evidence: zero for a single token and for short
+    # templates that min_token_overlap leaves nothing to vary in. The epsilon absorbs float
+    # rounding (5 x (1 - 0.6) is 1.9999...).
     by_overlap = math.floor(length * (1 - config.min_token_overlap) + 1e-9)
     return min(config.max_differing_positions, by_overlap)
 
@@ -373,7 +421,8 @@ def _positional_groups(
     weights: Sequence[float],
     most_varying: int,
     config: MergeConfig,
-    strict: bool,
+    free: int,
+    known: frozenset[str] = frozenset(),
 ) -> list[list[int]]:
     """Groups (indices into equal-length ``rows``, two or more) that pass the positional check."""
     # Greedy, in the caller's (sorted) order: a row joins the first group it differs from in
@@ -407,7 +456,7 @@ def _positional_groups(
     passed = []
     for group in groups:
         if len(group.members) > 1:
-            passed.extend(_split_until_valid(group.members, rows, weights, config, strict))
+            passed.extend(_split_until_valid(group.members, rows, weights, config, free, known))
     return [members for members in passed if len(members) > 1]
 
 
@@ -416,29 +465,42 @@ def _split_until_valid(
     rows: Sequence[Sequence[str]],
     weights: Sequence[float],
     config: MergeConfig,
-    strict: bool,
+    free: int,
+    known: frozenset[str],
 ) -> list[list[int]]:
     member_weights = [weights[i] for i in members]
-    for column in zip(*(rows[i] for i in members), strict=True):
-        if len(set(column)) > 1 and not _column_varies(column, member_weights, config, strict):
-            by_value: dict[str, list[int]] = {}
-            for member, value in zip(members, column, strict=True):
-                by_value.setdefault(value, []).append(member)
-            return [
-                part
-                for same_value in by_value.values()
-                if len(same_value) > 1
-                for part in _split_until_valid(same_value, rows, weights, config, strict)
-            ]
+    columns = [c for c in zip(*(rows[i] for i in members), strict=True) if len(set(c)) > 1]
+    # A position that is no variable on any evidence splits the group first; only then, if
+    # more positions differ than are free, one that lacks the strongest evidence. Of those,
+    # the one with the fewest values: the likeliest to be the event's own word ("startup" /
+    # "shutdown" rather than the daemon's name).
+    failing = [c for c in columns if not _column_varies(c, member_weights, config, False, known)]
+    if not failing and len(columns) > free:
+        failing = [c for c in columns if not _column_varies(c, member_weights, config, True, known)]
+    if failing:
+        column = min(failing, key=lambda c: len(set(c)))
+        by_value: dict[str, list[int]] = {}
+        for member, value in zip(members, column, strict=True):
+            by_value.setdefault(value, []).append(member)
+        return [
+            part
+            for same_value in by_value.values()
+            if len(same_value) > 1
+            for part in _split_until_valid(same_value, rows, weights, config, free, known)
+        ]
     return [members]
 
 
 def _column_varies(
-    column: Sequence[str], weights: Sequence[float], config: MergeConfig, strict: bool = False
+    column: Sequence[str],
+    weights: Sequence[float],
+    config: MergeConfig,
+    strict: bool = False,
+    known: frozenset[str] = frozenset(),
 ) -> bool:
     """Whether the tokens a group has at one position are the values of one variable.
 
-    Three kinds of evidence, weakest last:
+    Five kinds of evidence, strongest first:
 
     - the values are many and spread: their effective number (``exp`` of the entropy of the
       values, each weighted by how often its templates occur) reaches ``min_spread_values``,
@@ -447,22 +509,59 @@ def _column_varies(
       a few of them carry most records (``boot`` and ``wait`` far more than ``halt``); names,
       ids and hosts keep coming and share the traffic. One value carrying most records while
       a few others are rare is a constant with exceptions: the entropy stays low;
+    - the words are ``known``: another group of the service took them as a name's values,
+      on the first or the last evidence (``_known_values``). Names recur across events;
+    - every member holds a value there, in one identifier of one shape but for its words
+      (``chunk_<*>``, ``snapshot_<*>``): ids of several kinds, printed by one statement. A
+      key before a separator (``size=<*>`` / ``count=<*>``, ``load....<*>``) names the
+      field, and another key is another message;
     - the signature masked a variable there in one member and the others fit its shape
-      (``_covering_token``);
+      (``_covering_token``), as long as the masked members carry ``min_covering_share`` of
+      the records: a word that a frequent template carries in every record is its constant,
+      and a rare template with a value there is a variant of the event, not another value;
     - ``min_distinct_values`` distinct name-like (lowercase) words: two or three words at one
       place are more often alternatives ("closed" / "reset", "startup" / "shutdown") than
       names, and keeping them apart costs a few patterns.
 
-    ``strict`` (templates too short for ``min_token_overlap`` to leave a position free)
-    takes only the first.
+    ``strict`` (more positions differ than ``min_token_overlap`` leaves free) takes only the
+    first two.
     """
     if _spread(column, weights) >= config.min_spread_values and all(_ALNUM(t) for t in column):
         return True
+    if known and all(token in known for token in column):
+        return True
     if strict:
         return False
-    if _covering_token(column) is not None:
+    if all(MASK in t and _IDENTIFIER(t) for t in column) and len({_shape(t) for t in column}) == 1:
         return True
+    if _covering_token(column) is not None and _masked_share(column, weights) >= (
+        config.min_covering_share
+    ):
+        return True
+    return _distinct_names(column, config)
+
+
+def _names_vary(column: Sequence[str], weights: Sequence[float], config: MergeConfig) -> bool:
+    """Whether a position's words are a name's values by the column alone (first, last kind)."""
+    spread = _spread(column, weights) >= config.min_spread_values
+    return (spread and all(_ALNUM(t) for t in column)) or _distinct_names(column, config)
+
+
+def _distinct_names(column: Sequence[str], config: MergeConfig) -> bool:
     return len(set(column)) >= config.min_distinct_values and all(_is_name_like(t) for t in column)
+
+
+def _shape(token: str) -> str:
+    """``token`` with each run of letters and digits as ``a``: ``chunk_<*>`` is ``a_<*>``."""
+    return _WORDS("a", token)
+
+
+def _masked_share(column: Sequence[str], weights: Sequence[float]) -> float:
+    """The share of the records (or, without counts, of the members) whose token holds a mask."""
+    total = sum(weights)
+    if total <= 0:
+        return _masked_share(column, [1.0] * len(column))
+    return sum(w for token, w in zip(column, weights, strict=True) if MASK in token) / total
 
 
 def _spread(column: Sequence[str], weights: Sequence[float]) -> float:
@@ -479,6 +578,10 @@ def _spread(column: Sequence[str], weights: Sequence[float]) -> float:
 
 # Letters or digits: a token with neither ("->", "|", "****") is the message's punctuation.
 _ALNUM = re.compile(r"[^\W_]").search
+_WORDS = re.compile(r"[^\W_]+").sub
+# One identifier holding a value (``chunk_<*>``, ``node<*>x``): letters, digits, ``_`` and masks.
+# A separator (``key=<*>``, ``load....<*>``) makes the word a key naming the field instead.
+_IDENTIFIER = re.compile(rf"(?:\w|{re.escape(MASK)})+").fullmatch
 # Paths, dotted names and key=value pairs are values whatever their case ("org.acme.Job").
 _QUALIFIED = re.compile(r"[/=]|\w\.\w").search
 

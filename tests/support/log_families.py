@@ -4,6 +4,7 @@ shape of real traffic, generated here: tests never read ../shared/), and hostile
 from __future__ import annotations
 
 import json
+import random
 import string
 
 from hypothesis import strategies as st
@@ -67,3 +68,32 @@ log_bodies = st.one_of(
     _JSON.map(json.dumps),
     st.builds(lambda a, b: f'{a} "{b}" done', _WORDS, st.text(max_size=30)),
 )
+
+
+# ---- plain generators for deterministic families (pattern merging tests) ----
+
+
+def names(count: int, rng: random.Random) -> list[str]:
+    """``count`` distinct lowercase names of letters only, which the signature keeps as words."""
+    found: set[str] = set()
+    while len(found) < count:
+        found.add("".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randrange(4, 9))))
+    return sorted(found)
+
+
+def hosts(count: int, rng: random.Random) -> list[str]:
+    """``count`` distinct host names (``web-east``, ``db-kqzv``): words with a dash, no digits."""
+    roles = ("web", "db", "cache", "edge", "queue")
+    return [f"{rng.choice(roles)}-{name}" for name in names(count, rng)]
+
+
+def ids(kind: str, rng: random.Random) -> str:
+    """An id of one kind, as a store prints them: ``chunk_12_3``, ``snapshot_7``."""
+    return f"{kind}_{rng.randrange(10_000)}" + (
+        f"_{rng.randrange(99)}" if rng.random() < 0.5 else ""
+    )
+
+
+def records(family, count: int, rng: random.Random) -> list[str]:
+    """``count`` bodies of one family: ``family(rng)`` renders one with fresh values."""
+    return [family(rng) for _ in range(count)]

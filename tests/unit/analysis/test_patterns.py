@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 
@@ -20,6 +21,7 @@ from lipservice_otel.analysis.patterns import (
 )
 from lipservice_otel.text.signature import MASK, pattern_id, template_of_text
 from lipservice_otel.validation import ConfigError
+from tests.support import log_families as families
 
 USERS = ("alice", "bob", "carol", "dave", "erin")
 
@@ -280,6 +282,8 @@ def test_merged_template_masks_differing_positions():
         ("max_differing_positions", 0),
         ("min_distinct_values", 1),
         ("min_spread_values", 1),
+        ("min_covering_share", -0.1),
+        ("min_covering_share", 1.0),
         ("max_templates", 0),
     ],
 )
@@ -451,3 +455,142 @@ def test_a_generated_service_merges_into_its_events():
     for event, members in events.items():
         assert len({by_template[t] for t in members}) == 1, event
     assert len({by_template[next(iter(members))] for members in events.values()}) == len(events)
+
+
+# ---- shapes the population shows: names that recur, rare variants, kinds of ids, short ----
+
+
+def _templates_of(bodies: list[str]) -> list[str]:
+    return sorted({template_of_text(body) for body in bodies})
+
+
+def _weighted(service: str, bodies: list[str]):
+    """Patterns and their record counts, as the analysis sees a service's traffic."""
+    counts = Counter(pattern_id(service, template_of_text(body)) for body in bodies)
+    patterns = [(pid, service, t) for pid, t in ids(service, _templates_of(bodies)).items()]
+    return patterns, counts
+
+
+def _grouped(service: str, bodies: list[str], config: MergeConfig = DEFAULT_MERGE_CONFIG):
+    """Merged template -> sorted member templates, with templates weighted by their records."""
+    patterns, counts = _weighted(service, bodies)
+    aliases, canonical_templates = merge_by_service(patterns, config, counts)
+    by_canonical: dict[str, list[str]] = {}
+    for pid, _, template in patterns:
+        by_canonical.setdefault(aliases.get(pid, pid), []).append(template)
+    return {
+        canonical_templates.get(c, members[0]): sorted(members)
+        for c, members in by_canonical.items()
+    }
+
+
+def test_names_one_event_shows_are_values_in_the_others():
+    # Four users close sessions; three of them open one. Three words alone are too few to
+    # call a position a variable, but they are the names the other event was shown to take.
+    rng = random.Random(11)
+    users = families.names(4, rng)
+    bodies = families.records(lambda r: f"session closed for user {r.choice(users)}", 200, rng)
+    bodies += families.records(
+        lambda r: f"session opened for user {r.choice(users[:3])} by (uid={r.randrange(999)})",
+        200,
+        rng,
+    )
+    assert sorted(_grouped("pam", bodies)) == [
+        "session closed for user <*>",
+        "session opened for user <*> by (uid=<*>)",
+    ]
+    # Without the event that shows them to be names, the three stay three patterns.
+    opened = [body for body in bodies if "opened" in body]
+    assert len(_grouped("pam", opened)) == 3
+
+
+def test_known_names_do_not_make_verbs_values():
+    # The guard: the words a name took are values, the verbs beside them are not. Every user
+    # opens and closes: two events, each with the users merged.
+    users = families.names(5, random.Random(3))
+    templates = [f"session {verb} for user {u}" for verb in ("opened", "closed") for u in users]
+    assert sorted(groups("pam", templates)) == [
+        "session closed for user <*>",
+        "session opened for user <*>",
+    ]
+    # Where it fails: a word another event took as a value is a value wherever it stands.
+    # Eight or more spread words ("door <*> alarm") that happen to include two verbs make
+    # those verbs values too, and two events become one pattern.
+    doors = ["opened", "closed", *families.names(8, random.Random(4))]
+    alarms = [f"door {door} alarm" for door in doors]
+    assert sorted(groups("pam", alarms + templates)) == [
+        "door <*> alarm",
+        "session <*> for user <*>",
+    ]
+
+
+def test_a_rare_variant_with_a_value_where_a_loud_template_has_a_constant_stays_apart():
+    # The loud template carries one word in every record (a remote login's tty); the rare one
+    # has a value there and none where the loud one has (a local login): another variant,
+    # not one more value, though each mask covers the other's token.
+    loud = "login refused; uid=<*> euid=<*> terminal=remote peer= origin=<*>"
+    rare = "login refused; uid=<*> euid=<*> terminal=<*> peer= origin="
+    patterns = [(pid, "auth", t) for pid, t in ids("auth", [loud, rare]).items()]
+    skewed = {pattern_id("auth", loud): 500, pattern_id("auth", rare): 2}
+    assert DEFAULT_MERGE_CONFIG.min_covering_share > 2 / 502
+    assert merge_by_service(patterns, counts=skewed) == ({}, {})
+    # Where both shapes carry a fair share of the records, the masks are one variable's.
+    even = {pattern_id("auth", loud): 500, pattern_id("auth", rare): 300}
+    assert len(merge_by_service(patterns, counts=even)[1]) == 1
+    assert len(merge_by_service(patterns, MergeConfig(min_covering_share=0), skewed)[1]) == 1
+
+
+def test_ids_of_several_kinds_at_one_position_are_one_variable():
+    # A store names blocks of several kinds: one statement, one event.
+    rng = random.Random(8)
+    kinds = ("chunk", "snapshot")
+
+    def stored(r: random.Random) -> str:
+        size, free = r.randrange(1, 900), r.randrange(1, 900)
+        block = families.ids(r.choice(kinds), r)
+        return f"Block {block} stored as bytes in memory (estimated size {size} KB, free {free} MB)"
+
+    bodies = families.records(stored, 300, rng)
+    assert len(_templates_of(bodies)) == 2
+    assert list(_grouped("store", bodies)) == [
+        "Block <*> stored as bytes in memory (estimated size <*> <*>, free <*> <*>)"
+    ]
+
+
+def test_a_key_before_a_separator_names_the_field_and_stays_apart():
+    # The guard: a key that changes before "=" or a dotted leader names another field, and
+    # a message about another field is another event.
+    templates = ["quota exceeded size=<*>", "quota exceeded count=<*>"]
+    templates += ["interrupt caused by load.........<*>", "interrupt caused by store.........<*>"]
+    assert merge("kernel", templates) == ({}, {})
+
+
+def test_short_templates_with_two_names_merge_on_the_strongest_evidence():
+    # Four tokens, two of them names: min_token_overlap leaves one position free, so the
+    # second needs the strongest evidence: many spread values (or known names).
+    rng = random.Random(21)
+    users, nodes = families.names(30, rng), families.hosts(20, rng)
+    bodies = families.records(lambda r: f"ssh {r.choice(users)} from {r.choice(nodes)}", 600, rng)
+    bodies += families.records(lambda r: f"scp {r.choice(users)} from {r.choice(nodes)}", 600, rng)
+    assert sorted(_grouped("sshd", bodies)) == ["scp <*> from <*>", "ssh <*> from <*>"]
+    # The guard: a handful of each is too little for two free positions in four tokens.
+    few = [f"ssh {u} from {h}" for u in users[:3] for h in nodes[:2]]
+    assert merge("sshd", few) == ({}, {})
+
+
+def test_the_word_of_the_event_splits_a_family_before_its_names():
+    # "<name> startup succeeded" for nine daemons, one of which also shuts down: a group
+    # that takes in the shutdown too is split by the position with the fewest values
+    # (startup / shutdown), and the daemons' names stay one variable.
+    rng = random.Random(2)
+    daemons = families.names(9, rng)
+    bodies = [f"{name} startup succeeded" for name in daemons[1:]]
+    bodies += [
+        f"{daemons[0]} {verb} succeeded" for verb in ("startup", "shutdown") for _ in range(6)
+    ]
+    assert _grouped("init", bodies) == {
+        "<*> startup succeeded": sorted(f"{name} startup succeeded" for name in daemons),
+        f"{daemons[0]} shutdown succeeded": [f"{daemons[0]} shutdown succeeded"],
+    }
+    # Three daemons are alternatives as far as the population shows: three patterns.
+    assert len(_grouped("init", bodies[:3])) == 3
