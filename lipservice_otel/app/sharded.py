@@ -259,12 +259,15 @@ class ShardedAnalysis:
     # ---- the shards ----
 
     async def tick(self) -> None:
-        """Push queued report parts, renew, then take or give up shards toward the quota."""
-        await self._flush()
+        """Renew, push queued report parts, then take or give up shards toward the quota.
+        Renewals first: behind megabytes of report parts they could wait past the lease."""
         live = await self._shards.heartbeat(self.replica)
-        for shard, owned in list(self._owned.items()):
-            if not await self._shards.renew(shard, self.replica, owned.token):
-                self._drop(shard, owned, "its lease was taken over by a newer owner")
+        owned_now = dict(self._owned)
+        renewed = await self._shards.renew(self.replica, {n: o.token for n, o in owned_now.items()})
+        for shard, held in renewed.items():
+            if not held:
+                self._drop(shard, owned_now[shard], "its lease was taken over by a newer owner")
+        await self._flush()
         holders = await self._shards.holders()
         free = [n for n, holder in enumerate(holders) if holder is None and n not in self._owned]
         target = quota(self.replica, live, self._shards.count)

@@ -184,12 +184,18 @@ class RedisShards:
         )
 
     @reachable
-    async def renew(self, shard: int, replica: str, token: int) -> bool:
-        renewed = await self._renew(
-            keys=[self.shard_key(shard, "lease"), self.shard_key(shard, "fence")],
-            args=[replica, self._ttl_ms, token],
-        )
-        return bool(renewed)
+    async def renew(self, replica: str, tokens: dict[int, int]) -> dict[int, bool]:
+        """Renew every lease held (shard -> token) in one round trip: behind a Redis busy
+        with large writes, one wait per tick instead of one per shard. Which still hold."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            for shard, token in tokens.items():
+                await self._renew(
+                    keys=[self.shard_key(shard, "lease"), self.shard_key(shard, "fence")],
+                    args=[replica, self._ttl_ms, token],
+                    client=pipe,
+                )
+            renewed = await pipe.execute()
+        return {shard: bool(held) for shard, held in zip(tokens, renewed, strict=True)}
 
     @reachable
     async def release(self, shard: int, replica: str, token: int) -> None:

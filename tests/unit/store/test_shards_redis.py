@@ -38,7 +38,7 @@ def test_a_lease_taken_again_moves_the_fence_and_refuses_the_old_owners_writes(r
         await shards.write(1, second, "b", {"rules": b"from b"})
         with pytest.raises(ShardLost):
             await shards.write(1, first, "a", {"rules": b"stale", "state": b"stale"})
-        assert not await shards.renew(1, "a", first), "a resumed: its renewal is refused"
+        assert await shards.renew("a", {1: first}) == {1: False}, "a resumed: refused"
         with pytest.raises(ShardLost):
             await shards.take_reports(1, first)
         assert await shards.read(1, "rules") == b"from b"
@@ -54,7 +54,7 @@ def test_an_expired_lease_nobody_took_is_renewed_by_its_owner(redis_server):
         token = await shards.acquire(0, "a")
         await asyncio.sleep(0.4)
         assert await shards.holders() == [None, None, None, None]
-        assert await shards.renew(0, "a", token), "the fence did not move: nobody wrote"
+        assert await shards.renew("a", {0: token}) == {0: True}, "the fence did not move"
         assert await shards.holders() == ["a", None, None, None]
         assert await shards.acquire(0, "b") == 0
 
@@ -131,5 +131,17 @@ def test_heartbeats_expire_with_the_lease_ttl(redis_server):
         assert await shards.heartbeat("b") == ["b"]
         await shards.leave("b")
         assert await shards.heartbeat("c") == ["c"]
+
+    run_with_shards(redis_server, scenario)
+
+
+def test_one_renewal_round_trip_tells_each_lease_held_from_each_lost(redis_server):
+    async def scenario(store, shards):
+        kept, lost = await shards.acquire(0, "a"), await shards.acquire(1, "a")
+        await shards.release(1, "a", lost)
+        assert await shards.acquire(1, "b") == lost + 1
+        assert await shards.renew("a", {0: kept, 1: lost}) == {0: True, 1: False}
+        assert await shards.renew("a", {}) == {}
+        assert await shards.holders() == ["a", "b", None, None]
 
     run_with_shards(redis_server, scenario)
