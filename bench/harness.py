@@ -392,6 +392,8 @@ def lipservice(
         *("--metrics-endpoint", metrics, "--policy", str(policy_file)),
         *("--set", "exporter.otlp.compression=none"),
         *("--set", f"control.listen=127.0.0.1:{free_port()}"),
+        # The live page's fixed default port would collide between runs side by side.
+        *("--set", "ui.endpoint="),
         *("--set", "telemetry.log_level=warning"),
         *extra,
     ]
