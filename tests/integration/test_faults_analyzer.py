@@ -28,7 +28,7 @@ from tests.support.cli_process import (
 )
 from tests.support.numbered import SdkSender, tally, wait_for_seqs
 from tests.support.ports import free_port
-from tests.support.received import wait_for
+from tests.support.received import until
 
 KEEP_NUMBERED = {
     "exemptions": [{"name": "numbered", "resource": "service.name", "equals": "numbered"}]
@@ -95,7 +95,7 @@ def test_analyzer_killed_and_restarted_while_receivers_stream(redis_server, sink
 
     try:
         sender.start()
-        wait_for(version, lambda v: v >= 2, 30)
+        until(version, lambda v: v >= 2, 30, "the first learned policy at the receiver")
 
         analyzer.kill()  # kill -9: no goodbye, no final write
         kept = version()
@@ -113,8 +113,8 @@ def test_analyzer_killed_and_restarted_while_receivers_stream(redis_server, sink
         # Every version since the first learned one (2), none skipped, none started over.
         assert history == list(range(history[0], 1, -1)), history
         assert after > stored, "versions continue from the store"
-        wait_for(version, lambda v: v >= after, 30)
-        wait_for(cached, lambda v: v >= after, 10)
+        until(version, lambda v: v >= after, 30, f"policy version {after} at the receiver")
+        until(cached, lambda v: v >= after, 10, f"policy version {after} in the cache file")
 
         sender.stop()
         records = wait_for_seqs(sink.records, sender.acknowledged, 30)

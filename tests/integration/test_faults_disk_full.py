@@ -18,7 +18,7 @@ from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 
 from tests.support.cli_process import metric, serve_config, start_serve, stop_gracefully
 from tests.support.numbered import SdkSender, tally, wait_for_seqs
-from tests.support.received import wait_for
+from tests.support.received import until
 from tests.support.small_disk import fill, small_tmpfs
 
 REFUSED = "lipservice_receiver_refused_records_total"
@@ -46,13 +46,18 @@ def test_persistent_queue_on_a_full_disk_refuses_then_resumes(sink, tmp_path):
         restarted = None
         try:
             sender.start()
-            wait_for(lambda: metric(metrics, REFUSED, reason="journal"), bool, 30)
+            until(lambda: metric(metrics, REFUSED, reason="journal"), bool, 30, "a journal refusal")
             time.sleep(1.0)  # a while full: senders keep retrying and keep being refused
             acknowledged_full = set(sender.acknowledged)
             refused = metric(metrics, REFUSED, transport="http", reason="journal")
             assert sender.refusals > 0 and refused > 0
             filler.unlink()  # space frees up
-            wait_for(lambda: len(sender.acknowledged) - len(acknowledged_full), bool, 30)
+            until(
+                lambda: len(sender.acknowledged) - len(acknowledged_full),
+                bool,
+                30,
+                "an acknowledgement once space is free",
+            )
             time.sleep(1.0)
             sender.stop(abandon=True)
             code, _ = serve.signal(signal.SIGKILL)

@@ -29,7 +29,7 @@ from tests.support.cli_process import (
 )
 from tests.support.numbered import SdkSender, tally, wait_for_seqs
 from tests.support.ports import free_port
-from tests.support.received import wait_for
+from tests.support.received import until
 from tests.support.redis_server import RedisServer, redis_server_binary
 from tests.support.running_service import make_settings
 
@@ -81,7 +81,7 @@ def regenerate(stub) -> int:
             assert exc.code() == grpc.StatusCode.UNAVAILABLE, exc  # the store, not a crash
             return 0
 
-    return wait_for(attempt, bool, 30)
+    return until(attempt, bool, 30, "a regenerated policy")
 
 
 def test_redis_away_for_30s_under_load(redis_with_aof, sink, start_service, tmp_path):
@@ -109,8 +109,8 @@ def test_redis_away_for_30s_under_load(redis_with_aof, sink, start_service, tmp_
     sender = SdkSender(GrpcExporter(endpoint=receiver.endpoint, insecure=True, timeout=5))
     try:
         sender.start()
-        patterns_before = wait_for(lambda: listed_patterns(stub), bool, 30)
-        wait_for(lambda: receiver.service.sampler.policy, lambda p: p.learned, 30)
+        patterns_before = until(lambda: listed_patterns(stub), bool, 30, "learned patterns")
+        until(lambda: receiver.service.sampler.policy, lambda p: p.learned, 30, "a learned policy")
 
         redis_server.stop()
         outage_started = time.monotonic()
@@ -127,17 +127,23 @@ def test_redis_away_for_30s_under_load(redis_with_aof, sink, start_service, tmp_
         redis_server.start()  # the same port, the same append-only file
 
         after = regenerate(stub)
-        wait_for(lambda: receiver.service.sampler.policy.version, lambda v: v >= after, 30)
+        until(
+            lambda: receiver.service.sampler.policy.version,
+            lambda v: v >= after,
+            30,
+            f"policy version {after} at the receiver",
+        )
         history = history_versions(stub)
         # Every version since the first learned one (2), none skipped, none started over.
         assert history == list(range(history[0], 1, -1)), history
         assert kept < after
         follower_channel, follower_stub = control_stub(follower_listen)
         with follower_channel:
-            wait_for(
+            until(
                 lambda: follower_stub.GetPolicy(control_pb2.GetPolicyRequest(), timeout=10),
                 lambda policy: policy.version >= after,
                 STORE_RETRY_MAX_S + 15,  # its next attempt may be a whole backoff away
+                f"policy version {after} at the standby",
             )
         patterns_after = listed_patterns(stub)
         assert patterns_before <= patterns_after, "learned patterns kept"
@@ -173,7 +179,10 @@ def test_analyze_stops_on_sigterm_while_its_redis_does_not_answer(redis_server, 
     try:
         listen = f"127.0.0.1:{free_port()}"
         analyzer = start_analyze(tmp_path, listen, analyzer_settings(redis_server.url), wait=False)
-        time.sleep(1.5)
+        # Its start then waits on the store; a SIGTERM before its handler exists (imports
+        # still running on a busy machine) would test the default action instead.
+        analyzer.wait_for_handler(signal.SIGTERM)
+        time.sleep(1.0)
         code, took = stop_gracefully(analyzer)
     finally:
         os.kill(redis_server.process.pid, signal.SIGCONT)

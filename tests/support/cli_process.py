@@ -54,6 +54,21 @@ class CliProcess:
             time.sleep(0.05)
         raise AssertionError(f"{needle!r} not logged; stderr:\n{self.log()}")
 
+    def wait_for_handler(self, sig: int, timeout_s: float = 30.0) -> None:
+        """Until the process catches `sig` (Linux: the SigCgt mask in /proc), so a signal
+        sent next reaches its handler, not the default action of a process still starting."""
+        deadline = time.monotonic() + timeout_s
+        status = Path(f"/proc/{self.process.pid}/status")
+        while time.monotonic() < deadline and self.process.poll() is None:
+            caught = next(
+                (line for line in status.read_text().splitlines() if line.startswith("SigCgt:")),
+                "SigCgt: 0",
+            )
+            if int(caught.split()[1], 16) & (1 << (sig - 1)):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"signal {sig} not handled within {timeout_s:g} s:\n{self.log()}")
+
     def signal(self, sig: int, timeout_s: float = 60.0) -> tuple[int, float]:
         """Send `sig`; returns the exit code and how long the process took to exit."""
         started = time.monotonic()

@@ -5,8 +5,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+T = TypeVar("T")
 
 
 class ReceivedLogs:
@@ -35,12 +38,26 @@ class ReceivedLogs:
 
 
 def wait_for(read: Callable[[], list], done: Callable[[list], bool], timeout_s: float) -> list:
-    """What `read()` returns once `done` holds for it, or at the timeout."""
+    """What `read()` returns once `done` holds for it, or at the timeout: for a caller that
+    asserts on what arrived (a count, the sequence numbers) and says what was missing."""
     deadline = time.monotonic() + timeout_s
     while True:
         found = read()
         if done(found) or time.monotonic() > deadline:
             return found
+        time.sleep(0.02)
+
+
+def until(read: Callable[[], T], done: Callable[[T], bool], timeout_s: float, what: str) -> T:
+    """What `read()` returns once `done` holds for it; a failure naming `what` at the timeout,
+    for a step whose value nothing asserts on afterwards."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = read()
+        if done(found):
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not within {timeout_s:g} s; last: {found!r}")
         time.sleep(0.02)
 
 
