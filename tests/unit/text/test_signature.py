@@ -57,7 +57,7 @@ LINES = [
     ),
     pytest.param(
         "Deleting block blk_1781953582842324563 file "
-        "/mnt/hadoop/dfs/data/current/subdir5/blk_1781953582842324563",
+        "/mnt/disk2/dfs/data/current/subdir5/blk_1781953582842324563",
         "Deleting block blk_<*> file <*>",
         id="path-with-digits",
     ),
@@ -86,7 +86,7 @@ LINES = [
         id="host-port",
     ),
     pytest.param(
-        "Input split: hdfs://10.10.34.11:9000/pjhe/logs/2kSOSP.log:21876+7292",
+        "Input split: s3a://10.10.34.11:9000/jobs/logs/batch.log:21876+7292",
         "Input split: <*>",
         id="url",
     ),
@@ -106,8 +106,8 @@ LINES = [
         id="sizes",
     ),
     pytest.param(
-        "Successfully started service 'sparkExecutorActorSystem' on port 55904.",
-        "Successfully started service 'sparkExecutorActorSystem' on port <*>.",
+        "Successfully started service 'executorActorSystem' on port 55904.",
+        "Successfully started service 'executorActorSystem' on port <*>.",
         id="quoted-word-stays",
     ),
     pytest.param(
