@@ -6,10 +6,11 @@ its own over the shard's patterns, reading and writing the shard's fenced hash i
 
 1. `ingest` splits every receiver's report by shard (analysis/shards.py) and queues the parts;
    `tick` pushes them to the shards' report lists in Redis, whoever owns them.
-2. `tick` (every lock_ttl_s / 4, or analysis.interval_s if shorter) also renews the
-   heartbeat and the leases, drops the shards whose lease a newer owner took, gives up
-   shards above this replica's quota and takes free ones up to it (a taken shard restores
-   its rules and state: history and baselines go on).
+2. The heartbeat and the leases are renewed every lock_ttl_s / 4 from a thread with a Redis
+   connection of its own (store/renewer.py), so a busy event loop cannot let them lapse.
+   `tick` (every lock_ttl_s / 4, or analysis.interval_s if shorter) drops the shards whose
+   lease a newer owner took, gives up shards above this replica's quota and takes free ones
+   up to it (a taken shard restores its rules and state: history and baselines go on).
 3. `cycle` (every analysis.interval_s) takes each owned shard's queued parts, learns, plans
    and writes the shard's rules and state, each write fenced by the lease's token.
 4. A rules write takes the merged policy's next version in the same Redis step; the merge of
@@ -47,6 +48,7 @@ from lipservice_otel.policy.model import Policy
 from lipservice_otel.sampling.aggregates import IntervalReport
 from lipservice_otel.store import StoreUnavailable
 from lipservice_otel.store.redis import RedisStore
+from lipservice_otel.store.renewer import LeaseRenewer
 from lipservice_otel.store.shards import RedisShards, ShardLost
 from lipservice_otel.telemetry import Telemetry
 
@@ -139,6 +141,8 @@ class ShardedAnalysis:
         self._config = config
         self._store = store
         self._shards = store.sharding()
+        lock_ttl_s = self._shards.config.lock_ttl_s
+        self._renewer = LeaseRenewer(self._shards.config, replica, lock_ttl_s / 4)
         self._base = base
         self.replica = replica
         self._telemetry = telemetry or Telemetry()
@@ -259,14 +263,11 @@ class ShardedAnalysis:
     # ---- the shards ----
 
     async def tick(self) -> None:
-        """Renew, push queued report parts, then take or give up shards toward the quota.
-        Renewals first: behind megabytes of report parts they could wait past the lease."""
+        """Drop lost shards, push queued report parts, then take or give up shards toward
+        the quota. The renewals are the renewer thread's, started at the first tick."""
+        self._renewer.start()
         live = await self._shards.heartbeat(self.replica)
-        owned_now = dict(self._owned)
-        renewed = await self._shards.renew(self.replica, {n: o.token for n, o in owned_now.items()})
-        for shard, held in renewed.items():
-            if not held:
-                self._drop(shard, owned_now[shard], "its lease was taken over by a newer owner")
+        self._drop_lost()
         await self._flush()
         holders = await self._shards.holders()
         free = [n for n, holder in enumerate(holders) if holder is None and n not in self._owned]
@@ -276,6 +277,7 @@ class ShardedAnalysis:
         # A shard given up mid-cycle is safe: its new owner's token refuses the late write.
         for shard in give:
             owned = self._owned.pop(shard)
+            await asyncio.to_thread(self._renewer.forget, shard)  # then no renewal undoes it
             await self._shards.release(shard, self.replica, owned.token)
             log.info("shard %d given up (quota %d of %d replicas)", shard, target, len(live))
         for shard in take:
@@ -294,6 +296,7 @@ class ShardedAnalysis:
 
     async def leave(self) -> None:
         """Stopping: give every shard up now, so the others take them at their next tick."""
+        await asyncio.to_thread(self._renewer.stop)  # renews nothing after the releases
         await self._flush()
         for shard, owned in list(self._owned.items()):
             await self._shards.release(shard, self.replica, owned.token)
@@ -309,6 +312,7 @@ class ShardedAnalysis:
         """Run `work` on an owned shard, unless it was given up meanwhile; a refused write
         drops the shard (a newer owner has it: this replica was paused past its lease)."""
         async with self._lock:
+            self._drop_lost()  # the renewer saw a newer owner: no write to be refused
             if self._owned.get(shard) is not owned:
                 return
             try:
@@ -320,6 +324,14 @@ class ShardedAnalysis:
         token = await self._shards.acquire(shard, self.replica)
         if not token:
             return  # another replica was quicker
+        self._renewer.hold(shard, token)
+        try:
+            await self._restore_taken(shard, token)
+        except BaseException:
+            await asyncio.to_thread(self._renewer.forget, shard)  # it lapses, as untaken
+            raise
+
+    async def _restore_taken(self, shard: int, token: int) -> None:
         store = ShardStore(
             self._shards,
             shard,
@@ -351,6 +363,12 @@ class ShardedAnalysis:
             len(loop.state.patterns),
             len(unowned),
         )
+
+    def _drop_lost(self) -> None:
+        for shard, token in self._renewer.lost().items():
+            owned = self._owned.get(shard)
+            if owned is not None and owned.token == token:
+                self._drop(shard, owned, "its lease was taken over by a newer owner")
 
     def _drop(self, shard: int, owned: OwnedShard, why: str) -> None:
         if self._owned.get(shard) is owned:

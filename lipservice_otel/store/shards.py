@@ -32,7 +32,7 @@ from lipservice_otel.store.config import RedisStoreConfig
 from lipservice_otel.store.reachable import reachable
 
 # Heartbeat; returns the live replicas. KEYS: replicas. ARGV: replica id, ttl ms.
-_HEARTBEAT = """
+HEARTBEAT_SCRIPT = """
 local now = redis.call('TIME')
 local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms)
@@ -52,7 +52,7 @@ return token
 # Renew a lease held with `token`: 1, or 0 when it was lost (another acquisition moved the
 # fence on). Expired but untouched since (the fence unchanged), it is taken again: nobody
 # else wrote meanwhile. KEYS: lease, fence. ARGV: replica id, ttl ms, token.
-_RENEW = """
+RENEW_SCRIPT = """
 local holder = redis.call('GET', KEYS[1])
 local fence = tonumber(redis.call('GET', KEYS[2]) or '0')
 if fence ~= tonumber(ARGV[3]) then return 0 end
@@ -136,15 +136,15 @@ class RedisShards:
         self, client: aioredis.Redis, config: RedisStoreConfig, history_limit: int
     ) -> None:
         self._client = client
+        self.config = config  # for the lease renewer's own connection (store/renewer.py)
         self._prefix = config.key_prefix
         self.count = config.shards
         self._ttl_ms = int(config.lock_ttl_s * 1000)
         self.max_queued = config.max_queued_reports
         self._history_limit = history_limit
         register = client.register_script
-        self._heartbeat = register(_HEARTBEAT)
+        self._heartbeat = register(HEARTBEAT_SCRIPT)
         self._acquire = register(_ACQUIRE)
-        self._renew = register(_RENEW)
         self._release = register(_RELEASE)
         self._fenced_write = register(_FENCED_WRITE)
         self._next_version = register(_NEXT_VERSION)
@@ -182,20 +182,6 @@ class RedisShards:
                 args=[replica, self._ttl_ms],
             )
         )
-
-    @reachable
-    async def renew(self, replica: str, tokens: dict[int, int]) -> dict[int, bool]:
-        """Renew every lease held (shard -> token) in one round trip: behind a Redis busy
-        with large writes, one wait per tick instead of one per shard. Which still hold."""
-        async with self._client.pipeline(transaction=False) as pipe:
-            for shard, token in tokens.items():
-                await self._renew(
-                    keys=[self.shard_key(shard, "lease"), self.shard_key(shard, "fence")],
-                    args=[replica, self._ttl_ms, token],
-                    client=pipe,
-                )
-            renewed = await pipe.execute()
-        return {shard: bool(held) for shard, held in zip(tokens, renewed, strict=True)}
 
     @reachable
     async def release(self, shard: int, replica: str, token: int) -> None:

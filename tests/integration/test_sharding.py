@@ -385,6 +385,97 @@ def test_admin_calls_go_to_the_shards_owner_in_process(redis_server):
     asyncio.run(run())
 
 
+class BlocksTheEventLoop:
+    """Injected work: the end of every cycle holds the event loop (a real blocking call),
+    as decoding megabytes of reports on busy cores does."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def reported(self, report: IntervalReport) -> None:
+        pass
+
+    def cycled(self, anomalies: list) -> None:
+        time.sleep(self.seconds)
+
+
+def test_a_cycle_holding_the_event_loop_past_the_lease_keeps_its_shards(redis_server):
+    """The leases are renewed off the event loop: a replica whose cycle holds its loop for
+    2.5 lock_ttl_s keeps every shard (a rival finds none free) and its next cycle writes
+    every shard with the tokens it took them with."""
+    ttl = 1.0
+
+    async def run():
+        config = RedisStoreConfig(url=redis_server.url, shards=4, lock_ttl_s=ttl)
+        stores = [RedisStore(config, history_limit=20) for _ in range(2)]
+        analysis = AnalysisConfig(interval_s=1.0, min_examples_per_interval=1)
+        busy = ShardedAnalysis(analysis, stores[0], Policy(version=1), "busy")
+        rival = stores[1].sharding()
+        try:
+            await busy.tick()
+            tokens = {n: o.token for n, o in busy._owned.items()}
+            assert len(tokens) == 4
+            busy.observe(BlocksTheEventLoop(2.5 * ttl))
+            busy.ingest(report_of(SERVICES, 0))
+            await busy.cycle()  # returns after holding the loop 2.5 s
+            taken = [await rival.acquire(n, "rival") for n in range(4)]
+            assert taken == [0, 0, 0, 0], "a lease lapsed while the event loop was held"
+            busy.ingest(report_of(SERVICES, 1))
+            await busy.cycle()
+            assert {n: o.token for n, o in busy._owned.items()} == tokens
+            for shard, token in tokens.items():
+                assert await rival.read(shard, "owner") == b"busy"
+                assert int(await rival.read(shard, "token")) == token
+            merged = await stores[1].latest_policy()
+            assert {steady_pattern(s) for s in SERVICES} <= merged.pattern_rules.keys()
+        finally:
+            await busy.leave()
+            for store in stores:
+                await store.close()
+
+    asyncio.run(run())
+
+
+def test_a_lease_the_renewer_finds_taken_is_dropped_before_any_write(redis_server, caplog):
+    """A newer owner took a shard (the lease lapsed, say, while the process was paused):
+    the renewal sees the fence moved on, and the next cycle drops the shard without
+    trying the write the fence would refuse; the other shards go on."""
+    ttl = 1.0
+
+    async def run():
+        config = RedisStoreConfig(url=redis_server.url, shards=4, lock_ttl_s=ttl)
+        stores = [RedisStore(config, history_limit=20) for _ in range(2)]
+        analysis = AnalysisConfig(interval_s=1.0, min_examples_per_interval=1)
+        owner = ShardedAnalysis(analysis, stores[0], Policy(version=1), "owner")
+        rival = stores[1].sharding()
+        client = redis.Redis.from_url(redis_server.url, socket_timeout=5)
+        try:
+            await owner.tick()
+            assert len(owner._owned) == 4
+            client.delete(f"{PREFIX}:shard:2:lease")  # lapsed
+            newer = await rival.acquire(2, "rival")
+            assert newer == owner._owned[2].token + 1
+            await asyncio.sleep(3 * ttl / 4)  # the renewer's next round trips
+            owner.ingest(report_of(SERVICES, 0))
+            with caplog.at_level("WARNING", logger="lipservice_otel.app.sharded"):
+                await owner.cycle()
+            assert sorted(owner._owned) == [0, 1, 3]
+            dropped = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+            assert dropped == [
+                f"shard 2 dropped (fencing token {newer - 1}): "
+                "its lease was taken over by a newer owner"
+            ]
+            assert await rival.read(2, "owner") is None, "no write was tried"
+            assert [await rival.read(n, "owner") for n in (0, 1, 3)] == [b"owner"] * 3
+        finally:
+            client.close()
+            await owner.leave()
+            for store in stores:
+                await store.close()
+
+    asyncio.run(run())
+
+
 def test_sharded_replicas_ride_out_a_redis_restart(tmp_path):
     """Redis (append-only file, as the Kubernetes overlay runs it) away for 3 s: leases,
     fences and states come back with it; the replicas' ticks and cycles back off (one line
