@@ -375,6 +375,12 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def run_queue_seconds(pid: int) -> float:
+    """How long the process' main thread (the event loop) was ready to run but waiting for
+    a CPU: high when the machine's cores are oversubscribed, whatever the process does."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+
+
 def peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -508,8 +514,10 @@ def run(receivers: int, replicas: int, args: argparse.Namespace, workdir: Path) 
         measure_from = start_at + WARMUP_CYCLES * args.interval
         time.sleep(max(0.0, measure_from - time.time()))
         cpu_from, wall_from = [proc_cpu_seconds(a.pid) for a in analyzers], time.time()
+        waited_from = [run_queue_seconds(a.pid) for a in analyzers]
         time.sleep(max(0.0, stop_at - time.time()))
         cpu_to, wall_to = [proc_cpu_seconds(a.pid) for a in analyzers], time.time()
+        waited_to = [run_queue_seconds(a.pid) for a in analyzers]
         metrics_texts = [scrape(metrics_port) for _, metrics_port in ports]
         memory = redis.Redis.from_url(store.url).info("memory")
         rss = [peak_rss_mib(a.pid) for a in analyzers]
@@ -551,6 +559,12 @@ def run(receivers: int, replicas: int, args: argparse.Namespace, workdir: Path) 
         round((to - at) / intervals, 3) for at, to in zip(cpu_from, cpu_to, strict=True)
     ]
     figures["peak_rss_mib_per_replica"] = [round(r, 1) for r in rss]
+    figures["loop_waiting_for_cpu_pct_per_replica"] = [
+        round(100 * (to - at) / (wall_to - wall_from))
+        for at, to in zip(waited_from, waited_to, strict=True)
+    ]
+    # A replica whose lease lapsed and was taken: its writes refused, the shard's work lost.
+    figures["shards_dropped"] = sum(text.count(" dropped (fencing token ") for text in texts)
     return figures
 
 
@@ -750,6 +764,8 @@ def print_report(report: dict) -> None:
             "receivers",
             "replicas",
             "CPU s/interval per replica",
+            "event loop waiting for a CPU %",
+            "shards dropped",
             "cycle s p50/max",
             "analyze CPU cores",
             "CPU ms/report",
@@ -768,6 +784,8 @@ def print_report(report: dict) -> None:
                 f"{r['receivers']:,}",
                 f"{r.get('replicas', 1)}" + (f" ({r['shards']} shards)" if r.get("shards") else ""),
                 " / ".join(f"{c:.2f}" for c in r.get("cpu_s_per_interval_per_replica", [])),
+                " / ".join(f"{w}" for w in r.get("loop_waiting_for_cpu_pct_per_replica", [])),
+                cell(r.get("shards_dropped")),
                 f"{cell(r['cycle_s_p50'])} / {cell(r['cycle_s_max'])}",
                 r["analyzer_cores_used"],
                 r["analyzer_cpu_ms_per_report"],
