@@ -3411,6 +3411,11 @@ static PyObject *engine_to_python(Engine *e, PyObject *unused) {
     return PyLong_FromUnsignedLongLong(e->to_python);
 }
 
+/* Slots held (tests: the table stays within the aggregate key cap). */
+static PyObject *engine_slots(Engine *e, PyObject *unused) {
+    return PyLong_FromSsize_t(e->slots.used);
+}
+
 static PyMethodDef engine_methods[] = {
     {"walk", (PyCFunction)(void (*)(void))engine_walk, METH_FASTCALL,
      "walk(payload, max_body_bytes) -> Walked or None."},
@@ -3419,6 +3424,7 @@ static PyMethodDef engine_methods[] = {
     {"forget", (PyCFunction)engine_forget, METH_NOARGS, "Drop the slots (policy or interval)."},
     {"to_python", (PyCFunction)engine_to_python, METH_NOARGS,
      "Records that needed a Python call so far."},
+    {"slots", (PyCFunction)engine_slots, METH_NOARGS, "Slots held in the table."},
     {NULL},
 };
 

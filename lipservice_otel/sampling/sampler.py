@@ -221,7 +221,7 @@ class Sampler:
         with (read when the key is a header), `sender_tenant` the tenant whose token the
         sender presented: when set, every record of the request is that tenant's."""
         now = self._begin()
-        batch = _Batch(self._policy, self._slots, now)
+        batch = _Batch(self._policy, self._request_slots(), now)
         tenant_key = self._tenant_key
         tenant = ""
         by_resource = self._tenant_by_resource(sender_tenant)
@@ -257,6 +257,11 @@ class Sampler:
             outcome.recalled = len(batch.recalled)
             outcome.recalled_entries = batch.recalled
         return outcome
+
+    def _request_slots(self) -> dict[tuple[str, str, str, int], _Slot]:
+        """The slot table this request fills: the one kept for the interval (the compiled
+        sampler may give a request one of its own, see CompiledSampler._request_slots)."""
+        return self._slots
 
     def _tenant_by_resource(self, sender_tenant: str | None) -> bool:
         """Whether each ResourceLogs names its own tenant (else the request has one)."""
