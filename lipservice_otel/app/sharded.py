@@ -48,7 +48,7 @@ from lipservice_otel.policy.model import Policy
 from lipservice_otel.sampling.aggregates import IntervalReport
 from lipservice_otel.store import StoreUnavailable
 from lipservice_otel.store.redis import RedisStore
-from lipservice_otel.store.renewer import LeaseRenewer
+from lipservice_otel.store.renewer import STALLED_AFTER_TTLS, LeaseRenewer
 from lipservice_otel.store.shards import RedisShards, ShardLost
 from lipservice_otel.telemetry import Telemetry
 
@@ -142,7 +142,9 @@ class ShardedAnalysis:
         self._store = store
         self._shards = store.sharding()
         lock_ttl_s = self._shards.config.lock_ttl_s
-        self._renewer = LeaseRenewer(self._shards.config, replica, lock_ttl_s / 4)
+        self._renewer = LeaseRenewer(
+            self._shards.config, replica, lock_ttl_s / 4, STALLED_AFTER_TTLS * lock_ttl_s
+        )
         self._base = base
         self.replica = replica
         self._telemetry = telemetry or Telemetry()
@@ -265,6 +267,7 @@ class ShardedAnalysis:
     async def tick(self) -> None:
         """Drop lost shards, push queued report parts, then take or give up shards toward
         the quota. The renewals are the renewer thread's, started at the first tick."""
+        self._renewer.alive()
         self._renewer.start()
         live = await self._shards.heartbeat(self.replica)
         self._drop_lost()
@@ -286,6 +289,7 @@ class ShardedAnalysis:
 
     async def cycle(self) -> None:
         """One analysis cycle of every owned shard, over the parts queued for it."""
+        self._renewer.alive()
         await self._flush()
         for shard, owned in list(self._owned.items()):
             await self._on_shard(shard, owned, lambda o=owned, s=shard: self._cycle_shard(s, o))

@@ -11,6 +11,11 @@ Fencing is unchanged: the scripts are store/shards.py's. A lease the renewal fin
 a newer owner is forgotten here and reported once by `lost()`, so the replica drops the
 shard before it next writes (a write it had started is refused by the fence anyway). A
 process paused whole (SIGSTOP) pauses this thread too, and finds the fence moved on.
+
+An event loop that stopped answering altogether (a callback that never returns) must not
+keep its shards for good: once the replica has not shown it is `alive` for `stalled_after_s`
+(many leases: a tick 70 s late on starved cores was measured), this thread renews nothing
+more, and the leases and the heartbeat lapse as a dead replica's do.
 """
 
 from __future__ import annotations
@@ -27,11 +32,20 @@ from lipservice_otel.store.shards import HEARTBEAT_SCRIPT, RENEW_SCRIPT
 
 log = logging.getLogger(__name__)
 
+# A replica's event loop silent this many lock_ttl_s: its renewals stop (see above).
+STALLED_AFTER_TTLS = 10
+
+
+class LoopStalled(Exception):
+    """The replica's event loop has not shown life for longer than it may hold leases."""
+
 
 class LeaseRenewer:
     """Renews `replica`'s heartbeat and the leases handed to `hold`, every `period_s`."""
 
-    def __init__(self, config: RedisStoreConfig, replica: str, period_s: float) -> None:
+    def __init__(
+        self, config: RedisStoreConfig, replica: str, period_s: float, stalled_after_s: float
+    ) -> None:
         self._client = redis.Redis.from_url(
             config.url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S
         )
@@ -41,6 +55,8 @@ class LeaseRenewer:
         self._ttl_ms = int(config.lock_ttl_s * 1000)
         self._replica = replica
         self._period_s = period_s
+        self._stalled_after_s = stalled_after_s
+        self._alive_at = time.monotonic()
         # Held across each round trip: once `forget` returns, no renewal of that lease is in
         # flight, so a release sent after it cannot be undone by a late renewal.
         self._round_trip = threading.Lock()
@@ -65,6 +81,10 @@ class LeaseRenewer:
             self._thread.join(TIMEOUT_S + self._period_s)
         self._client.close()
 
+    def alive(self) -> None:
+        """The replica's event loop is running (called from it, every tick and cycle)."""
+        self._alive_at = time.monotonic()
+
     def hold(self, shard: int, token: int) -> None:
         """Renew this lease from now on (just acquired: taken `lock_ttl_s` ago at worst)."""
         with self._lock:
@@ -83,7 +103,9 @@ class LeaseRenewer:
         return lost
 
     def renew_once(self) -> None:
-        """One round trip: the heartbeat and every held lease."""
+        """One round trip: the heartbeat and every held lease (none while the loop is stalled)."""
+        if time.monotonic() - self._alive_at > self._stalled_after_s:
+            raise LoopStalled(f"no sign of the event loop for over {self._stalled_after_s:g} s")
         with self._round_trip:
             with self._lock:
                 held = dict(self._held)
@@ -112,6 +134,10 @@ class LeaseRenewer:
             started = time.monotonic()
             try:
                 self.renew_once()
+            except LoopStalled as exc:  # until it shows life again: then the fences decide
+                if not self._failing:
+                    log.error("shard leases left to lapse: %s", exc)
+                self._failing = True
             except UNREACHABLE as exc:  # the fences refuse what a lapsed lease would write
                 if not self._failing:
                     log.warning("shard leases not renewed (%s); retrying", exc)

@@ -29,7 +29,7 @@ def run_with_shards(redis_server, scenario, **config):
 
 def renew_once(shards, replica, tokens):
     """One round trip of the renewer thread's, run here: which of the leases still hold."""
-    renewer = LeaseRenewer(shards.config, replica, period_s=1.0)
+    renewer = LeaseRenewer(shards.config, replica, period_s=1.0, stalled_after_s=10.0)
     try:
         for shard, token in tokens.items():
             renewer.hold(shard, token)
@@ -158,5 +158,32 @@ def test_one_renewal_round_trip_tells_each_lease_held_from_each_lost(redis_serve
         assert renew_once(shards, "a", {0: kept, 1: lost}) == {0: True, 1: False}
         assert renew_once(shards, "a", {}) == {}
         assert await shards.holders() == ["a", "b", None, None]
+
+    run_with_shards(redis_server, scenario)
+
+
+def test_the_renewer_thread_lets_the_leases_of_a_stalled_event_loop_lapse(redis_server):
+    """Renewed from the thread while the event loop shows life; after `stalled_after_s`
+    without a sign the leases and heartbeat lapse as a dead replica's, and come back (the
+    fence unmoved) once it shows life again."""
+
+    async def scenario(store, shards):
+        token = await shards.acquire(0, "a")
+        renewer = LeaseRenewer(shards.config, "a", period_s=0.05, stalled_after_s=0.8)
+        renewer.hold(0, token)
+        renewer.start()
+        try:
+            await asyncio.sleep(0.6)  # two lease lengths, renewed by the thread
+            assert await shards.holders() == ["a", None, None, None]
+            assert await shards.heartbeat("b") == ["a", "b"]
+            await asyncio.sleep(0.8)  # no `alive` for 1.4 s: nothing renewed since 0.8 s
+            assert await shards.holders() == [None, None, None, None]
+            assert await shards.heartbeat("b") == ["b"]
+            renewer.alive()
+            await asyncio.sleep(0.2)
+            assert await shards.holders() == ["a", None, None, None]
+            assert renewer.lost() == {}
+        finally:
+            renewer.stop()
 
     run_with_shards(redis_server, scenario)
