@@ -2319,6 +2319,8 @@ typedef struct {
     Py_ssize_t template_n;
     int32_t severity;
     PyObject *signature_id, *pattern_id, *reason, *annotation;
+    /* shadow mode's, for a record of the rule's reason: [would_keep], made on first use */
+    PyObject *shadow_annotation[2];
     uint64_t threshold;
     double rate, burst_limit, template_limit;
     int known, baseline;
@@ -2366,6 +2368,8 @@ static void slot_free(Slot *slot) {
     Py_XDECREF(slot->pattern_id);
     Py_XDECREF(slot->reason);
     Py_XDECREF(slot->annotation);
+    Py_XDECREF(slot->shadow_annotation[0]);
+    Py_XDECREF(slot->shadow_annotation[1]);
     Py_XDECREF(slot->fallback[0]);
     Py_XDECREF(slot->fallback[1]);
     Py_XDECREF(slot->counts);
@@ -2787,6 +2791,37 @@ static PyObject *annotation_bytes(double rate, PyObject *pattern_id, PyObject *r
     return out;
 }
 
+/* Shadow mode's bytes: annotate(record, 1.0, pattern_id, reason), then set_would_keep()'s
+ * lipservice.would_keep (a bool, present when false too: it is one of AnyValue's oneof). */
+static PyObject *shadow_annotation_bytes(PyObject *pattern_id, PyObject *reason, int would_keep) {
+    static const char key[] = "lipservice.would_keep";
+    const Py_ssize_t key_n = sizeof key - 1, value_n = 2, kv_n = 1 + 1 + key_n + 1 + 1 + value_n;
+    PyObject *head = annotation_bytes(1.0, pattern_id, reason);
+    if (!head)
+        return NULL;
+    Py_ssize_t head_n = PyBytes_GET_SIZE(head);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, head_n + 2 + kv_n);
+    if (!out) {
+        Py_DECREF(head);
+        return NULL;
+    }
+    uint8_t *p = (uint8_t *)PyBytes_AS_STRING(out);
+    memcpy(p, PyBytes_AS_STRING(head), head_n);
+    Py_DECREF(head);
+    p += head_n;
+    *p++ = 0x32;
+    *p++ = (uint8_t)kv_n;
+    *p++ = 0x0a;
+    *p++ = (uint8_t)key_n;
+    memcpy(p, key, key_n);
+    p += key_n;
+    *p++ = 0x12;
+    *p++ = (uint8_t)value_n;
+    *p++ = 0x10; /* AnyValue.bool_value */
+    *p = would_keep ? 1 : 0;
+    return out;
+}
+
 static int count_reason(ReasonCount **counts, Py_ssize_t *n, Py_ssize_t *cap, PyObject *reason,
                         int kept) {
     for (Py_ssize_t i = 0; i < *n; i++)
@@ -2876,7 +2911,8 @@ static int add_by_tenant(PyObject *dict, PyObject *tenant, Py_ssize_t n) {
  * state: (per_second, bursting, template_seconds, template_bursting, second, anomaly budget,
  *         error context or None, severity floor, now, burst reason, error-context reason,
  *         tenant: "" without tenants, the request's tenant name, or None to name each
- *         resource's through tenant_of). */
+ *         resource's through tenant_of, shadow mode: every record forwarded with what enforce
+ *         mode would do, lipservice.would_keep). */
 static PyObject *engine_sample(Engine *e, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2 || Py_TYPE(args[0]) != &WalkedType || !PyTuple_Check(args[1])) {
         PyErr_SetString(PyExc_TypeError, "sample(walked, state)");
@@ -2886,12 +2922,12 @@ static PyObject *engine_sample(Engine *e, PyObject *const *args, Py_ssize_t narg
     PyObject *per_second, *bursting, *template_seconds, *template_bursting, *context,
         *burst_reason, *context_reason, *request_tenant;
     long long second, budget;
-    int floor;
+    int floor, shadow;
     double now;
-    if (!PyArg_ParseTuple(args[1], "O!O!O!O!LLOidUUO", &PyDict_Type, &per_second, &PyDict_Type,
+    if (!PyArg_ParseTuple(args[1], "O!O!O!O!LLOidUUOp", &PyDict_Type, &per_second, &PyDict_Type,
                           &bursting, &PyDict_Type, &template_seconds, &PyDict_Type,
                           &template_bursting, &second, &budget, &context, &floor, &now,
-                          &burst_reason, &context_reason, &request_tenant))
+                          &burst_reason, &context_reason, &request_tenant, &shadow))
         return NULL;
     if (request_tenant != Py_None && !PyUnicode_Check(request_tenant)) {
         PyErr_SetString(PyExc_TypeError, "sample(): the tenant must be a str or None");
@@ -3119,7 +3155,8 @@ static PyObject *engine_sample(Engine *e, PyObject *const *args, Py_ssize_t narg
                         if (!extended)
                             goto done;
                         Py_DECREF(extended);
-                    } else if (!decided_keep) {
+                    } else if (!decided_keep && !shadow) {
+                        /* Shadow mode forwards every record: none is remembered for later. */
                         int is_hot = context_is_hot(store, id, now);
                         Py_DECREF(id);
                         if (is_hot < 0)
@@ -3150,6 +3187,31 @@ static PyObject *engine_sample(Engine *e, PyObject *const *args, Py_ssize_t narg
                     } else {
                         Py_DECREF(id);
                     }
+                }
+                if (shadow) {
+                    /* What enforce mode would keep is counted; everything is forwarded. */
+                    if (decided_keep) {
+                        slot->kept++;
+                        slot->kept_bytes += rec->contents.n;
+                    }
+                    if (reason == slot->reason) {
+                        PyObject **cached = &slot->shadow_annotation[decided_keep];
+                        if (!*cached &&
+                            !(*cached = shadow_annotation_bytes(slot->pattern_id, reason,
+                                                                decided_keep)))
+                            goto done;
+                        annotations[k] = Py_NewRef(*cached);
+                    } else if (!(annotations[k] = shadow_annotation_bytes(slot->pattern_id, reason,
+                                                                           decided_keep))) {
+                        goto done;
+                    }
+                    keep[k] = 1;
+                    kept_total++;
+                    if (count_reason(&reasons, &nreasons, &capreasons, reason, 1) < 0) {
+                        PyErr_NoMemory();
+                        goto done;
+                    }
+                    continue;
                 }
                 if (decided_keep) {
                     if (by_rule) {
@@ -3185,7 +3247,8 @@ static PyObject *engine_sample(Engine *e, PyObject *const *args, Py_ssize_t narg
             add_to_count(slot->counts, "kept_bytes", slot->kept_bytes) < 0)
             goto done;
         if (by_tenant && (add_by_tenant(received_by_tenant, slot->tenant, slot->received) < 0 ||
-                          add_by_tenant(kept_by_tenant, slot->tenant, slot->kept) < 0))
+                          add_by_tenant(kept_by_tenant, slot->tenant,
+                                        shadow ? slot->received : slot->kept) < 0))
             goto done;
         if (r0 == 0) {
             Record *rec = &w->records[slot->first];

@@ -15,7 +15,8 @@ What the compiled path asks of Python, and how often:
   infer;
 - per request it cannot take whole (a record with more attributes than allowed, an upstream
   stamp to multiply, an id of the wrong length, a body over the size limit, a counting key past
-  the cap, shadow mode, exemptions, written severities): the whole request, to Sampler.sample.
+  the cap, exemptions, written severities): the whole request, to Sampler.sample. Shadow mode
+  runs here too: every record forwarded, annotated with what enforce mode would do.
 Each is counted (the receiver pipeline exports them as lipservice_sampler_python_records).
 
 The error-context store is _native.ErrorContext, error_context.py's ErrorContext in C with the
@@ -142,7 +143,7 @@ class CompiledSampler(Sampler):
         """sample() for a walked request: the outcome and the request to forward, or None
         when this request is one for the Python sampler (see the module docstring)."""
         policy = self._policy
-        if policy.shadow or policy.exemptions or self._write_severity:
+        if policy.exemptions or self._write_severity:
             return None
         now = self._begin()
         if self._interval_seen != self._interval:
@@ -169,6 +170,7 @@ class CompiledSampler(Sampler):
             REASON_BURST,
             REASON_ERROR_CONTEXT,
             tenant,
+            policy.shadow,
         )
         result = self._engine.sample(walked, state)
         if result is None:
@@ -215,7 +217,7 @@ class CompiledSampler(Sampler):
         would hold a second table of as many slots (measured: ~45 MiB more than the Python
         sampler under bench/memory.py's flood). Such a request's new keys overflow, and a
         slot without a counter is asked again by every record; the other requests given up
-        (shadow mode, exemptions, upstream stamps: maybe all of them) keep the table."""
+        (exemptions, upstream stamps: maybe all of them) keep the table."""
         return {} if self._past_key_cap else self._slots
 
     def _python_slot(self, service: str, template: str, severity: int, tenant: str) -> _Slot:

@@ -120,7 +120,8 @@ def learned_policy(
     )
 
 
-POLICIES = ["default", "severity", "learned", "learned", "shadow", "exempt"]
+# Shadow mode twice: plainly, and over a learned policy (new patterns, bursts, the budget).
+POLICIES = ["default", "severity", "learned", "learned", "shadow", "shadow-learned", "exempt"]
 
 
 def policy_named(name: str, requests_, rng, tenants: tuple[str, ...] = ("",)) -> Policy:
@@ -130,6 +131,8 @@ def policy_named(name: str, requests_, rng, tenants: tuple[str, ...] = ("",)) ->
         return Policy(version=1, default_rate=0.5, severity_rates={"info": 0.1, "unspecified": 0.2})
     if name == "shadow":
         return Policy(version=1, mode="shadow", default_rate=0.3)
+    if name == "shadow-learned":
+        return replace(learned_policy(requests_, rng, tenants), mode="shadow")
     if name == "exempt":
         return Policy(version=1, default_rate=0.1, exemptions=(Exemption("user", "user", "x"),))
     return learned_policy(requests_, rng, tenants)
