@@ -1,6 +1,7 @@
 """The compiled sampler under valgrind's memcheck, on a small corpus (tracemalloc cannot see
 C allocations): valid, mutated and hostile requests through the walker and the compiled
-sampler (decision, splice, error-context store), bodies through the signature.
+sampler (decision, splice, error-context store; enforce and shadow mode), bodies through the
+signature.
 
     PYTHONMALLOC=malloc valgrind --leak-check=full --errors-for-leak-kinds=definite \\
         --error-exitcode=1 .venv/bin/python bench/native_memcheck.py
@@ -51,13 +52,24 @@ def corpus(seed: int = 7) -> list[bytes]:
 def main() -> int:
     cases = corpus()
     taken = sum(_native.walk(data) is not None for data in cases)
-    config = SamplerConfig(template_cache_size=64, max_aggregate_keys=20)
+    # A small anomaly budget: learned policies' new patterns fall back to a draw past it.
+    config = SamplerConfig(
+        template_cache_size=64, max_aggregate_keys=20, anomaly_keep_per_second=10
+    )
     sampler = CompiledSampler(_native, config, Policy(default_rate=0.3), Aggregates(20))
     sampled = 0
-    for data in cases * 3:
-        walked = sampler.walk(data, 1 << 20)
-        sampled += walked is not None and sampler.sample_walked(walked) is not None
-    sampler.set_policy(Policy(version=2, default_rate=0.5, learned=True))
+    # Enforce, then shadow mode's annotations (cached per slot, or made per record for a
+    # reason other than the rule's: bursts, new patterns past the budget).
+    for policy in (
+        Policy(default_rate=0.3),
+        Policy(version=2, default_rate=0.5, learned=True),
+        Policy(version=3, mode="shadow", default_rate=0.3),
+        Policy(version=4, mode="shadow", default_rate=0.5, learned=True),
+    ):
+        sampler.set_policy(policy)
+        for data in cases * 3:
+            walked = sampler.walk(data, 1 << 20)
+            sampled += walked is not None and sampler.sample_walked(walked) is not None
     bodies = [f"request {n} from 10.0.{n % 9}.1 in {n} ms" for n in range(500)]
     bodies += ['quoted "a b" 1', "ünï 12", '{"msg": "x 1"}', "Jun 14 15:16:01 host 4 KB"]
     # The compiled token rules and quoting: values of every kind, nested and unbalanced quotes,
