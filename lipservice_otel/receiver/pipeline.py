@@ -118,8 +118,15 @@ class Pipeline:
         if sampled is None:
             self._to_python(records)
             request = ExportLogsServiceRequest.FromString(payload)
+            # Straight to the Python sampler: the engine has had its one run at this request.
             return await self._sample(
-                request, records, transport, size, header_tenant, sender_tenant
+                request,
+                records,
+                transport,
+                size,
+                header_tenant,
+                sender_tenant,
+                sampler.sample_given_up,
             )
         calls = sampler.to_python_since()
         if calls:
@@ -148,9 +155,11 @@ class Pipeline:
         size: int,
         header_tenant: str | None,
         sender_tenant: str | None,
+        sample: Callable[..., SampleOutcome] | None = None,
     ) -> ConsumeResult:
+        """`sample`: the sampler's sample() unless the caller knows a shorter way."""
         too_large, too_large_message = refuse_large_bodies(request, self._max_log_body_bytes, size)
-        outcome = self._sampler.sample(request, header_tenant, sender_tenant)
+        outcome = (sample or self._sampler.sample)(request, header_tenant, sender_tenant)
         return await self._forward(
             outcome, request.SerializeToString, records, transport, too_large, too_large_message
         )

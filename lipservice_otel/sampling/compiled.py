@@ -127,10 +127,24 @@ class CompiledSampler(Sampler):
             self.sample_walked(walked, header_tenant, sender_tenant) if walked is not None else None
         )
         if sampled is None:
-            return super().sample(request, header_tenant, sender_tenant)
+            return self.sample_given_up(request, header_tenant, sender_tenant)
         outcome, forwarded = sampled
         request.ParseFromString(forwarded)
         return outcome
+
+    def sample_given_up(
+        self,
+        request: ExportLogsServiceRequest,
+        header_tenant: str | None = None,
+        sender_tenant: str | None = None,
+    ) -> SampleOutcome:
+        """Sampler.sample() for a request sample_walked() has just given up, now parsed: the
+        Python sampler at once, where sample() would serialize, walk and run the engine again
+        to come to the same answer."""
+        try:
+            return super().sample(request, header_tenant, sender_tenant)
+        finally:
+            self._past_key_cap = False
 
     def walk(self, payload: bytes, max_body_bytes: int):
         """The request walked natively, or None when upb must parse it (it may be malformed:
@@ -143,6 +157,7 @@ class CompiledSampler(Sampler):
         """sample() for a walked request: the outcome and the request to forward, or None
         when this request is one for the Python sampler (see the module docstring)."""
         policy = self._policy
+        self._past_key_cap = False
         if policy.exemptions or self._write_severity:
             return None
         now = self._begin()

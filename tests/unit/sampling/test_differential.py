@@ -69,9 +69,14 @@ def python_path(sampler: Sampler, payload: bytes, tenants=(None, None)):
 def compiled_path(sampler: CompiledSampler, payload: bytes, tenants=(None, None)):
     """What Pipeline.consume_payload does with the compiled one."""
     walked = sampler.walk(payload, MAX_BODY_BYTES)
-    sampled = sampler.sample_walked(walked, *tenants) if walked is not None else None
-    if sampled is None:
+    if walked is None:
         return python_path(sampler, payload, tenants)
+    sampled = sampler.sample_walked(walked, *tenants)
+    if sampled is None:
+        # Given up: parsed, and straight to the Python sampler (no second engine run).
+        request = ExportLogsServiceRequest.FromString(payload)
+        too_large, _ = refuse_large_bodies(request, MAX_BODY_BYTES, len(payload))
+        return sampler.sample_given_up(request, *tenants), too_large, request
     outcome, forwarded = sampled
     return outcome, 0, ExportLogsServiceRequest.FromString(forwarded)
 

@@ -57,7 +57,8 @@ def sample_as_the_pipeline_does(sampler: CompiledSampler, payload: bytes) -> int
     walked = sampler.walk(payload, 1 << 30)
     sampled = sampler.sample_walked(walked) if walked is not None else None
     if sampled is None:
-        return sampler.sample(ExportLogsServiceRequest.FromString(payload)).received
+        request = ExportLogsServiceRequest.FromString(payload)
+        return sampler.sample_given_up(request).received
     return sampled[0].received
 
 
