@@ -2356,8 +2356,13 @@ typedef struct {
     /* Bodies are remembered on their second sight: most hold a value seen once, and copying
      * each into the memo only to clear it later costs more than the memo saves. */
     uint64_t seen[1 << 16];
-    /* records that needed a Python call (a structured body's template, a severity to infer) */
+    /* records that needed a Python call (a structured body's template, a severity to infer,
+     * an exemption's regex) */
     unsigned long long to_python;
+    /* the policy's exemptions, in its order (set_exemptions) */
+    struct Exempt *exempts;
+    Py_ssize_t nexempts;
+    int record_exempts, resource_exempts; /* how many of each kind */
 } Engine;
 
 static void slot_free(Slot *slot) {
@@ -2586,7 +2591,10 @@ static int engine_init(Engine *self, PyObject *args, PyObject *kwargs) {
     return 0;
 }
 
+static void exempts_clear(Engine *self);
+
 static void engine_dealloc(Engine *self) {
+    exempts_clear(self);
     slots_clear(&self->slots);
     PyMem_Free(self->slots.items);
     memo_free(&self->bodies);
@@ -2905,6 +2913,231 @@ static int add_by_tenant(PyObject *dict, PyObject *tenant, Py_ssize_t n) {
     return status;
 }
 
+
+/* ------------------------------------------------------------------------------------------
+ * Exemptions (policy/model.py Exemption, sampler.py _matching_exemption)
+ * ---------------------------------------------------------------------------------------- */
+
+enum { EXEMPT_ATTRIBUTE = 0, EXEMPT_RESOURCE = 1, EXEMPT_BODY = 2 };
+
+typedef struct Exempt {
+    int scope;
+    PyObject *key;    /* bytes: the attribute key's UTF-8 */
+    PyObject *equals; /* bytes: the exact value's UTF-8, or NULL */
+    PyObject *search; /* the compiled pattern's search, or NULL; neither: presence alone */
+    PyObject *reason; /* str: exempt/<name> */
+} Exempt;
+
+static void exempts_clear(Engine *self) {
+    for (Py_ssize_t i = 0; i < self->nexempts; i++) {
+        Py_XDECREF(self->exempts[i].key);
+        Py_XDECREF(self->exempts[i].equals);
+        Py_XDECREF(self->exempts[i].search);
+        Py_XDECREF(self->exempts[i].reason);
+    }
+    PyMem_Free(self->exempts);
+    self->exempts = NULL;
+    self->nexempts = self->record_exempts = self->resource_exempts = 0;
+}
+
+/* set_exemptions(((scope, key, equals or None, search or None, reason), ...)): the policy's,
+ * handed over when it changes (scope: 0 attribute, 1 resource, 2 body). */
+static PyObject *engine_set_exemptions(Engine *self, PyObject *arg) {
+    PyObject *items = PySequence_Fast(arg, "set_exemptions() takes a sequence");
+    if (!items)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(items);
+    Exempt *exempts = PyMem_Calloc(n ? n : 1, sizeof(Exempt));
+    if (!exempts) {
+        Py_DECREF(items);
+        return PyErr_NoMemory();
+    }
+    exempts_clear(self);
+    self->exempts = exempts;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int scope;
+        PyObject *key, *equals, *search, *reason;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(items, i), "iSOOU", &scope, &key, &equals,
+                              &search, &reason)) {
+            Py_DECREF(items);
+            return NULL;
+        }
+        if (scope < EXEMPT_ATTRIBUTE || scope > EXEMPT_BODY ||
+            (equals != Py_None && !PyBytes_Check(equals)) ||
+            (search != Py_None && !PyCallable_Check(search))) {
+            Py_DECREF(items);
+            PyErr_SetString(PyExc_TypeError, "set_exemptions(): (scope, key, equals, search, "
+                                             "reason) with equals bytes or None, search a "
+                                             "callable or None");
+            return NULL;
+        }
+        exempts[i] = (Exempt){scope, Py_NewRef(key),
+                              equals == Py_None ? NULL : Py_NewRef(equals),
+                              search == Py_None ? NULL : Py_NewRef(search), Py_NewRef(reason)};
+        self->nexempts = i + 1;
+        if (scope == EXEMPT_RESOURCE)
+            self->resource_exempts++;
+        else
+            self->record_exempts++;
+    }
+    Py_DECREF(items);
+    Py_RETURN_NONE;
+}
+
+/* A value as _string_attribute() reads it: a string's own bytes, or int / bool / double
+ * written as str(value).lower() writes them. */
+typedef struct {
+    const char *p;
+    Py_ssize_t n;
+    char buf[64];
+} ExemptValue;
+
+/* The first KeyValue named `key` among `message`'s fields `field` (LogRecord 6, Resource 1):
+ * 1 with its value, 0 for None (no such key, or a value of another kind), -1 on error.
+ * The message was walked already, so it reads as the walker read it. */
+static int string_attribute(Span message, uint32_t field, PyObject *key, ExemptValue *out) {
+    Reader r = {message.p, message.p + message.n};
+    uint32_t number;
+    int wire;
+    const char *want = PyBytes_AS_STRING(key);
+    Py_ssize_t want_n = PyBytes_GET_SIZE(key);
+    while (read_tag(&r, &number, &wire) > 0) {
+        Span kv;
+        if (number != field || wire != WT_LEN) {
+            if (skip_field(&r, wire) < 0)
+                return 0;
+            continue;
+        }
+        if (read_len(&r, &kv) < 0)
+            return 0;
+        Reader k = {kv.p, kv.p + kv.n};
+        Span name = {kv.p, 0}, value = {kv.p, 0};
+        uint32_t kfield;
+        int kwire;
+        while (read_tag(&k, &kfield, &kwire) > 0) {
+            if (kfield == 1 && kwire == WT_LEN) {
+                if (read_len(&k, &name) < 0)
+                    return 0;
+            } else if (kfield == 2 && kwire == WT_LEN) {
+                if (read_len(&k, &value) < 0)
+                    return 0;
+            } else if (skip_field(&k, kwire) < 0) {
+                return 0;
+            }
+        }
+        if (name.n != want_n || memcmp(name.p, want, want_n) != 0)
+            continue;
+        /* AnyValue: the oneof member set last. */
+        Reader v = {value.p, value.p + value.n};
+        uint32_t vfield;
+        int vwire, kind = 0;
+        Span string = {NULL, 0};
+        uint64_t bits = 0;
+        while (read_tag(&v, &vfield, &vwire) > 0) {
+            if (vfield == 1 && vwire == WT_LEN) {
+                if (read_len(&v, &string) < 0)
+                    return 0;
+                kind = 1;
+            } else if ((vfield == 2 || vfield == 3) && vwire == WT_VARINT) {
+                if (read_varint(&v, &bits) < 0)
+                    return 0;
+                kind = (int)vfield;
+            } else if (vfield == 4 && vwire == WT_I64) {
+                if (v.end - v.p < 8)
+                    return 0;
+                bits = 0;
+                for (int b = 7; b >= 0; b--)
+                    bits = (bits << 8) | v.p[b];
+                v.p += 8;
+                kind = 4;
+            } else {
+                if (vfield >= 5 && vfield <= 8)
+                    kind = -1; /* a list, bytes, an index: None */
+                if (skip_field(&v, vwire) < 0)
+                    return 0;
+            }
+        }
+        if (kind == 1) {
+            out->p = (const char *)string.p;
+            out->n = string.n;
+        } else if (kind == 2) {
+            out->p = bits ? "true" : "false";
+            out->n = bits ? 4 : 5;
+        } else if (kind == 3) {
+            out->n = snprintf(out->buf, sizeof out->buf, "%lld", (long long)(int64_t)bits);
+            out->p = out->buf;
+        } else if (kind == 4) {
+            double d;
+            memcpy(&d, &bits, sizeof d);
+            /* float.__repr__, which str() is */
+            char *text = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+            if (!text)
+                return -1;
+            Py_ssize_t n = (Py_ssize_t)strlen(text);
+            if (n >= (Py_ssize_t)sizeof out->buf)
+                n = sizeof out->buf - 1;
+            for (Py_ssize_t i = 0; i < n; i++)
+                out->buf[i] = (char)((text[i] >= 'A' && text[i] <= 'Z') ? text[i] + 32 : text[i]);
+            PyMem_Free(text);
+            out->p = out->buf;
+            out->n = n;
+        } else {
+            return 0;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+/* Exemption.matches_value() for a value present: 1, 0, -1 on error. A regex is Python's own
+ * search, called with the value as a str (counted as a Python call). */
+static int exempt_matches(Engine *e, const Exempt *x, const char *p, Py_ssize_t n) {
+    if (x->equals)
+        return n == PyBytes_GET_SIZE(x->equals) && memcmp(p, PyBytes_AS_STRING(x->equals), n) == 0;
+    if (!x->search)
+        return 1;
+    e->to_python++;
+    PyObject *text = PyUnicode_DecodeUTF8(p, n, "strict");
+    PyObject *match = text ? PyObject_CallOneArg(x->search, text) : NULL;
+    Py_XDECREF(text);
+    if (!match)
+        return -1;
+    int found = match != Py_None;
+    Py_DECREF(match);
+    return found;
+}
+
+/* _matching_exemption(): the reason of the first exemption of the kind asked (resource, or
+ * record: attribute and body) matching, *reason NULL for none; -1 on error. `message`: the
+ * Resource or the LogRecord; body: the record's string body ("" for any other). */
+static int matching_exemption(Engine *e, int resource, Span message, Span body,
+                              PyObject **reason) {
+    *reason = NULL;
+    for (Py_ssize_t i = 0; i < e->nexempts; i++) {
+        const Exempt *x = &e->exempts[i];
+        if ((x->scope == EXEMPT_RESOURCE) != resource)
+            continue;
+        ExemptValue value;
+        int found;
+        if (x->scope == EXEMPT_BODY) {
+            value.p = (const char *)body.p;
+            value.n = body.n;
+            found = 1;
+        } else {
+            found = string_attribute(message, resource ? 1 : 6, x->key, &value);
+        }
+        if (found > 0)
+            found = exempt_matches(e, x, value.p ? value.p : "", value.n);
+        if (found < 0)
+            return -1;
+        if (found) {
+            *reason = x->reason;
+            return 0;
+        }
+    }
+    return 0;
+}
+
 /* sample(walked, state) -> (payload out, received, kept, kept_by_reason, dropped_by_reason,
  *                           recalled, anomaly budget left, received_by_tenant,
  *                           kept_by_tenant), or None: the Python sampler must.
@@ -3056,6 +3289,10 @@ static PyObject *engine_sample(Engine *e, PyObject *const *args, Py_ssize_t narg
     Py_ssize_t index = 0;
     for (Py_ssize_t r = 0; r < w->nresources; r++) {
         Resource *res = &w->resources[r];
+        PyObject *resource_exempt = NULL; /* borrowed from e->exempts, as every reason here */
+        if (e->resource_exempts &&
+            matching_exemption(e, 1, res->resource, (Span){NULL, 0}, &resource_exempt) < 0)
+            goto done;
         for (Py_ssize_t s = res->first; s < res->first + res->count; s++) {
             Scope *scope = &w->scopes[s];
             Py_CLEAR(origin);
@@ -3071,7 +3308,17 @@ static PyObject *engine_sample(Engine *e, PyObject *const *args, Py_ssize_t narg
                 uint64_t threshold = 0;
                 double draw_rate = 0;
                 PyObject *draw_reason = NULL;
-                if (slot->rate >= 1.0) {
+                PyObject *exempt = resource_exempt;
+                if (!exempt && e->record_exempts &&
+                    matching_exemption(e, 0, rec->contents,
+                                       rec->body_kind == BODY_STRING ? rec->body_string
+                                                                     : (Span){NULL, 0},
+                                       &exempt) < 0)
+                    goto done;
+                if (exempt) {
+                    /* Kept before any rule: no budget taken, no burst counted. */
+                    decided_keep = 1, rate = 1.0, reason = exempt, by_rule = 0;
+                } else if (slot->rate >= 1.0) {
                     if (slot->known || budget > 0) {
                         if (!slot->known)
                             budget--;
@@ -3485,6 +3732,8 @@ static PyMethodDef engine_methods[] = {
     {"sample", (PyCFunction)(void (*)(void))engine_sample, METH_FASTCALL,
      "sample(walked, state) -> outcome tuple, or None for the Python sampler."},
     {"forget", (PyCFunction)engine_forget, METH_NOARGS, "Drop the slots (policy or interval)."},
+    {"set_exemptions", (PyCFunction)engine_set_exemptions, METH_O,
+     "set_exemptions(((scope, key, equals, search, reason), ...)): the policy's."},
     {"to_python", (PyCFunction)engine_to_python, METH_NOARGS,
      "Records that needed a Python call so far."},
     {"slots", (PyCFunction)engine_slots, METH_NOARGS, "Slots held in the table."},

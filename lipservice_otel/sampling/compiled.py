@@ -12,11 +12,13 @@ What the compiled path asks of Python, and how often:
 - per ResourceLogs, when the tenant is a resource attribute: its name under the tenant cap
   (`_tenant_of`; a header tenant is named once per request, here);
 - per record needing it: a structured body's template (cached by its bytes), a severity to
-  infer;
+  infer, each value an exemption's regex searches (the compiled pattern's own search; an
+  exemption's `equals` is compared in C, handed over with the policy by set_exemptions);
 - per request it cannot take whole (a record with more attributes than allowed, an upstream
   stamp to multiply, an id of the wrong length, a body over the size limit, a counting key past
-  the cap, exemptions, written severities): the whole request, to Sampler.sample. Shadow mode
-  runs here too: every record forwarded, annotated with what enforce mode would do.
+  the cap, written severities): the whole request, to Sampler.sample. Shadow mode and
+  exemptions run here too: shadow mode forwards every record, annotated with what enforce
+  mode would do.
 Each is counted (the receiver pipeline exports them as lipservice_sampler_python_records).
 
 The error-context store is _native.ErrorContext, error_context.py's ErrorContext in C with the
@@ -59,6 +61,28 @@ TO_PYTHON_RECORD = "record"
 _NO_LIMIT = 1 << 62
 
 
+# The engine's scope numbers; any other scope reads a record attribute, as in sampler.py.
+_EXEMPTION_SCOPES = {"resource": 1, "body": 2}
+
+
+def _engine_exemptions(policy: Policy) -> tuple:
+    """The policy's exemptions as the engine takes them, in order: (scope, key, equals, the
+    regex's search, reason). Exemption.matches_value() reads equals first, then the pattern;
+    strings as UTF-8 (surrogatepass: such a key or value matches nothing on the wire)."""
+    return tuple(
+        (
+            _EXEMPTION_SCOPES.get(exemption.scope, 0),
+            exemption.key.encode("utf-8", "surrogatepass"),
+            None if exemption.equals is None else exemption.equals.encode("utf-8", "surrogatepass"),
+            exemption.pattern.search
+            if exemption.equals is None and exemption.pattern is not None
+            else None,
+            exemption.reason,
+        )
+        for exemption in policy.exemptions
+    )
+
+
 class CompiledSampler(Sampler):
     def __init__(
         self,
@@ -94,6 +118,7 @@ class CompiledSampler(Sampler):
             tenant_attribute=tenant_key.name.encode() if by_resource else b"",
             tenant_of=self._tenant_of,
         )
+        self._engine.set_exemptions(_engine_exemptions(policy))
         self._interval_seen = aggregates.interval
         self._to_python_seen = 0
         # The request being sampled is one the C engine gave up past the aggregate key cap.
@@ -111,6 +136,7 @@ class CompiledSampler(Sampler):
     def set_policy(self, policy: Policy) -> None:
         super().set_policy(policy)
         self._engine.forget()
+        self._engine.set_exemptions(_engine_exemptions(policy))
 
     def sample(
         self,
@@ -158,7 +184,7 @@ class CompiledSampler(Sampler):
         when this request is one for the Python sampler (see the module docstring)."""
         policy = self._policy
         self._past_key_cap = False
-        if policy.exemptions or self._write_severity:
+        if self._write_severity:
             return None
         now = self._begin()
         if self._interval_seen != self._interval:
@@ -232,7 +258,7 @@ class CompiledSampler(Sampler):
         would hold a second table of as many slots (measured: ~45 MiB more than the Python
         sampler under bench/memory.py's flood). Such a request's new keys overflow, and a
         slot without a counter is asked again by every record; the other requests given up
-        (exemptions, upstream stamps: maybe all of them) keep the table."""
+        (written severities, upstream stamps: maybe all of them) keep the table."""
         return {} if self._past_key_cap else self._slots
 
     def _python_slot(self, service: str, template: str, severity: int, tenant: str) -> _Slot:

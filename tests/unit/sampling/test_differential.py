@@ -17,6 +17,7 @@ of the parsed record, and a mutated request (a field sent twice, say) re-encodes
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import replace
 
 import pytest
@@ -73,6 +74,9 @@ def compiled_path(sampler: CompiledSampler, payload: bytes, tenants=(None, None)
         return python_path(sampler, payload, tenants)
     sampled = sampler.sample_walked(walked, *tenants)
     if sampled is None:
+        # Only for what compiled.py names: the walk's reasons, the key cap, written
+        # severities (exemptions, shadow mode and the rest run in the engine).
+        assert walked.to_python is not None or sampler._past_key_cap or sampler._write_severity
         # Given up: parsed, and straight to the Python sampler (no second engine run).
         request = ExportLogsServiceRequest.FromString(payload)
         too_large, _ = refuse_large_bodies(request, MAX_BODY_BYTES, len(payload))
@@ -125,8 +129,68 @@ def learned_policy(
     )
 
 
+def as_python_reads(value) -> str | None:
+    """An attribute's value as an exemption compares it (sampler.py _string_attribute)."""
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return value.string_value
+    if kind in ("int_value", "bool_value", "double_value"):
+        return str(getattr(value, kind)).lower()
+    return None
+
+
+def exempting_policy(requests_, rng: random.Random, base: Policy) -> Policy:
+    """`base` with exemptions of every scope, by equals and by regex, on values the requests
+    hold (so some match) and on values they do not; a key present on no record."""
+    record_values, resource_values, bodies_ = [], [], [""]
+    for request in requests_:
+        for resource_logs in request.resource_logs:
+            for kv in resource_logs.resource.attributes:
+                resource_values.append((kv.key, as_python_reads(kv.value)))
+            for scope_logs in resource_logs.scope_logs:
+                for record in scope_logs.log_records:
+                    bodies_.append(record.body.string_value)
+                    for kv in record.attributes:
+                        record_values.append((kv.key, as_python_reads(kv.value)))
+    candidates = [
+        Exemption("never", "attribute", "user", equals="no such value"),
+        Exemption("pod", "attribute", "k8s.pod"),  # presence alone
+        Exemption(
+            "digit", "attribute", rng.choice(["user", "http.status"]), pattern=re.compile(r"\d")
+        ),
+        Exemption("host", "resource", "host", equals="3"),
+        Exemption("d-service", "resource", "service.name", pattern=re.compile("^d")),
+        Exemption("loud", "body", "", pattern=re.compile("(?i)error|fail")),
+        Exemption("empty", "body", "", equals=""),
+        Exemption("body", "body", "", equals=rng.choice(bodies_)),
+    ]
+    for scope, values in (("attribute", record_values), ("resource", resource_values)):
+        if values:
+            key, value = rng.choice(values)
+            if value is not None:
+                candidates.append(Exemption("seen-" + scope, scope, key, equals=value))
+                candidates.append(
+                    Exemption(
+                        "seen-re-" + scope, scope, key, pattern=re.compile(re.escape(value[:3]))
+                    )
+                )
+    chosen = rng.sample(candidates, rng.randint(1, 4))
+    return replace(base, exemptions=tuple(chosen))
+
+
 # Shadow mode twice: plainly, and over a learned policy (new patterns, bursts, the budget).
-POLICIES = ["default", "severity", "learned", "learned", "shadow", "shadow-learned", "exempt"]
+# Exemptions over a default policy, a learned one and shadow mode.
+POLICIES = [
+    "default",
+    "severity",
+    "learned",
+    "learned",
+    "shadow",
+    "shadow-learned",
+    "exempt",
+    "exempt-learned",
+    "exempt-shadow",
+]
 
 
 def policy_named(name: str, requests_, rng, tenants: tuple[str, ...] = ("",)) -> Policy:
@@ -139,7 +203,11 @@ def policy_named(name: str, requests_, rng, tenants: tuple[str, ...] = ("",)) ->
     if name == "shadow-learned":
         return replace(learned_policy(requests_, rng, tenants), mode="shadow")
     if name == "exempt":
-        return Policy(version=1, default_rate=0.1, exemptions=(Exemption("user", "user", "x"),))
+        return exempting_policy(requests_, rng, Policy(version=1, default_rate=0.1))
+    if name == "exempt-learned":
+        return exempting_policy(requests_, rng, learned_policy(requests_, rng, tenants))
+    if name == "exempt-shadow":
+        return exempting_policy(requests_, rng, Policy(version=1, mode="shadow", default_rate=0.2))
     return learned_policy(requests_, rng, tenants)
 
 

@@ -12,7 +12,6 @@ from dataclasses import replace
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from lipservice_otel.policy.document import policy_from_document
-from lipservice_otel.policy.model import Exemption
 from lipservice_otel.sampling.aggregates import Aggregates
 from lipservice_otel.sampling.compiled import CompiledSampler
 from lipservice_otel.sampling.config import SamplerConfig
@@ -91,12 +90,15 @@ def test_the_python_sampler_holds_its_slots_within_the_key_cap():
     assert aggregates.drain().overflow_records == REQUESTS * PER_REQUEST - KEY_CAP
 
 
-def test_slots_given_up_for_exemptions_are_kept_for_the_interval():
+def test_slots_given_up_for_written_severities_are_kept_for_the_interval():
     """The requests the compiled path gives up for a reason that holds for every request
-    (a policy with exemptions) keep the Python sampler's table: its slots make them cheap."""
-    exempting = replace(policy(), exemptions=(Exemption("user", "user", "x"),))
+    (sampler.infer_severity.write) keep the Python sampler's table: its slots make them
+    cheap."""
+    writing = replace(
+        config(), infer_severity=replace(config().infer_severity, enabled=True, write=True)
+    )
     sampler = CompiledSampler(
-        native_module(), config(), exempting, Aggregates(KEY_CAP), lambda: 1000.0
+        native_module(), writing, policy(), Aggregates(KEY_CAP), lambda: 1000.0
     )
     sample_as_the_pipeline_does(sampler, flood_request(0))
     assert len(sampler._slots) == PER_REQUEST
