@@ -2830,6 +2830,47 @@ static PyObject *shadow_annotation_bytes(PyObject *pattern_id, PyObject *reason,
     return out;
 }
 
+/* write_inferred_severity() (annotation.py) as bytes appended to `*annotation`, whose record
+ * has no severity_number: the inferred one (a scalar appended later wins), the bucket's name
+ * upper-cased when the record has no severity_text, then lipservice.severity_inferred = true
+ * after the annotation's attributes, where Python adds it. */
+static int append_inferred_severity(PyObject **annotation, int32_t severity, int needs_text) {
+    static const char key[] = "lipservice.severity_inferred";
+    static const char *const names[] = {"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"};
+    const char *name = severity <= 0 ? "UNSPECIFIED" : names[severity >= 21 ? 5 : (severity - 1) / 4];
+    const Py_ssize_t key_n = sizeof key - 1, kv_n = 2 + key_n + 4;
+    Py_ssize_t name_n = needs_text ? (Py_ssize_t)strlen(name) : 0;
+    Py_ssize_t head_n = PyBytes_GET_SIZE(*annotation);
+    Py_ssize_t n = head_n + 1 + varint_size((uint64_t)(uint32_t)severity) +
+                   (needs_text ? 2 + name_n : 0) + 2 + kv_n;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n);
+    if (!out)
+        return -1;
+    uint8_t *p = (uint8_t *)PyBytes_AS_STRING(out);
+    memcpy(p, PyBytes_AS_STRING(*annotation), head_n);
+    p += head_n;
+    *p++ = 0x10; /* LogRecord.severity_number */
+    p = put_varint(p, (uint64_t)(uint32_t)severity);
+    if (needs_text) {
+        *p++ = 0x1a; /* LogRecord.severity_text */
+        *p++ = (uint8_t)name_n;
+        memcpy(p, name, name_n);
+        p += name_n;
+    }
+    *p++ = 0x32;
+    *p++ = (uint8_t)kv_n;
+    *p++ = 0x0a;
+    *p++ = (uint8_t)key_n;
+    memcpy(p, key, key_n);
+    p += key_n;
+    *p++ = 0x12;
+    *p++ = 2;
+    *p++ = 0x10; /* AnyValue.bool_value */
+    *p = 1;
+    Py_SETREF(*annotation, out);
+    return 0;
+}
+
 static int count_reason(ReasonCount **counts, Py_ssize_t *n, Py_ssize_t *cap, PyObject *reason,
                         int kept) {
     for (Py_ssize_t i = 0; i < *n; i++)
@@ -3145,7 +3186,8 @@ static int matching_exemption(Engine *e, int resource, Span message, Span body,
  *         error context or None, severity floor, now, burst reason, error-context reason,
  *         tenant: "" without tenants, the request's tenant name, or None to name each
  *         resource's through tenant_of, shadow mode: every record forwarded with what enforce
- *         mode would do, lipservice.would_keep). */
+ *         mode would do, lipservice.would_keep, infer_severity.write: a kept record without a
+ *         severity_number gets the one inferred). */
 static PyObject *engine_sample(Engine *e, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2 || Py_TYPE(args[0]) != &WalkedType || !PyTuple_Check(args[1])) {
         PyErr_SetString(PyExc_TypeError, "sample(walked, state)");
@@ -3155,12 +3197,13 @@ static PyObject *engine_sample(Engine *e, PyObject *const *args, Py_ssize_t narg
     PyObject *per_second, *bursting, *template_seconds, *template_bursting, *context,
         *burst_reason, *context_reason, *request_tenant;
     long long second, budget;
-    int floor, shadow;
+    int floor, shadow, write_severity;
     double now;
-    if (!PyArg_ParseTuple(args[1], "O!O!O!O!LLOidUUOp", &PyDict_Type, &per_second, &PyDict_Type,
+    if (!PyArg_ParseTuple(args[1], "O!O!O!O!LLOidUUOpp", &PyDict_Type, &per_second, &PyDict_Type,
                           &bursting, &PyDict_Type, &template_seconds, &PyDict_Type,
                           &template_bursting, &second, &budget, &context, &floor, &now,
-                          &burst_reason, &context_reason, &request_tenant, &shadow))
+                          &burst_reason, &context_reason, &request_tenant, &shadow,
+                          &write_severity))
         return NULL;
     if (request_tenant != Py_None && !PyUnicode_Check(request_tenant)) {
         PyErr_SetString(PyExc_TypeError, "sample(): the tenant must be a str or None");
@@ -3452,6 +3495,10 @@ static PyObject *engine_sample(Engine *e, PyObject *const *args, Py_ssize_t narg
                                                                            decided_keep))) {
                         goto done;
                     }
+                    if (write_severity && severity && !rec->severity &&
+                        append_inferred_severity(&annotations[k], severity,
+                                                 rec->severity_text.n == 0) < 0)
+                        goto done;
                     keep[k] = 1;
                     kept_total++;
                     if (count_reason(&reasons, &nreasons, &capreasons, reason, 1) < 0) {
@@ -3473,6 +3520,10 @@ static PyObject *engine_sample(Engine *e, PyObject *const *args, Py_ssize_t narg
                         if (!annotations[k])
                             goto done;
                     }
+                    if (write_severity && severity && !rec->severity &&
+                        append_inferred_severity(&annotations[k], severity,
+                                                 rec->severity_text.n == 0) < 0)
+                        goto done;
                     keep[k] = 1;
                     slot->kept++;
                     slot->kept_bytes += rec->contents.n;

@@ -16,9 +16,10 @@ What the compiled path asks of Python, and how often:
   exemption's `equals` is compared in C, handed over with the policy by set_exemptions);
 - per request it cannot take whole (a record with more attributes than allowed, an upstream
   stamp to multiply, an id of the wrong length, a body over the size limit, a counting key past
-  the cap, written severities): the whole request, to Sampler.sample. Shadow mode and
-  exemptions run here too: shadow mode forwards every record, annotated with what enforce
-  mode would do.
+  the cap): the whole request, to Sampler.sample. Shadow mode, exemptions and written
+  severities run here too: shadow mode forwards every record, annotated with what enforce
+  mode would do; infer_severity.write appends the inferred severity to a kept record's bytes
+  (a scalar field appended later wins).
 Each is counted (the receiver pipeline exports them as lipservice_sampler_python_records).
 
 The error-context store is _native.ErrorContext, error_context.py's ErrorContext in C with the
@@ -184,8 +185,6 @@ class CompiledSampler(Sampler):
         when this request is one for the Python sampler (see the module docstring)."""
         policy = self._policy
         self._past_key_cap = False
-        if self._write_severity:
-            return None
         now = self._begin()
         if self._interval_seen != self._interval:
             self._interval_seen = self._interval
@@ -212,6 +211,7 @@ class CompiledSampler(Sampler):
             REASON_ERROR_CONTEXT,
             tenant,
             policy.shadow,
+            self._write_severity,
         )
         result = self._engine.sample(walked, state)
         if result is None:
@@ -258,7 +258,7 @@ class CompiledSampler(Sampler):
         would hold a second table of as many slots (measured: ~45 MiB more than the Python
         sampler under bench/memory.py's flood). Such a request's new keys overflow, and a
         slot without a counter is asked again by every record; the other requests given up
-        (written severities, upstream stamps: maybe all of them) keep the table."""
+        (upstream stamps, bodies over the limit: maybe all of them) keep the table."""
         return {} if self._past_key_cap else self._slots
 
     def _python_slot(self, service: str, template: str, severity: int, tenant: str) -> _Slot:

@@ -74,9 +74,9 @@ def compiled_path(sampler: CompiledSampler, payload: bytes, tenants=(None, None)
         return python_path(sampler, payload, tenants)
     sampled = sampler.sample_walked(walked, *tenants)
     if sampled is None:
-        # Only for what compiled.py names: the walk's reasons, the key cap, written
-        # severities (exemptions, shadow mode and the rest run in the engine).
-        assert walked.to_python is not None or sampler._past_key_cap or sampler._write_severity
+        # Only for what compiled.py names: the walk's reasons, the key cap (exemptions,
+        # shadow mode, written severities and the rest run in the engine).
+        assert walked.to_python is not None or sampler._past_key_cap
         # Given up: parsed, and straight to the Python sampler (no second engine run).
         request = ExportLogsServiceRequest.FromString(payload)
         too_large, _ = refuse_large_bodies(request, MAX_BODY_BYTES, len(payload))

@@ -7,12 +7,11 @@ tables filling to the cap held ~45 MiB more than the Python sampler in bench/mem
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from lipservice_otel.policy.document import policy_from_document
 from lipservice_otel.sampling.aggregates import Aggregates
+from lipservice_otel.sampling.annotation import ATTR_ADJUSTED_COUNT
 from lipservice_otel.sampling.compiled import CompiledSampler
 from lipservice_otel.sampling.config import SamplerConfig
 from lipservice_otel.sampling.sampler import Sampler
@@ -29,7 +28,8 @@ def word(n: int) -> str:
     return "".join(chr(ord("a") + n // 26**k % 26) for k in range(4))
 
 
-def flood_request(first: int) -> bytes:
+def flood_request(first: int, stamped: bool = False) -> bytes:
+    """stamped: each record carries an upstream sampler's sampling.adjusted_count."""
     request = ExportLogsServiceRequest()
     resource_logs = request.resource_logs.add()
     kv = resource_logs.resource.attributes.add()
@@ -40,6 +40,8 @@ def flood_request(first: int) -> bytes:
         record.body.string_value = f"cache entry {word(n)} evicted"
         record.severity_number = INFO
         record.time_unix_nano = 1_700_000_000_000_000_000 + n
+        if stamped:
+            record.attributes.add(key=ATTR_ADJUSTED_COUNT).value.double_value = 4.0
     return request.SerializeToString()
 
 
@@ -90,15 +92,12 @@ def test_the_python_sampler_holds_its_slots_within_the_key_cap():
     assert aggregates.drain().overflow_records == REQUESTS * PER_REQUEST - KEY_CAP
 
 
-def test_slots_given_up_for_written_severities_are_kept_for_the_interval():
-    """The requests the compiled path gives up for a reason that holds for every request
-    (sampler.infer_severity.write) keep the Python sampler's table: its slots make them
-    cheap."""
-    writing = replace(
-        config(), infer_severity=replace(config().infer_severity, enabled=True, write=True)
-    )
+def test_slots_given_up_for_upstream_stamps_are_kept_for_the_interval():
+    """The requests the compiled path gives up for a reason that may hold for every request
+    (a sender upstream that stamps its own adjusted count) keep the Python sampler's table:
+    its slots make them cheap."""
     sampler = CompiledSampler(
-        native_module(), writing, policy(), Aggregates(KEY_CAP), lambda: 1000.0
+        native_module(), config(), policy(), Aggregates(KEY_CAP), lambda: 1000.0
     )
-    sample_as_the_pipeline_does(sampler, flood_request(0))
+    sample_as_the_pipeline_does(sampler, flood_request(0, stamped=True))
     assert len(sampler._slots) == PER_REQUEST
