@@ -1,7 +1,7 @@
 """The compiled sampler under valgrind's memcheck, on a small corpus (tracemalloc cannot see
 C allocations): valid, mutated and hostile requests through the walker and the compiled
-sampler (decision, splice, error-context store; enforce and shadow mode), bodies through the
-signature.
+sampler (decision, splice, error-context store; enforce and shadow mode, exemptions, written
+severities), bodies through the signature.
 
     PYTHONMALLOC=malloc valgrind --leak-check=full --errors-for-leak-kinds=definite \\
         --error-exitcode=1 .venv/bin/python bench/native_memcheck.py
@@ -13,11 +13,13 @@ interpreter's own start-up noise is not ours. Without valgrind this is just a sm
 from __future__ import annotations
 
 import random
+import re
 import sys
+from dataclasses import replace
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from lipservice_otel.policy.model import Policy
+from lipservice_otel.policy.model import Exemption, Policy
 from lipservice_otel.sampling import _native
 from lipservice_otel.sampling.aggregates import Aggregates
 from lipservice_otel.sampling.compiled import CompiledSampler
@@ -34,7 +36,8 @@ def corpus(seed: int = 7) -> list[bytes]:
         record = scope_logs.log_records.add()
         record.body.string_value = f"worker {n} took {rng.random():.3f} ms for user{n % 7}"
         record.trace_id = rng.randbytes(16) if n % 3 else bytes([n % 5]) * 16
-        record.severity_number = 17 if n % 11 == 0 else 9
+        # Some without a severity: inferred, and written under infer_severity.write.
+        record.severity_number = 17 if n % 11 == 0 else 0 if n % 13 == 5 else 9
         record.attributes.add(key="k").value.int_value = n
     structured = scope_logs.log_records.add()
     structured.body.kvlist_value.values.add(key="msg").value.string_value = "json 12"
@@ -56,20 +59,31 @@ def main() -> int:
     config = SamplerConfig(
         template_cache_size=64, max_aggregate_keys=20, anomaly_keep_per_second=10
     )
-    sampler = CompiledSampler(_native, config, Policy(default_rate=0.3), Aggregates(20))
+    writing = replace(config, infer_severity=replace(config.infer_severity, write=True))
+    # Exemptions of each scope and kind: equals on an int attribute, a body regex (a Python
+    # call per record), a resource attribute.
+    exemptions = (
+        Exemption("k7", "attribute", "k", equals="7"),
+        Exemption("slow", "body", "", pattern=re.compile(r"took 0\.9")),
+        Exemption("memcheck", "resource", "service.name", equals="other"),
+    )
     sampled = 0
-    # Enforce, then shadow mode's annotations (cached per slot, or made per record for a
-    # reason other than the rule's: bursts, new patterns past the budget).
-    for policy in (
-        Policy(default_rate=0.3),
-        Policy(version=2, default_rate=0.5, learned=True),
-        Policy(version=3, mode="shadow", default_rate=0.3),
-        Policy(version=4, mode="shadow", default_rate=0.5, learned=True),
-    ):
-        sampler.set_policy(policy)
-        for data in cases * 3:
-            walked = sampler.walk(data, 1 << 20)
-            sampled += walked is not None and sampler.sample_walked(walked) is not None
+    for settings in (config, writing):
+        sampler = CompiledSampler(_native, settings, Policy(default_rate=0.3), Aggregates(20))
+        # Enforce, then shadow mode's annotations (cached per slot, or made per record for a
+        # reason other than the rule's: bursts, new patterns past the budget, exemptions).
+        for policy in (
+            Policy(default_rate=0.3),
+            Policy(version=2, default_rate=0.5, learned=True),
+            Policy(version=3, mode="shadow", default_rate=0.3),
+            Policy(version=4, mode="shadow", default_rate=0.5, learned=True),
+            Policy(version=5, default_rate=0.3, exemptions=exemptions),
+            Policy(version=6, mode="shadow", default_rate=0.5, learned=True, exemptions=exemptions),
+        ):
+            sampler.set_policy(policy)
+            for data in cases * 3:
+                walked = sampler.walk(data, 1 << 20)
+                sampled += walked is not None and sampler.sample_walked(walked) is not None
     bodies = [f"request {n} from 10.0.{n % 9}.1 in {n} ms" for n in range(500)]
     bodies += ['quoted "a b" 1', "ünï 12", '{"msg": "x 1"}', "Jun 14 15:16:01 host 4 KB"]
     # The compiled token rules and quoting: values of every kind, nested and unbalanced quotes,
