@@ -1771,46 +1771,25 @@ static int fill_char_class(uint16_t bit, PyObject *chars) {
     return 0;
 }
 
-static int fill_http_methods(PyObject *methods) {
-    PyObject *iterator = methods ? PyObject_GetIter(methods) : NULL, *method;
+/* Copies the short words of a signature.py table (_HTTP_METHODS, _TOP_LEVEL_DOMAINS) into a
+ * fixed C table of `max` words under 16 bytes; -1 with an error naming `name` if it outgrew it. */
+static int fill_short_words(PyObject *words, char (*table)[16], Py_ssize_t *lengths,
+                            Py_ssize_t *count, Py_ssize_t max, const char *name) {
+    PyObject *iterator = words ? PyObject_GetIter(words) : NULL, *word;
     if (!iterator)
         return -1;
-    while ((method = PyIter_Next(iterator))) {
+    while ((word = PyIter_Next(iterator))) {
         Py_ssize_t n;
-        const char *s = PyUnicode_AsUTF8AndSize(method, &n);
-        int fits = s && http_method_count < MAX_HTTP_METHODS && n < 16;
+        const char *s = PyUnicode_AsUTF8AndSize(word, &n);
+        int fits = s && *count < max && n < 16;
         if (fits) {
-            memcpy(http_methods[http_method_count], s, n);
-            http_method_lengths[http_method_count++] = n;
+            memcpy(table[*count], s, n);
+            lengths[(*count)++] = n;
         }
-        Py_DECREF(method);
+        Py_DECREF(word);
         if (!fits) {
             if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_RuntimeError, "_HTTP_METHODS outgrew the compiled table");
-            Py_DECREF(iterator);
-            return -1;
-        }
-    }
-    Py_DECREF(iterator);
-    return PyErr_Occurred() ? -1 : 0;
-}
-
-static int fill_top_level_domains(PyObject *domains) {
-    PyObject *iterator = domains ? PyObject_GetIter(domains) : NULL, *domain;
-    if (!iterator)
-        return -1;
-    while ((domain = PyIter_Next(iterator))) {
-        Py_ssize_t n;
-        const char *s = PyUnicode_AsUTF8AndSize(domain, &n);
-        int fits = s && top_level_domain_count < MAX_TOP_LEVEL_DOMAINS && n < 16;
-        if (fits) {
-            memcpy(top_level_domains[top_level_domain_count], s, n);
-            top_level_domain_lengths[top_level_domain_count++] = n;
-        }
-        Py_DECREF(domain);
-        if (!fits) {
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_RuntimeError, "_TOP_LEVEL_DOMAINS outgrew the compiled table");
+                PyErr_Format(PyExc_RuntimeError, "%s outgrew the compiled table", name);
             Py_DECREF(iterator);
             return -1;
         }
@@ -1893,7 +1872,11 @@ static int signature_tables(PyObject *module) {
     fill_char_classes();
     int status = m && fill_char_class(C_LEADING, leading) == 0 &&
                          fill_char_class(C_TRAILING, trailing) == 0 &&
-                         fill_http_methods(methods) == 0 && fill_top_level_domains(domains) == 0 &&
+                         fill_short_words(methods, http_methods, http_method_lengths, &http_method_count,
+                                          MAX_HTTP_METHODS, "_HTTP_METHODS") == 0 &&
+                         fill_short_words(domains, top_level_domains, top_level_domain_lengths,
+                                          &top_level_domain_count, MAX_TOP_LEVEL_DOMAINS,
+                                          "_TOP_LEVEL_DOMAINS") == 0 &&
                          mask_words &&
                          fill_context_words(dates, CONTEXT_DATE, mask_words, mask) == 0 &&
                          fill_context_words(units, CONTEXT_UNIT, mask_words, mask) == 0
