@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import time
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,17 +38,6 @@ MIB = 1024 * 1024
 QUICK = {"distinct-templates": 300_000, "realistic": 1_000_000}
 FULL = {"distinct-templates": 1_000_000, "realistic": 10_000_000}
 REPORT_INTERVAL_S = 10.0  # sampler.report_interval_s default: counters are handed on this often
-
-
-def scrape(port: int) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    values = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            values[name] = float(value)
-    return values
 
 
 def peak_rss_bytes(pid: int) -> int:
@@ -91,7 +79,7 @@ def scenario(kind: str, records: int, sink_port: int) -> dict[str, float]:
         # the overflow they counted reaches /metrics.
         time.sleep(REPORT_INTERVAL_S + 1.0)
         settled = harness.rss_bytes(process.pid)
-        metrics = scrape(metrics_port)
+        metrics = harness.scrape(metrics_port)
         peak = peak_rss_bytes(process.pid)
     return {
         "records": sent.value,
