@@ -40,7 +40,9 @@ def start_service():
         return running
 
     yield start
-    for running in started:
+    # Last started first: a service that exports to an earlier one closes its connections
+    # before the server side goes away.
+    for running in reversed(started):
         if running.thread.is_alive():
             running.stop()
 

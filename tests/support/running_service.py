@@ -36,6 +36,10 @@ class RunningService:
 
     def stop(self) -> int:
         left = self.call(self.service.stop)
+        # A transport closed by the stop finishes closing on a later turn of the loop (its
+        # connection_lost is scheduled, not called): stopping the loop at once would leave
+        # those sockets open until the garbage collector warns about them.
+        self.call(lambda: asyncio.sleep(0.1))
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
         self.loop.close()

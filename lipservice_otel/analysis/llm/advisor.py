@@ -216,7 +216,9 @@ class Advisor:
         status, detail = STATUS_OK, ""
         try:
             self._check_gates(self._clock(), 0)  # no client at all while we must stay away
-            async with asyncio.timeout(self._config.timeout_s), self._client() as client:
+            # The client is built before the clock starts: `timeout_s` bounds the model's
+            # answers, not the import of the client library on a busy machine.
+            async with self._client() as client, asyncio.timeout(self._config.timeout_s):
                 for batch in batches[: self._calls_per_cycle]:
                     found, dropped = await self._judge(client, batch, progress)
                     judgements.extend(found)
