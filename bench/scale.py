@@ -286,7 +286,7 @@ async def _simulate(number: int, config: dict) -> dict:
             await asyncio.sleep(max(0.0, due + offset - time.time()))
             report = receiver.report()
             client = receiver.client
-            if client._reports.full():  # the client drops its oldest waiting report
+            if client.pending_reports == control_client.PENDING_REPORTS:  # drops its oldest
                 dropped += 1
             client.report(report)
             reported += 1

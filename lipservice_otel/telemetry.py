@@ -339,6 +339,12 @@ METRICS: tuple[MetricSpec, ...] = (
         "Failures of a receiver's policy sync (each followed by a retry or the next version).",
         ("error",),
     ),
+    MetricSpec(
+        "lipservice_control_samples_omitted",
+        "counter",
+        "{patterns}",
+        "Patterns a receiver reported as counts only: the policy in force knows their template.",
+    ),
 )
 
 

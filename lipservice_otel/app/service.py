@@ -334,6 +334,7 @@ class Service:
                 token=tokens.bearer or tokens.admin,
                 tls=settings.control.client_tls,
                 telemetry=self.telemetry,
+                knows=lambda pattern_id: self.sampler.policy.knows(pattern_id),
             )
             self._report_sinks.append(self.control_client.report)
         elif settings.analysis.embedded:

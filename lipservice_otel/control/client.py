@@ -14,6 +14,7 @@ import os
 import random
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable
 
 import grpc
@@ -71,24 +72,32 @@ class ControlClient:
         token: str | None = None,
         tls: ControlClientTlsConfig | None = None,
         telemetry: Telemetry | None = None,
+        knows: Callable[[str], bool] | None = None,
     ) -> None:
         self._endpoint = endpoint
         self._receiver_id = receiver_id
         self._on_policy = on_policy
         self._current_version = current_version
+        # Whether the policy in force says the analysis has a pattern's template (Policy.knows).
+        self._knows = knows or (lambda _pattern_id: False)
         self._reconnect_max_s = reconnect_max_s
         self._cache_file = policy_cache_file
         self._metadata = authorization_metadata(token)
         self._tls = tls or ControlClientTlsConfig()
         self._telemetry = telemetry or Telemetry()
-        self._reports: asyncio.Queue[tuple[IntervalReport, int]] = asyncio.Queue(PENDING_REPORTS)
+        # A bounded deque drops the oldest report when full.
+        self._reports: deque[tuple[IntervalReport, int]] = deque(maxlen=PENDING_REPORTS)
+        self._reports_waiting = asyncio.Event()
         self.connected = asyncio.Event()
 
+    @property
+    def pending_reports(self) -> int:
+        return len(self._reports)
+
     def report(self, report: IntervalReport) -> None:
-        if self._reports.full():
-            self._reports.get_nowait()
         # Stamped when the interval closes, not when the report is sent after a reconnection.
-        self._reports.put_nowait((report, time.time_ns()))
+        self._reports.append((report, time.time_ns()))
+        self._reports_waiting.set()
 
     async def run(self) -> None:
         """Sync until cancelled. Every failure, expected (the analyzer away) or not, is logged,
@@ -123,24 +132,47 @@ class ControlClient:
         self._telemetry.counter("lipservice_control_sync_errors", error=error).inc()
 
     async def _session(self) -> None:
-        async with client_channel(self._endpoint, self._tls) as channel:
-            stub = control_pb2_grpc.ControlPlaneStub(channel)
-            call = stub.Sync(self._requests(), metadata=self._metadata)
-            async for response in call:
-                self.connected.set()
-                self._apply(response.policy)
+        ended = asyncio.Event()
+        try:
+            async with client_channel(self._endpoint, self._tls) as channel:
+                stub = control_pb2_grpc.ControlPlaneStub(channel)
+                call = stub.Sync(self._requests(ended), metadata=self._metadata)
+                async for response in call:
+                    self.connected.set()
+                    self._apply(response.policy)
+        finally:
+            ended.set()
+            self._reports_waiting.set()  # wakes the ended stream's requests, which return
 
-    async def _requests(self):
+    async def _next_report(self, ended: asyncio.Event) -> tuple[IntervalReport, int] | None:
+        """The oldest waiting report, or None once the stream has ended: grpc may leave an
+        ended call's request iterator waiting, and it must not take the next stream's report."""
+        while not self._reports:
+            self._reports_waiting.clear()
+            await self._reports_waiting.wait()
+            if ended.is_set():
+                return None
+        return None if ended.is_set() else self._reports.popleft()
+
+    async def _requests(self, ended: asyncio.Event):
         yield control_pb2.SyncRequest(
             hello=control_pb2.ReceiverHello(
                 receiver_id=self._receiver_id, policy_version=self._current_version()
             )
         )
-        while True:
-            report, closed_at = await self._reports.get()
+        # Patterns whose template and examples went up this stream. Once the policy knows one
+        # too, its reports carry only its counts: the templates and examples are nine tenths
+        # of a report's bytes. A new stream (an analyzer restarted without its state, another
+        # replica) gets them all again first.
+        sent: set[str] = set()
+        while (waiting := await self._next_report(ended)) is not None:
+            report, closed_at = waiting
+            known = {pid for pid in report.patterns if pid in sent and self._knows(pid)}
+            sent.update(report.patterns)
+            self._telemetry.counter("lipservice_control_samples_omitted").inc(len(known))
             yield control_pb2.SyncRequest(
                 report=report_to_proto(
-                    report, self._receiver_id, self._current_version(), closed_at
+                    report, self._receiver_id, self._current_version(), closed_at, known
                 )
             )
 

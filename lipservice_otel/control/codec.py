@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Container
+
 from lipservice_otel._proto.lipservice.v1 import control_pb2
 from lipservice_otel.control.config import ReportLimitsConfig
 from lipservice_otel.policy.model import SEVERITY_LEVELS, UNSPECIFIED_BUCKET
@@ -13,7 +15,10 @@ def report_to_proto(
     receiver_id: str,
     policy_version: int,
     interval_end_unix_nano: int = 0,
+    omit_samples: Container[str] = frozenset(),
 ) -> control_pb2.AggregateReport:
+    """The report as sent; the patterns in `omit_samples` go as counts only (no template and
+    examples: the analysis has them already)."""
     message = control_pb2.AggregateReport(
         receiver_id=receiver_id,
         overflow_records=report.overflow_records,
@@ -42,6 +47,7 @@ def report_to_proto(
             tenant=info.tenant,
         )
         for pid, info in report.patterns.items()
+        if pid not in omit_samples
     )
     return message
 

@@ -164,6 +164,16 @@ class Policy:
     def shadow(self) -> bool:
         return self.mode == "shadow"
 
+    def knows(self, signature_id: str) -> bool:
+        """Whether the analysis that learned this policy has the signature's template: every
+        pattern it tracks has a rule (or an alias into one), so a receiver need not send the
+        template and examples again."""
+        return self.learned and (
+            signature_id in self.pattern_rules
+            or signature_id in self.pattern_aliases
+            or signature_id in self.signature_rules
+        )
+
     def rule_for(self, signature_id: str, severity_number: int) -> Rule:
         """Steps 2-5 of the decision order (exemptions depend on the record, not the pattern)."""
         pid = self.pattern_aliases.get(signature_id, signature_id)
