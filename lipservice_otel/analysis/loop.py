@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
 from lipservice_otel.analysis.anomaly import Anomaly
@@ -43,10 +43,24 @@ TENANT_GAUGES = (
 T = TypeVar("T")
 
 
+class Counted(Protocol):
+    pattern_id: str
+    received: int
+    kept: int
+
+
+class ReportedCounts(Protocol):
+    """What an observer reads of a report: an IntervalReport, or (sharded) the Sync message
+    as it came off the wire, which is split without being converted."""
+
+    @property
+    def counts(self) -> Sequence[Counted]: ...
+
+
 class LoopObserver(Protocol):
     """Follows the loop without steering it (the live page's history)."""
 
-    def reported(self, report: IntervalReport) -> None:
+    def reported(self, report: ReportedCounts) -> None:
         """A receiver's interval report, as it arrives."""
 
     def cycled(self, anomalies: list[Anomaly]) -> None:

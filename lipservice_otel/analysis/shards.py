@@ -14,11 +14,14 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from typing import Protocol, TypeVar
 
 from lipservice_otel.analysis.plan import PatternView
 from lipservice_otel.analysis.state import AnalysisState
 from lipservice_otel.policy.model import Exemption, PatternRule, Policy
-from lipservice_otel.sampling.aggregates import IntervalReport, PatternCounts, PatternInfo
+
+K = TypeVar("K", bound="Keyed")
+S = TypeVar("S", bound="Keyed")
 
 
 def shard_key(service: str, tenant: str = "") -> str:
@@ -50,33 +53,44 @@ def rebalance(
     return free[: target - len(owned)], []
 
 
-def split_report(report: IntervalReport, shards: int) -> dict[int, IntervalReport]:
-    """One report per shard it touches. A pattern stays whole in one shard (its first
-    count's key decides, or its template's when it has no count), so its template, examples
-    and counts arrive together; overflow records go with shard 0."""
+class Keyed(Protocol):
+    """A count or a sample, as either side of the wire has it."""
+
+    pattern_id: str
+    service: str
+    tenant: str
+
+
+def split_by_shard(
+    counts: Iterable[K], samples: Iterable[S], shards: int
+) -> tuple[dict[int, list[K]], dict[int, list[S]]]:
+    """A report's counts and samples grouped by shard. A pattern stays whole in one shard (its
+    first count's key decides, or its sample's when it has no count), so its template,
+    examples and counts arrive together."""
     shard_by_pattern: dict[str, int] = {}
-    counts: dict[int, list[PatternCounts]] = {}
-    for item in report.counts:
-        shard = shard_by_pattern.get(item.pattern_id)
+    shard_by_key: dict[str, int] = {}
+
+    def shard_for(item: Keyed) -> int:
+        key = shard_key(item.service, item.tenant)
+        shard = shard_by_key.get(key)
         if shard is None:
-            shard = shard_of(shard_key(item.service, item.tenant), shards)
-            shard_by_pattern[item.pattern_id] = shard
-        counts.setdefault(shard, []).append(item)
-    patterns: dict[int, dict[str, PatternInfo]] = {}
-    for pid, info in report.patterns.items():
+            shard = shard_by_key[key] = shard_of(key, shards)
+        return shard
+
+    by_shard: dict[int, list[K]] = {}
+    for item in counts:
+        pid = item.pattern_id
         shard = shard_by_pattern.get(pid)
         if shard is None:
-            shard = shard_of(shard_key(info.service, info.tenant), shards)
-        patterns.setdefault(shard, {})[pid] = info
-    touched = set(counts) | set(patterns) | ({0} if report.overflow_records else set())
-    return {
-        shard: IntervalReport(
-            counts=counts.get(shard, []),
-            patterns=patterns.get(shard, {}),
-            overflow_records=report.overflow_records if shard == 0 else 0,
-        )
-        for shard in sorted(touched)
-    }
+            shard = shard_by_pattern[pid] = shard_for(item)
+        by_shard.setdefault(shard, []).append(item)
+    samples_by_shard: dict[int, list[S]] = {}
+    for sample in samples:
+        shard = shard_by_pattern.get(sample.pattern_id)
+        if shard is None:
+            shard = shard_for(sample)
+        samples_by_shard.setdefault(shard, []).append(sample)
+    return by_shard, samples_by_shard
 
 
 def merge_policies(base: Policy, shard_policies: Iterable[Policy], version: int) -> Policy:

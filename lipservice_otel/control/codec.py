@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Container
 
 from lipservice_otel._proto.lipservice.v1 import control_pb2
+from lipservice_otel.analysis.shards import split_by_shard
 from lipservice_otel.control.config import ReportLimitsConfig
 from lipservice_otel.policy.model import SEVERITY_LEVELS, UNSPECIFIED_BUCKET
 from lipservice_otel.sampling.aggregates import IntervalReport, PatternCounts, PatternInfo
@@ -50,6 +51,28 @@ def report_to_proto(
         if pid not in omit_samples
     )
     return message
+
+
+def split_report_message(
+    message: control_pb2.AggregateReport, shards: int
+) -> dict[int, control_pb2.AggregateReport]:
+    """One report per shard it touches (analysis/shards.py: a pattern stays whole), split as
+    messages: the counts and samples are copied as they came, never converted. Overflow
+    records go with shard 0; the interval and policy version go with every part."""
+    counts, samples = split_by_shard(message.counts, message.patterns, shards)
+    touched = set(counts) | set(samples) | ({0} if message.overflow_records else set())
+    return {
+        shard: control_pb2.AggregateReport(
+            receiver_id=message.receiver_id,
+            interval_start_unix_nano=message.interval_start_unix_nano,
+            interval_end_unix_nano=message.interval_end_unix_nano,
+            counts=counts.get(shard, ()),
+            patterns=samples.get(shard, ()),
+            overflow_records=message.overflow_records if shard == 0 else 0,
+            policy_version=message.policy_version,
+        )
+        for shard in sorted(touched)
+    }
 
 
 def report_from_proto(message: control_pb2.AggregateReport) -> IntervalReport:

@@ -13,9 +13,8 @@ from __future__ import annotations
 import asyncio
 
 from lipservice_otel.analysis.anomaly import Anomaly
-from lipservice_otel.analysis.loop import AnalysisLoop
+from lipservice_otel.analysis.loop import AnalysisLoop, ReportedCounts
 from lipservice_otel.report.savings import Price, SavingsReport, compute_savings
-from lipservice_otel.sampling.aggregates import IntervalReport
 from lipservice_otel.telemetry import Telemetry
 
 # Per tenant and basis, from each tenant's `Figures` (the report's `tenants`).
@@ -51,7 +50,7 @@ class CurrentSavings:
 
     # ---- the loop's observer hook ----
 
-    def reported(self, report: IntervalReport) -> None:
+    def reported(self, report: ReportedCounts) -> None:
         """Reports change the state only when a cycle folds them in."""
 
     def cycled(self, anomalies: list[Anomaly]) -> None:

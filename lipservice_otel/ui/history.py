@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from lipservice_otel.analysis.anomaly import Anomaly
-from lipservice_otel.sampling.aggregates import IntervalReport
+from lipservice_otel.analysis.loop import ReportedCounts
 
 # Patterns counted within the open bucket, as a multiple of sparkline_patterns: room for the
 # newcomers that may outrank the tracked ones when the bucket closes.
@@ -72,7 +72,7 @@ class History:
 
     # ---- the loop's observer hook ----
 
-    def reported(self, report: IntervalReport) -> None:
+    def reported(self, report: ReportedCounts) -> None:
         self._advance(self._index(self._clock()))
         open_patterns = self._open_patterns
         room = self._top * OPEN_PATTERNS_FACTOR

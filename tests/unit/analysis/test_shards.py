@@ -12,10 +12,10 @@ from lipservice_otel.analysis.shards import (
     rebalance,
     shard_key,
     shard_of,
-    split_report,
     views_from_json,
     views_to_json,
 )
+from lipservice_otel.control.codec import report_to_proto, split_report_message
 from lipservice_otel.policy.model import Exemption, PatternRule, Policy
 from lipservice_otel.sampling.aggregates import IntervalReport, PatternCounts, PatternInfo
 
@@ -95,27 +95,40 @@ def report() -> IntervalReport:
     )
 
 
+def split(report: IntervalReport, shards: int):
+    return split_report_message(report_to_proto(report, "r1", 7, 99), shards)
+
+
+def sampled(part) -> set[str]:
+    return {p.pattern_id for p in part.patterns}
+
+
 def test_a_report_splits_by_shard_and_keeps_each_pattern_whole():
     shards = 64
-    parts = split_report(report(), shards)
+    parts = split(report(), shards)
     checkout, search = shard_of("checkout", shards), shard_of("search", shards)
     assert checkout != search  # with 64 shards these two do not collide
     assert set(parts) == {checkout, search, 0}
     assert {c.pattern_id for c in parts[checkout].counts} == {"p1"}
     assert len(parts[checkout].counts) == 3
-    assert set(parts[checkout].patterns) == {"p1"}
-    assert set(parts[search].patterns) == {"p2", "p3"}
+    assert sampled(parts[checkout]) == {"p1"}
+    assert sampled(parts[search]) == {"p2", "p3"}
     assert [c.pattern_id for c in parts[search].counts] == ["p2"]
     assert sum(p.overflow_records for p in parts.values()) == 3
     assert parts[0].overflow_records == 3
     total = sum(c.received for p in parts.values() for c in p.counts)
     assert total == sum(c.received for c in report().counts)
+    # Every part says whose interval it is.
+    assert {
+        (p.receiver_id, p.policy_version, p.interval_end_unix_nano) for p in parts.values()
+    } == {("r1", 7, 99)}
 
 
 def test_one_shard_gets_the_whole_report():
-    parts = split_report(report(), 1)
+    whole = report_to_proto(report(), "r1", 7, 99)
+    parts = split_report_message(whole, 1)
     assert list(parts) == [0]
-    assert parts[0].counts == report().counts and parts[0].patterns == report().patterns
+    assert parts[0].SerializeToString() == whole.SerializeToString()
 
 
 def test_the_merged_policy_is_the_base_with_every_shards_rules():
@@ -173,11 +186,11 @@ def test_a_tenants_patterns_go_to_the_tenants_shard_whatever_their_service():
         },
         overflow_records=0,
     )
-    parts = split_report(tenant_report, shards)
+    parts = split(tenant_report, shards)
     acme, search = shard_of("acme", shards), shard_of("search", shards)
     assert acme != search
-    assert set(parts[acme].patterns) == {"p1", "p2", "p4"}
-    assert set(parts[search].patterns) == {"p3"}
+    assert sampled(parts[acme]) == {"p1", "p2", "p4"}
+    assert sampled(parts[search]) == {"p3"}
 
 
 def test_pattern_views_round_trip_through_json_and_unknown_keys_are_left_out():
