@@ -199,30 +199,59 @@ def map_key(pid: str) -> bytes:
     return bytes((0x0A, len(encoded))) + encoded
 
 
+class KnownPatterns:
+    """Per simulator process: the pattern ids each policy version knows (Policy.knows), decoded
+    once per version for all its streams, since they all get the same bytes."""
+
+    def __init__(self) -> None:
+        self._by_version: dict[int, frozenset[str]] = {}
+
+    def of(self, version: int, raw: bytes) -> frozenset[str]:
+        known = self._by_version.get(version)
+        if known is None:
+            policy = control_pb2.SyncResponse.FromString(raw).policy
+            names = (policy.pattern_rules, policy.pattern_aliases, policy.signature_rules)
+            known = frozenset(itertools.chain(*names)) if policy.learned else frozenset()
+            self._by_version = {version: known}  # the newest only: streams move on together
+        return known
+
+
 class SimulatedStream(ControlClient):
     """The real client (channel, token metadata, hello, report encoding, reconnection) taking
-    each policy as the raw bytes gRPC received."""
+    each policy as the raw bytes gRPC received; which patterns it knows (so that reports
+    leave their samples out, as `serve` does) is decoded once per version per process."""
 
-    def __init__(self, receiver: Receiver, pending: dict[str, bytes], **kwargs) -> None:
+    def __init__(
+        self, receiver: Receiver, pending: dict[str, bytes], known: KnownPatterns, **kwargs
+    ) -> None:
+        # A client older than sample omission sends every sample (bench an older commit).
+        if "knows" in inspect.signature(ControlClient).parameters:
+            kwargs["knows"] = self._knows_pattern
         super().__init__(**kwargs)
         self._receiver = receiver
         self._pending = pending  # probe id -> map key, every probe reported so far
+        self._known_patterns = known
+        self._known: frozenset[str] = frozenset()
 
-    async def _session(self) -> None:
-        async with control_client.client_channel(self._endpoint, self._tls) as channel:
-            sync = channel.stream_stream(
-                SYNC,
-                request_serializer=control_pb2.SyncRequest.SerializeToString,
-                response_deserializer=None,
-            )
-            async for raw in sync(self._requests(), metadata=self._metadata):
-                self.connected.set()
-                self._arrived(raw)
+    def _knows_pattern(self, pattern_id: str) -> bool:
+        return pattern_id in self._known
+
+    async def _follow(self, channel, requests) -> None:
+        sync = channel.stream_stream(
+            SYNC,
+            request_serializer=control_pb2.SyncRequest.SerializeToString,
+            response_deserializer=None,
+        )
+        async for raw in sync(requests, metadata=self._metadata):
+            self.connected.set()
+            self._arrived(raw)
 
     def _arrived(self, raw: bytes) -> None:
         now = time.time()
         receiver = self._receiver
-        receiver.versions.append((policy_version(raw), now, len(raw)))
+        version = policy_version(raw)
+        receiver.versions.append((version, now, len(raw)))
+        self._known = self._known_patterns.of(version, raw)
         for pid, key in self._pending.items():
             if pid not in receiver.arrivals and key in raw:
                 receiver.arrivals[pid] = now
@@ -245,6 +274,7 @@ async def _simulate(number: int, config: dict) -> dict:
         for n in range(config["streams"][number])
     ]
     pending: dict[str, bytes] = {}
+    known = KnownPatterns()
     takes_token = "token" in inspect.signature(ControlClient).parameters
     extra = {"token": config["token"]} if takes_token and config["token"] else {}
     tasks = []
@@ -252,6 +282,7 @@ async def _simulate(number: int, config: dict) -> dict:
         receiver.client = SimulatedStream(
             receiver,
             pending,
+            known,
             endpoint=config["endpoints"][number % len(config["endpoints"])],
             receiver_id=receiver.id,
             on_policy=lambda _policy: None,
@@ -263,7 +294,7 @@ async def _simulate(number: int, config: dict) -> dict:
         tasks.append(asyncio.create_task(receiver.client.run()))
     interval, start = config["interval"], config["start_at"]
     offsets = [interval * n / len(receivers) for n in range(len(receivers))]
-    reported = dropped = report_bytes = reported_patterns = 0
+    reported = dropped = report_bytes = first_bytes = reported_patterns = 0
     probes: list[dict] = []
     cpu_start = time.process_time()
     k = 0
@@ -294,7 +325,9 @@ async def _simulate(number: int, config: dict) -> dict:
             if receiver is probe_at:
                 probes.append({"probe": pid, "reported_at": time.time()})
             if k == WARMUP_CYCLES:  # one interval's bytes: encoded again here to count them
-                report_bytes += report_to_proto(report, receiver.id, 0).ByteSize()
+                first_bytes += report_to_proto(report, receiver.id, 0).ByteSize()
+                known = {pid for pid in report.patterns if client._knows_pattern(pid)}
+                report_bytes += report_to_proto(report, receiver.id, 0, 0, known).ByteSize()
         k += 1
     await asyncio.sleep(max(0.0, config["stop_at"] + config["grace"] - time.time()))
     for task in tasks:
@@ -305,7 +338,8 @@ async def _simulate(number: int, config: dict) -> dict:
         "reported": reported,
         "dropped": dropped,
         "reported_patterns": reported_patterns,
-        "report_bytes_one_interval": report_bytes,
+        "report_bytes_one_interval": report_bytes,  # as sent: known patterns as counts only
+        "first_report_bytes_one_interval": first_bytes,  # with every sample, as a new stream
         "cpu_s": time.process_time() - cpu_start,
         "probes": probes,
         "arrivals": [r.arrivals for r in receivers],
@@ -438,13 +472,14 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def policy_figures(raw: bytes) -> dict:
-    """Size and contents of one policy as sent, and what encoding it costs per subscriber."""
+    """Size and contents of one policy as sent; what encoding it costs the analyzer (once per
+    version: every stream sends the same bytes) and decoding it costs a receiver."""
     message = control_pb2.Policy.FromString(raw)
     policy = policy_from_proto(message)
     started = time.process_time()
     repeat = 3
     for _ in range(repeat):
-        policy_to_proto(policy).SerializeToString()
+        control_pb2.SyncResponse(policy=policy_to_proto(policy)).SerializeToString()
     encode_s = (time.process_time() - started) / repeat
     started = time.process_time()
     policy_from_proto(control_pb2.Policy.FromString(raw))
@@ -455,7 +490,7 @@ def policy_figures(raw: bytes) -> dict:
         "pattern_rules": len(message.pattern_rules),
         "pattern_aliases": len(message.pattern_aliases),
         "signature_rules": len(message.signature_rules),
-        "encode_ms_per_subscriber": round(encode_s * 1000, 2),
+        "encode_ms_per_version": round(encode_s * 1000, 2),
         "decode_ms_per_receiver": round(decode_s * 1000, 2),
     }
 
@@ -611,6 +646,9 @@ def summarize(
         "report_mib_per_interval": round(
             sum(r["report_bytes_one_interval"] for r in results) / 2**20, 2
         ),
+        "first_report_mib_per_interval": round(
+            sum(r["first_report_bytes_one_interval"] for r in results) / 2**20, 2
+        ),
         "reports_dropped_by_clients": sum(r["dropped"] for r in results),
         "reports_in_window": round(reports_in_window),
         "analyzer_cpu_ms_per_report": round(1000 * cpu_window / max(1, reports_in_window), 3),
@@ -667,13 +705,12 @@ DEFAULT_MAX_PATTERNS = 50_000  # analysis.max_patterns
 def capacity(report: dict) -> dict:
     """Receivers one `analyze` takes at the default 10 s interval, and where the limits are.
 
-    CPU per interval = a x P + b x R + c x R x P, for R receivers (one report each per
-    interval) and P patterns tracked: a is a cycle's learning and planning per pattern, b the
-    decoding and folding of one report, c the encoding of one rule of the policy for one
-    subscriber (the server encodes the whole policy once per Sync stream). c is measured on
-    the policy in force; a and b are fitted (least squares) to the runs whose analyzer was
-    not saturated. One process computes on one core (the GIL): it keeps up while that sum
-    stays under one core for one interval.
+    CPU per interval = a x P + b x R, for R receivers (one report each per interval) and P
+    patterns tracked: a is a cycle's learning, planning and encoding of the policy per pattern
+    (encoded once per version for every stream), b the decoding, checking and folding of one
+    report and sending a version down its stream. a and b are fitted (least squares) to the
+    runs whose analyzer was not saturated. One process computes on one core (the GIL): it
+    keeps up while that sum stays under one core for one interval.
     """
     settings = report["settings"]
     # One analyzer's cost model: sharded runs with several replicas are reported, not fitted.
@@ -688,23 +725,16 @@ def capacity(report: dict) -> dict:
     own = settings["own_patterns_per_receiver"]
     interval = settings["interval_s"]
     sized = [r for r in runs if r["policy"]["pattern_rules"] >= 1000] or runs
-    c = statistics.median(
-        r["policy"]["encode_ms_per_subscriber"] / 1000 / max(1, r["policy"]["pattern_rules"])
-        for r in sized
-    )
     bytes_per_rule = statistics.median(
         r["policy"]["bytes"] / max(1, r["policy"]["pattern_rules"]) for r in sized
     )
     rows, values = [], []
     for r in runs:
-        if r["analyzer_cores_used"] >= 0.9:  # saturated: it missed reports and versions
+        if not 0 < r["analyzer_cores_used"] < 0.9:  # saturated: it missed reports and versions
             continue
         intervals = r["analyzer_cpu_s_window"] / r["analyzer_cores_used"] / interval
-        reports = r["reports_in_window"] / intervals
-        rules = r["policy"]["pattern_rules"]
-        cpu = r["analyzer_cpu_s_window"] / intervals - c * r["receivers"] * rules
-        rows.append((rules, reports))
-        values.append(cpu)
+        rows.append((r["policy"]["pattern_rules"], r["reports_in_window"] / intervals))
+        values.append(r["analyzer_cpu_s_window"] / intervals)
     if len(rows) >= 2:
         (a, b), *_ = np.linalg.lstsq(np.array(rows, float), np.array(values), rcond=None)
         a, b = max(float(a), 0.0), max(float(b), 0.0)
@@ -716,13 +746,12 @@ def capacity(report: dict) -> dict:
     def patterns(receivers: int) -> int:
         return min(DEFAULT_MAX_PATTERNS, core + own * receivers)
 
-    def cpu_per_interval(receivers: int, fanout: float = c) -> float:
-        tracked = patterns(receivers)
-        return a * tracked + b * receivers + fanout * receivers * tracked
+    def cpu_per_interval(receivers: int) -> float:
+        return a * patterns(receivers) + b * receivers
 
-    def most(seconds: float, fanout: float = c) -> int:
+    def most(seconds: float) -> int:
         receivers = 0
-        while cpu_per_interval(receivers + 1, fanout) <= seconds and receivers < 10**5:
+        while cpu_per_interval(receivers + 1) <= seconds and receivers < 10**5:
             receivers += 1
         return receivers
 
@@ -731,12 +760,10 @@ def capacity(report: dict) -> dict:
         "cycle_us_per_pattern": round(a * 1e6, 3),
         "ingest_ms_per_report": round(b * 1000, 3),
         "ingest_us_per_reported_pattern": round(b * 1e6 / settings["patterns_per_receiver"], 3),
-        "encode_us_per_rule_per_subscriber": round(c * 1e6, 3),
         "policy_bytes_per_rule": round(bytes_per_rule, 1),
         "cpu_s_per_interval_at": {n: round(cpu_per_interval(n), 2) for n in (100, 500, 1000)},
         "receivers_one_core_default_interval": most(DEFAULT_INTERVAL_S),
         "receivers_one_core_bench_interval": most(interval),
-        "receivers_encoding_once_default_interval": most(DEFAULT_INTERVAL_S, 0.0),
         "receivers_at_max_patterns": max(0, (DEFAULT_MAX_PATTERNS - core) // max(1, own)),
         "policy_bytes_at_max_patterns": round(bytes_per_rule * DEFAULT_MAX_PATTERNS),
         "patterns_at_4mib_policy": patterns_at_4mib,
@@ -772,10 +799,10 @@ def print_report(report: dict) -> None:
             "CPU µs/pattern",
             "peak RSS MiB",
             "Redis MiB",
-            "report MiB/interval",
+            "report MiB/interval (first)",
             "policy rules",
             "policy MiB",
-            "encode ms/subscriber",
+            "encode ms/version",
             "new pattern everywhere s p50/p99",
             "probes missed",
         ],
@@ -792,10 +819,10 @@ def print_report(report: dict) -> None:
                 r["analyzer_cpu_us_per_reported_pattern"],
                 r["analyzer_peak_rss_mib"],
                 r["redis_used_memory_mib"],
-                r["report_mib_per_interval"],
+                f"{r['report_mib_per_interval']} ({r.get('first_report_mib_per_interval', '-')})",
                 f"{r['policy']['pattern_rules']:,}" if r.get("policy") else "-",
                 f"{r['policy']['bytes'] / 2**20:.2f}" if r.get("policy") else "-",
-                r["policy"]["encode_ms_per_subscriber"] if r.get("policy") else "-",
+                r["policy"]["encode_ms_per_version"] if r.get("policy") else "-",
                 f"{cell(r['propagation_s_p50'])} / {cell(r['propagation_s_p99'])}",
                 f"{r['probes_not_everywhere']}/{r['probes']}",
             ]
@@ -808,9 +835,7 @@ def print_report(report: dict) -> None:
             f"\nCapacity (one core, {DEFAULT_INTERVAL_S:g} s interval): "
             f"{found['receivers_one_core_default_interval']:,} receivers "
             f"({found['cycle_us_per_pattern']} µs/pattern/cycle, "
-            f"{found['ingest_ms_per_report']} ms/report, "
-            f"{found['encode_us_per_rule_per_subscriber']} µs/rule/subscriber); with the "
-            f"policy encoded once for all {found['receivers_encoding_once_default_interval']:,}. "
+            f"{found['ingest_ms_per_report']} ms/report). "
             f"analysis.max_patterns is reached at {found['receivers_at_max_patterns']:,} "
             f"receivers; the policy is {found['policy_bytes_per_rule']} B/rule, "
             f"{found['policy_bytes_at_max_patterns'] / 2**20:.2f} MiB at "

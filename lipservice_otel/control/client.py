@@ -135,14 +135,17 @@ class ControlClient:
         ended = asyncio.Event()
         try:
             async with client_channel(self._endpoint, self._tls) as channel:
-                stub = control_pb2_grpc.ControlPlaneStub(channel)
-                call = stub.Sync(self._requests(ended), metadata=self._metadata)
-                async for response in call:
-                    self.connected.set()
-                    self._apply(response.policy)
+                await self._follow(channel, self._requests(ended))
         finally:
             ended.set()
             self._reports_waiting.set()  # wakes the ended stream's requests, which return
+
+    async def _follow(self, channel: grpc.aio.Channel, requests) -> None:
+        """One Sync stream: `requests` up, every policy version down applied."""
+        stub = control_pb2_grpc.ControlPlaneStub(channel)
+        async for response in stub.Sync(requests, metadata=self._metadata):
+            self.connected.set()
+            self._apply(response.policy)
 
     async def _next_report(self, ended: asyncio.Event) -> tuple[IntervalReport, int] | None:
         """The oldest waiting report, or None once the stream has ended: grpc may leave an

@@ -78,8 +78,9 @@ def test_a_version_is_converted_once_for_every_stream():
     rules = {f"p{n}": PatternRule(0.5) for n in range(1000)}
     policy = Policy(version=2, pattern_rules=rules)
     first = service.sync_response(policy)
-    # Every stream sends the same message: a thousand receivers cost one conversion.
+    # Every stream sends the same bytes: a thousand receivers cost one encoding.
     assert service.sync_response(policy) is first
-    assert first.policy.version == 2 and len(first.policy.pattern_rules) == 1000
+    sent = control_pb2.SyncResponse.FromString(first)
+    assert sent.policy.version == 2 and len(sent.policy.pattern_rules) == 1000
     newer = service.sync_response(replace(policy, version=3))
-    assert newer is not first and newer.policy.version == 3
+    assert control_pb2.SyncResponse.FromString(newer).policy.version == 3
