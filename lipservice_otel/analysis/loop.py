@@ -161,6 +161,11 @@ class AnalysisLoop:
     async def adopt(self, policy: Policy) -> None:
         """Take a version another analyzer replica wrote (this one is on standby)."""
         async with self._lock:
+            # Checked under the lock: the store announces a writer's own version while its
+            # cycle is still saving it, and adopting that would send every receiver the
+            # version twice and reload the whole state.
+            if self.policy is not None and policy.version <= self.policy.version:
+                return
             self.policy = policy
             blob = await self._store.load_state()
             if blob:

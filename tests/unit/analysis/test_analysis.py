@@ -373,3 +373,57 @@ def test_a_store_that_cannot_read_state_back_is_not_given_it(tmp_path):
     run_cycles(loop, clock, STEADY, 2)
     state = AnalysisState.from_bytes(asyncio.run(persisted.load_state()))
     assert set(state.patterns) == set(STEADY)
+
+
+class AnnouncingStore(MemoryStore):
+    """Announces every saved version to the loop while the save is still under way, as
+    Redis delivers a writer's own pub/sub message to its watch during the cycle."""
+
+    def __init__(self) -> None:
+        super().__init__(None, 100)
+        self.loop: AnalysisLoop | None = None
+        self.state_loads = 0
+        self.announced: list[asyncio.Task] = []
+
+    async def save_policy(self, policy: Policy) -> None:
+        await super().save_policy(policy)
+        self.announced.append(asyncio.create_task(self.loop.adopt(policy)))
+        await asyncio.sleep(0)  # the watch's callback runs before the cycle goes on
+
+    async def load_state(self) -> bytes | None:
+        self.state_loads += 1
+        return await super().load_state()
+
+
+def test_the_writer_does_not_adopt_its_own_version_announced_during_the_cycle():
+    clock = Clock()
+    store = AnnouncingStore()
+    loop = AnalysisLoop(
+        AnalysisConfig(interval_s=10, merge_patterns=False), store, Policy(), clock=clock
+    )
+    store.loop = loop
+    published: list[int] = []
+    loop.subscribe(lambda policy: published.append(policy.version))
+
+    async def cycles():
+        for n in range(3):
+            clock.now += 10
+            loop.ingest(report({**STEADY, f"new{n}": 100}))  # a new pattern: a new version
+            await loop.cycle()
+        await asyncio.gather(*store.announced)
+
+    asyncio.run(cycles())
+    assert len(store.announced) == 3  # each version was announced back to its writer ...
+    assert published == [1, 2, 3]  # ... and went to the receivers once
+    assert store.state_loads == 0
+
+
+def test_a_newer_version_from_another_writer_is_adopted_with_its_state():
+    clock = Clock()
+    store = MemoryStore(None, 100)
+    loop = AnalysisLoop(AnalysisConfig(interval_s=10), store, Policy(), clock=clock)
+    published: list[int] = []
+    loop.subscribe(lambda policy: published.append(policy.version))
+    asyncio.run(loop.adopt(Policy(version=7, learned=True)))
+    asyncio.run(loop.adopt(Policy(version=5, learned=True)))  # older: a late announcement
+    assert published == [7] and loop.policy.version == 7
