@@ -11,8 +11,9 @@ Every stream is the real receiver-side client (`control/client.py`, its reports 
 `control/codec.py`): it says hello, sends one report every interval and takes the policy
 versions that come down. Each report is a realistic mix: a core of patterns every receiver
 shares plus a long tail of its own (default 2,000 patterns per receiver, 200 of them its
-own), with template and three examples for every pattern, as `serve` sends them. Streams
-report at offsets spread over the interval, as unsynchronised sidecars do.
+own). As `serve` does, a stream sends a pattern's template and three examples until the
+policy knows the pattern, then its counts only. Streams report at offsets spread over the
+interval, as unsynchronised sidecars do.
 
 Every interval, one stream per simulator process starts reporting a pattern nobody has seen
 (a probe); the time from that report to the first policy that covers the probe (a rule for
@@ -31,8 +32,9 @@ process k streams to replica k mod replicas. Each replica's CPU is measured on i
 interval, since the replicas share this machine's cores.
 
 Streams here take policies as raw bytes (what gRPC hands up before decoding) and look for
-the probes' map keys in them: decoding a 50,000-rule policy costs a sidecar ~0.1 s of its
-own CPU, which 1,000 simulated sidecars on this machine's cores would spend instead of the
+the probes' map keys in them; which patterns a version knows is decoded once per simulator
+process, not per stream: decoding a 50,000-rule policy costs a sidecar ~0.1 s of its own
+CPU, which 1,000 simulated sidecars on this machine's cores would spend instead of the
 analyzer. The channel, metadata, hello, reports and reconnection are the real client's.
 """
 
