@@ -13,9 +13,11 @@ its own over the shard's patterns, reading and writing the shard's fenced hash i
    up to it (a taken shard restores its rules and state: history and baselines go on).
 3. `cycle` (every analysis.interval_s) takes each owned shard's queued parts, learns, plans
    and writes the shard's rules and state, each write fenced by the lease's token.
-4. A rules write takes the merged policy's next version in the same Redis step; the merge of
-   every shard's rules with the configured base is saved under that version unless a newer
-   one is, and announced on the channel every replica watches, as with one writer.
+4. A rules write takes the merged policy's next version in the same Redis step. Once per
+   cycle the owner of shard 0 merges every shard's rules with the configured base and saves
+   the merge under the newest version unless a newer one is saved, announced on the channel
+   every replica watches, as with one writer; an override or a regeneration is published by
+   the replica that made it, at once.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ T = TypeVar("T")
 
 # Exemption overrides are not any one pattern's: the owner of this shard keeps them.
 EXEMPTIONS_SHARD = 0
+# The owner of this shard publishes the merged policy every analysis interval.
+PUBLISHER_SHARD = 0
 
 
 class ShardStore:
@@ -296,12 +300,20 @@ class ShardedAnalysis:
         self._telemetry.gauge("lipservice_analysis_shards_owned").set(len(self._owned))
 
     async def cycle(self) -> None:
-        """One analysis cycle of every owned shard, over the parts queued for it."""
+        """One analysis cycle of every owned shard, over the parts queued for it; the owner of
+        shard 0 then publishes the merge of every shard's rules as they are."""
         self._renewer.alive()
         await self._flush()
         for shard, owned in list(self._owned.items()):
             await self._on_shard(shard, owned, lambda o=owned, s=shard: self._cycle_shard(s, o))
-        await self._publish_written()
+        # One merged version per interval, not one per replica: each is the whole policy to
+        # every receiver (5 MiB at 100,000 rules, a quarter of a second to decode on each).
+        # A shard of another replica waits for the publisher's next cycle, at most an
+        # interval; people's overrides and regenerations are published at once.
+        if PUBLISHER_SHARD in self._owned:
+            if not self._written:
+                self._written = await self._shards.next_version(self._floor)
+            await self._publish_written()
         anomalies = [a for o in self._owned.values() for a in o.loop.anomalies]
         for observer in self._observers:
             observer.cycled(anomalies)

@@ -346,12 +346,17 @@ def test_admin_calls_go_to_the_shards_owner_in_process(redis_server):
             await one.tick()  # gives up two
             await two.tick()  # takes them
             assert len(one._owned) == len(two._owned) == 2
+            assert sorted(one._owned) == [0, 1]  # one publishes the merged versions
             one.ingest(report_of(SERVICES, 0))
-            await one.cycle()  # pushes the parts, then cycles its own shards
-            await two.cycle()
+            await one._flush()  # what a tick does: the parts go to their shards' lists
+            before = await stores[0].latest_policy()
+            await two.cycle()  # learns and writes its shards' rules, publishes nothing
+            assert await stores[0].latest_policy() == before
+            await one.cycle()  # its shards, then the merge of all four
             merged = await stores[0].latest_policy()
             steady = {steady_pattern(s) for s in SERVICES}
             assert steady <= merged.pattern_rules.keys()
+            assert merged.summary == f"{len(merged.pattern_rules)} patterns from 4 shards"
             for replica in (one, two):  # each lists every shard's patterns, not only its own
                 assert steady <= {v.pattern_id for v in await replica.all_patterns()}
                 assert not steady <= {v.pattern_id for v in replica.patterns()}
