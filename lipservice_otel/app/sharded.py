@@ -311,8 +311,7 @@ class ShardedAnalysis:
         # A shard of another replica waits for the publisher's next cycle, at most an
         # interval; people's overrides and regenerations are published at once.
         if PUBLISHER_SHARD in self._owned:
-            if not self._written:
-                self._written = await self._shards.next_version(self._floor)
+            self._rules_written(await self._shards.unpublished_version())
             await self._publish_written()
         anomalies = [a for o in self._owned.values() for a in o.loop.anomalies]
         for observer in self._observers:

@@ -233,6 +233,17 @@ class RedisShards:
         return int(await self._next_version(keys=[self.key("policy:version")], args=[floor]))
 
     @reachable
+    async def unpublished_version(self) -> int:
+        """The newest version a rules write took, if no merge under it is saved yet; else 0.
+        A write takes its version in the step that writes the rules, so a merge read after
+        this contains every write numbered up to it."""
+        taken, published = await self._client.mget(
+            self.key("policy:version"), self.key("policy:published")
+        )
+        taken, published = int(taken or 0), int(published or 0)
+        return taken if taken > published else 0
+
+    @reachable
     async def shard_policies(self) -> list[Policy]:
         """Every shard's latest rules (shards never written yet have none)."""
         blobs = await self.read_all(list(range(self.count)), "rules")
