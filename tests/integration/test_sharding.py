@@ -357,6 +357,11 @@ def test_admin_calls_go_to_the_shards_owner_in_process(redis_server):
             steady = {steady_pattern(s) for s in SERVICES}
             assert steady <= merged.pattern_rules.keys()
             assert merged.summary == f"{len(merged.pattern_rules)} patterns from 4 shards"
+            # Nothing reported since: no shard writes new rules, and the publisher publishes
+            # nothing new (a quiet deployment does not get a version every interval).
+            await two.cycle()
+            await one.cycle()
+            assert (await stores[0].latest_policy()).version == merged.version
             for replica in (one, two):  # each lists every shard's patterns, not only its own
                 assert steady <= {v.pattern_id for v in await replica.all_patterns()}
                 assert not steady <= {v.pattern_id for v in replica.patterns()}
