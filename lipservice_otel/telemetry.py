@@ -340,6 +340,12 @@ METRICS: tuple[MetricSpec, ...] = (
         ("error",),
     ),
     MetricSpec(
+        "lipservice_control_receivers",
+        "gauge",
+        "{receivers}",
+        "Receivers with a Sync stream open to this analyzer.",
+    ),
+    MetricSpec(
         "lipservice_control_samples_omitted",
         "counter",
         "{patterns}",

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from dataclasses import replace
 
 import grpc
@@ -82,7 +83,10 @@ class ControlPlaneService(control_pb2_grpc.ControlPlaneServicer):
         self._limits = limits or ReportLimitsConfig()
         self._telemetry = telemetry or Telemetry()
         self._subscribers: set[asyncio.Queue[Policy]] = set()
-        self.receivers: dict[str, int] = {}  # receiver id -> policy version it reported
+        # Receivers with a Sync stream open -> the policy version each last reported; an id
+        # leaves when its last stream ends, so pods coming and going do not pile up here.
+        self.receivers: dict[str, int] = {}
+        self._streams_of: Counter[str] = Counter()
         # The newest version as the bytes every stream sends, encoded once for all: at 50,000
         # rules converting takes ~0.1 s and serializing ~5 ms, per receiver when each stream
         # did its own (start_control_server sends Sync's responses as they are).
@@ -115,7 +119,8 @@ class ControlPlaneService(control_pb2_grpc.ControlPlaneServicer):
         # Under mutual TLS the certificate says who the receiver is; a declared id could
         # pass for another receiver.
         identity = peer_identity(context)
-        reader = asyncio.create_task(self._read_reports(request_iterator, queue, identity))
+        names: set[str] = set()  # the receiver ids this stream spoke for
+        reader = asyncio.create_task(self._read_reports(request_iterator, queue, identity, names))
         getter: asyncio.Future[Policy] | None = None
         try:
             while not reader.done():
@@ -134,6 +139,12 @@ class ControlPlaneService(control_pb2_grpc.ControlPlaneServicer):
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"report refused: {refused}")
         finally:
             self._subscribers.discard(queue)
+            for name in names:
+                self._streams_of[name] -= 1
+                if self._streams_of[name] <= 0:
+                    del self._streams_of[name]
+                    self.receivers.pop(name, None)
+            self._telemetry.gauge("lipservice_control_receivers").set(len(self.receivers))
             # Left pending when the call is cancelled (the receiver went, the server stops),
             # it would be garbage-collected later: "Task was destroyed but it is pending!".
             if getter is not None:
@@ -143,9 +154,21 @@ class ControlPlaneService(control_pb2_grpc.ControlPlaneServicer):
                 await reader
 
     async def _read_reports(
-        self, request_iterator, queue: asyncio.Queue[Policy], identity: str | None
+        self,
+        request_iterator,
+        queue: asyncio.Queue[Policy],
+        identity: str | None,
+        names: set[str],
     ) -> None:
         name_chars = self._limits.max_name_chars
+
+        def seen(receiver: str, version: int) -> None:
+            if receiver not in names:
+                names.add(receiver)
+                self._streams_of[receiver] += 1
+            self.receivers[receiver] = version
+            self._telemetry.gauge("lipservice_control_receivers").set(len(self.receivers))
+
         async for request in request_iterator:
             kind = request.WhichOneof("message")
             if kind == "hello":
@@ -153,7 +176,7 @@ class ControlPlaneService(control_pb2_grpc.ControlPlaneServicer):
                 if len(hello.receiver_id) > name_chars:
                     raise InvalidReport("limits", f"receiver_id is longer than {name_chars} chars")
                 receiver = identity or hello.receiver_id
-                self.receivers[receiver] = hello.policy_version
+                seen(receiver, hello.policy_version)
                 current = self._loop.policy
                 if current is not None and current.version != hello.policy_version:
                     queue.put_nowait(current)
@@ -161,7 +184,7 @@ class ControlPlaneService(control_pb2_grpc.ControlPlaneServicer):
             elif kind == "report":
                 report = request.report
                 check_report(report, self._limits, time.time_ns())
-                self.receivers[identity or report.receiver_id] = report.policy_version
+                seen(identity or report.receiver_id, report.policy_version)
                 self._ingest(report)
 
     async def GetPolicy(self, request, context):

@@ -183,11 +183,17 @@ def test_a_report_that_lies_is_refused_and_never_learned():
 # --- TLS --------------------------------------------------------------------------------------
 
 
-async def first_policy(client: ControlClient, applied: list[Policy], seconds: float = 5.0):
+async def first_policy(
+    client: ControlClient, applied: list[Policy], seconds: float = 5.0, connected=None
+):
+    """Whether a policy arrived within `seconds`; `connected()` is called before the client
+    goes."""
     running = asyncio.create_task(client.run())
     deadline = time.monotonic() + seconds
     while not applied and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
+    if connected is not None:
+        connected()
     running.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await running
@@ -245,9 +251,14 @@ def test_tls_and_mutual_tls_with_the_certificate_as_receiver_id(pki):
             )
             ours = {"cert_file": str(pki.client.cert), "key_file": str(pki.client.key)}
             results["client cert"] = await first_policy(
-                *receiver_client(port, telemetry, **trusting, **ours)
+                *receiver_client(port, telemetry, **trusting, **ours),
+                connected=lambda: results.update(receivers=set(analyzer.control.receivers)),
             )
-            results["receivers"] = set(analyzer.control.receivers)
+            for _ in range(100):  # the stream ends on the server's side too
+                if not analyzer.control.receivers:
+                    break
+                await asyncio.sleep(0.02)
+            results["after"] = set(analyzer.control.receivers)
         return results, telemetry
 
     results, telemetry = asyncio.run(scenario())
@@ -257,6 +268,7 @@ def test_tls_and_mutual_tls_with_the_certificate_as_receiver_id(pki):
     assert results["stranger"] is False
     assert results["client cert"] is True
     assert results["receivers"] == {"receiver-7"}, "the certificate's name, not the declared id"
+    assert results["after"] == set(), "a receiver whose stream ended is not listed"
     assert telemetry.value("lipservice_control_sync_errors", error="unavailable") >= 3
 
 

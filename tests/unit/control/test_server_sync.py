@@ -84,3 +84,49 @@ def test_a_version_is_converted_once_for_every_stream():
     assert sent.policy.version == 2 and len(sent.policy.pattern_rules) == 1000
     newer = service.sync_response(replace(policy, version=3))
     assert control_pb2.SyncResponse.FromString(newer).policy.version == 3
+
+
+def test_a_receiver_is_listed_while_any_of_its_streams_is_open():
+    async def scenario() -> list[set[str]]:
+        store = MemoryStore(None, history_limit=10)
+        loop = AnalysisLoop(AnalysisConfig(), store, Policy(version=1))
+        service = ControlPlaneService(loop, store)
+        server, port = await start_control_server(service, "127.0.0.1:0")
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        seen = []
+
+        async def until(condition) -> None:
+            for _ in range(250):
+                if condition():
+                    return
+                await asyncio.sleep(0.02)
+            raise AssertionError(f"not within 5 s; receivers: {service.receivers}")
+
+        def open_stream(receiver_id: str):
+            async def requests():
+                hello = control_pb2.ReceiverHello(receiver_id=receiver_id)
+                yield control_pb2.SyncRequest(hello=hello)
+                await asyncio.Event().wait()
+
+            return control_pb2_grpc.ControlPlaneStub(channel).Sync(requests())
+
+        try:
+            # A restarted pod reconnects before its old stream is gone: two streams, one id.
+            old, new = open_stream("r1"), open_stream("r1")
+            other = open_stream("r2")
+            await until(lambda: service.receivers.keys() == {"r1", "r2"})
+            old.cancel()
+            await asyncio.sleep(0.2)
+            seen.append(set(service.receivers))
+            new.cancel()
+            await until(lambda: "r1" not in service.receivers)
+            seen.append(set(service.receivers))
+            other.cancel()
+            await until(lambda: not service.receivers)
+            seen.append(set(service.receivers))
+            return seen
+        finally:
+            await channel.close()
+            await server.stop(0)
+
+    assert asyncio.run(scenario()) == [{"r1", "r2"}, {"r2"}, set()]
