@@ -139,6 +139,7 @@ class Analyzer:
             telemetry,
             price=settings.report.price,
             savings=self.savings,
+            slices=settings.control.policy_slices,
         )
         # The live page, checked for exposure against the same tokens before anything binds.
         self.ui = (

@@ -124,6 +124,10 @@ class ControlConfig:
     # Bind a non-loopback `listen` with neither a token nor mutual TLS anyway (a warning is
     # logged at every start): anyone reaching the port can then change the policy.
     allow_insecure: bool = False
+    # Send each receiver the rules of the patterns it reports, not the whole policy: the
+    # bytes and the decoding on every sidecar stay at its own patterns' share. A pattern it
+    # has not reported yet is new to it (kept whole) until its next report.
+    policy_slices: bool = False
     auth: ControlAuthConfig = field(default_factory=ControlAuthConfig)
     # Server side: the same keys as receiver.tls (cert_file, key_file, client_ca_file).
     tls: ReceiverTlsConfig = field(default_factory=ReceiverTlsConfig)

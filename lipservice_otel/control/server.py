@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -31,6 +31,7 @@ from lipservice_otel.control.security import (
 )
 from lipservice_otel.policy.codec import exemption_from_proto, policy_to_proto
 from lipservice_otel.policy.model import Policy
+from lipservice_otel.policy.slice import PolicySlicer
 from lipservice_otel.receiver.config import ReceiverTlsConfig
 from lipservice_otel.receiver.security import grpc_server_credentials
 from lipservice_otel.report.codec import savings_to_proto
@@ -45,6 +46,24 @@ log = logging.getLogger(__name__)
 
 # Policies waiting for a slow receiver; only the newest matters, so older ones are dropped.
 SUBSCRIBER_QUEUE = 4
+
+
+@dataclass(slots=True, eq=False)  # one per stream: compared and hashed as itself
+class _Stream:
+    """One open Sync stream, as its handler and its report reader share it."""
+
+    queue: asyncio.Queue[Policy] = field(default_factory=lambda: asyncio.Queue(SUBSCRIBER_QUEUE))
+    names: set[str] = field(default_factory=set)  # the receiver ids it spoke for
+    # With policy slices: every pattern id it reported, and whether the current version is
+    # owed to it (held back at the hello until it has reported what to slice by).
+    reported: set[str] = field(default_factory=set)
+    owed: bool = False
+
+    def offer(self, policy: Policy) -> None:
+        """Only the newest versions matter to a slow receiver: the oldest waiting goes."""
+        if self.queue.full():
+            self.queue.get_nowait()
+        self.queue.put_nowait(policy)
 
 
 def pattern_to_proto(view: PatternView) -> control_pb2.PatternStatus:
@@ -74,6 +93,7 @@ class ControlPlaneService(control_pb2_grpc.ControlPlaneServicer):
         telemetry: Telemetry | None = None,
         price: Price | None = None,
         savings: CurrentSavings | None = None,
+        slices: bool = False,
     ) -> None:
         self._loop = loop
         # The cycle's savings report, shared with the savings gauges and the live page; its
@@ -82,7 +102,7 @@ class ControlPlaneService(control_pb2_grpc.ControlPlaneServicer):
         self._store = store
         self._limits = limits or ReportLimitsConfig()
         self._telemetry = telemetry or Telemetry()
-        self._subscribers: set[asyncio.Queue[Policy]] = set()
+        self._subscribers: set[_Stream] = set()
         # Receivers with a Sync stream open -> the policy version each last reported; an id
         # leaves when its last stream ends, so pods coming and going do not pile up here.
         self.receivers: dict[str, int] = {}
@@ -91,6 +111,9 @@ class ControlPlaneService(control_pb2_grpc.ControlPlaneServicer):
         # rules converting takes ~0.1 s and serializing ~5 ms, per receiver when each stream
         # did its own (start_control_server sends Sync's responses as they are).
         self._encoded: tuple[Policy, bytes] | None = None
+        # control.policy_slices: each stream gets the rules of the patterns it reported.
+        self._slices = slices
+        self._slicer: PolicySlicer | None = None
         # A sharded analysis splits each report as the message came; one loop learns from
         # our values.
         if isinstance(loop, AnalysisLoop):
@@ -107,27 +130,40 @@ class ControlPlaneService(control_pb2_grpc.ControlPlaneServicer):
             encoded = self._encoded = (policy, message.SerializeToString())
         return encoded[1]
 
+    def sliced_response(self, policy: Policy, pattern_ids: set[str]) -> bytes:
+        """The SyncResponse carrying the slice of `policy` for these reported patterns."""
+        slicer = self._slicer_of(policy)
+        message = control_pb2.SyncResponse(policy=policy_to_proto(slicer.slice(pattern_ids)))
+        return message.SerializeToString()
+
+    def _slicer_of(self, policy: Policy) -> PolicySlicer:
+        if self._slicer is None or self._slicer.policy is not policy:
+            self._slicer = PolicySlicer(policy)
+        return self._slicer
+
+    def _response(self, policy: Policy, stream: _Stream) -> bytes:
+        if self._slices:
+            return self.sliced_response(policy, stream.reported)
+        return self.sync_response(policy)
+
     def publish(self, policy: Policy) -> None:
-        for queue in self._subscribers:
-            if queue.full():
-                queue.get_nowait()
-            queue.put_nowait(policy)
+        for stream in self._subscribers:
+            stream.offer(policy)
 
     async def Sync(self, request_iterator, context):
-        queue: asyncio.Queue[Policy] = asyncio.Queue(SUBSCRIBER_QUEUE)
-        self._subscribers.add(queue)
+        stream = _Stream()
+        self._subscribers.add(stream)
         # Under mutual TLS the certificate says who the receiver is; a declared id could
         # pass for another receiver.
         identity = peer_identity(context)
-        names: set[str] = set()  # the receiver ids this stream spoke for
-        reader = asyncio.create_task(self._read_reports(request_iterator, queue, identity, names))
+        reader = asyncio.create_task(self._read_reports(request_iterator, stream, identity))
         getter: asyncio.Future[Policy] | None = None
         try:
             while not reader.done():
-                getter = asyncio.ensure_future(queue.get())
+                getter = asyncio.ensure_future(stream.queue.get())
                 await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
                 if getter.done():
-                    yield self.sync_response(getter.result())
+                    yield self._response(getter.result(), stream)
                 else:
                     getter.cancel()
             refused = None if reader.cancelled() else reader.exception()
@@ -138,8 +174,8 @@ class ControlPlaneService(control_pb2_grpc.ControlPlaneServicer):
                 log.warning("report refused: %s", refused)
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"report refused: {refused}")
         finally:
-            self._subscribers.discard(queue)
-            for name in names:
+            self._subscribers.discard(stream)
+            for name in stream.names:
                 self._streams_of[name] -= 1
                 if self._streams_of[name] <= 0:
                     del self._streams_of[name]
@@ -153,18 +189,12 @@ class ControlPlaneService(control_pb2_grpc.ControlPlaneServicer):
             with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError, InvalidReport):
                 await reader
 
-    async def _read_reports(
-        self,
-        request_iterator,
-        queue: asyncio.Queue[Policy],
-        identity: str | None,
-        names: set[str],
-    ) -> None:
+    async def _read_reports(self, request_iterator, stream: _Stream, identity: str | None) -> None:
         name_chars = self._limits.max_name_chars
 
         def seen(receiver: str, version: int) -> None:
-            if receiver not in names:
-                names.add(receiver)
+            if receiver not in stream.names:
+                stream.names.add(receiver)
                 self._streams_of[receiver] += 1
             self.receivers[receiver] = version
             self._telemetry.gauge("lipservice_control_receivers").set(len(self.receivers))
@@ -179,13 +209,38 @@ class ControlPlaneService(control_pb2_grpc.ControlPlaneServicer):
                 seen(receiver, hello.policy_version)
                 current = self._loop.policy
                 if current is not None and current.version != hello.policy_version:
-                    queue.put_nowait(current)
+                    # Sliced, it waits for the first report: a slice of nothing would take
+                    # every rule from a receiver reconnecting with its policy.
+                    if self._slices:
+                        stream.owed = True
+                    else:
+                        stream.offer(current)
                 log.info("receiver %s connected (policy %d)", receiver, hello.policy_version)
             elif kind == "report":
                 report = request.report
                 check_report(report, self._limits, time.time_ns())
                 seen(identity or report.receiver_id, report.policy_version)
                 self._ingest(report)
+                if self._slices:
+                    self._slice_by(stream, report)
+
+    def _slice_by(self, stream: _Stream, report: control_pb2.AggregateReport) -> None:
+        """The stream's slice: the patterns of its latest report, and those it reported before
+        that the current version has rules for (so it stays bounded by what the analysis
+        tracks). The current version goes again at once when it has rules for one of the
+        report's new patterns (or is owed since the hello): a pattern the analysis knows is
+        then not new to this receiver for a whole interval."""
+        ids = {c.pattern_id for c in report.counts}
+        new = ids - stream.reported
+        current = self._loop.policy
+        if current is None:
+            stream.reported |= ids
+            return
+        slicer = self._slicer_of(current)
+        stream.reported = ids | {pid for pid in stream.reported if slicer.covers(pid)}
+        if stream.owed or any(slicer.covers(pid) for pid in new):
+            stream.owed = False
+            stream.offer(current)
 
     async def GetPolicy(self, request, context):
         policy = self._loop.policy
