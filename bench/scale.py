@@ -2,7 +2,7 @@
 
     python bench/scale.py [--receivers 10,100,500,1000] [--patterns 2000] [--own 200]
                           [--interval 5] [--cycles 6] [--processes 4]
-                          [--replicas 1,2,3 --shards 16]
+                          [--replicas 1,2,3 --shards 16] [--slices]
 
 For each receiver count: a real redis-server and a real `lipservice-otel analyze` (store
 redis, control plane on 127.0.0.1, with a bearer token when the control plane has
@@ -29,7 +29,9 @@ machine is and give the capacity (see bench/README.md, "Scale").
 With `--shards N` every run's analyzers split the analysis into N shards (store.redis.shards)
 and `--replicas` lists how many `analyze` replicas to run for each receiver count; simulator
 process k streams to replica k mod replicas. Each replica's CPU is measured on its own, per
-interval, since the replicas share this machine's cores.
+interval, since the replicas share this machine's cores. With `--slices` the analyzers send
+each stream the rules of what it reports (control.policy_slices), and a probe's propagation
+is to the stream that reported it, the only one whose slice has it.
 
 Streams here take policies as raw bytes (what gRPC hands up before decoding) and look for
 the probes' map keys in them; which patterns a version knows is decoded once per simulator
@@ -205,11 +207,12 @@ class KnownPatterns:
     """Per simulator process: the pattern ids each policy version knows (Policy.knows), decoded
     once per version for all its streams, since they all get the same bytes."""
 
-    def __init__(self) -> None:
+    def __init__(self, sliced: bool) -> None:
         self._by_version: dict[int, frozenset[str]] = {}
+        self._sliced = sliced  # control.policy_slices: every stream gets bytes of its own
 
     def of(self, version: int, raw: bytes) -> frozenset[str]:
-        known = self._by_version.get(version)
+        known = None if self._sliced else self._by_version.get(version)
         if known is None:
             policy = control_pb2.SyncResponse.FromString(raw).policy
             names = (policy.pattern_rules, policy.pattern_aliases, policy.signature_rules)
@@ -276,7 +279,7 @@ async def _simulate(number: int, config: dict) -> dict:
         for n in range(config["streams"][number])
     ]
     pending: dict[str, bytes] = {}
-    known = KnownPatterns()
+    known = KnownPatterns(config["slices"])
     takes_token = "token" in inspect.signature(ControlClient).parameters
     extra = {"token": config["token"]} if takes_token and config["token"] else {}
     tasks = []
@@ -325,7 +328,7 @@ async def _simulate(number: int, config: dict) -> dict:
             reported += 1
             reported_patterns += len(report.patterns)
             if receiver is probe_at:
-                probes.append({"probe": pid, "reported_at": time.time()})
+                probes.append({"probe": pid, "reported_at": time.time(), "by": receiver.id})
             if k == WARMUP_CYCLES:  # one interval's bytes: encoded again here to count them
                 first_bytes += report_to_proto(report, receiver.id, 0).ByteSize()
                 known = {pid for pid in report.patterns if client._knows_pattern(pid)}
@@ -344,7 +347,7 @@ async def _simulate(number: int, config: dict) -> dict:
         "first_report_bytes_one_interval": first_bytes,  # with every sample, as a new stream
         "cpu_s": time.process_time() - cpu_start,
         "probes": probes,
-        "arrivals": [r.arrivals for r in receivers],
+        "arrivals": {r.id: r.arrivals for r in receivers},
         "versions": [r.versions for r in receivers],
     }
 
@@ -369,6 +372,7 @@ def start_analyzer(
     token: str | None,
     shards: int = 0,
     log_name: str = "analyze.log",
+    slices: bool = False,
 ) -> subprocess.Popen:
     args = [
         *(sys.executable, "-m", "lipservice_otel", "analyze"),
@@ -379,6 +383,8 @@ def start_analyzer(
         *("--set", f"store.redis.shards={shards}"),
         *("--set", "ui.endpoint="),  # replicas on one host: no live page each
     ]
+    if slices:
+        args += ["--set", "control.policy_slices=true"]
     env = {**os.environ, "PYTHONPATH": str(harness.ROOT)}
     if token:  # in the environment, not in argv
         env["LIPSERVICE_CONTROL__AUTH__BEARER_TOKEN"] = token
@@ -524,6 +530,7 @@ def run(receivers: int, replicas: int, args: argparse.Namespace, workdir: Path) 
                     token,
                     args.shards,
                     log_name,
+                    args.slices,
                 )
             )
         # Streams connect during the first interval; probes start after the warm-up cycles.
@@ -540,6 +547,7 @@ def run(receivers: int, replicas: int, args: argparse.Namespace, workdir: Path) 
             "start_at": start_at,
             "stop_at": stop_at,
             "grace": args.grace,
+            "slices": args.slices,
         }
         results: multiprocessing.Queue = multiprocessing.Queue()
         simulators = [
@@ -610,11 +618,13 @@ def summarize(
     raw_policy,
 ) -> dict:  # fmt: skip
     results = [outcome[n] for n in sorted(outcome)]
-    arrivals = [a for r in results for a in r["arrivals"]]
+    arrivals = {rid: a for r in results for rid, a in r["arrivals"].items()}
     versions = [v for r in results for v in r["versions"]]
     latencies, uncovered = [], 0
     for sent in (p for r in results for p in r["probes"]):
-        seen = [a.get(sent["probe"]) for a in arrivals]
+        # Sliced, a probe's rule goes only to the stream that reports it.
+        reached = [arrivals[sent["by"]]] if args.slices else arrivals.values()
+        seen = [a.get(sent["probe"]) for a in reached]
         if None in seen:
             uncovered += 1
         else:
@@ -660,6 +670,9 @@ def summarize(
         "policy_versions_received": versions_sent,
         "policy_versions_repeated": versions_sent - sum(len({v[0] for v in s}) for s in versions),
         "policy_mib_sent": round(sum(v[2] for s in versions for v in s) / 2**20, 1),
+        "policy_kib_per_version_received": round(
+            sum(v[2] for s in versions for v in s) / 1024 / max(1, versions_sent), 1
+        ),
         "propagation_s_p50": _round(percentile(latencies, 0.5)),
         "propagation_s_p99": _round(percentile(latencies, 0.99)),
         "probes": len(latencies) + uncovered,
@@ -858,6 +871,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--replicas", default="1", help="analyze replicas per receiver count")
     parser.add_argument("--shards", type=int, default=0, help="store.redis.shards (0: one writer)")
+    parser.add_argument(
+        "--slices", action="store_true", help="control.policy_slices: a stream gets its rules"
+    )
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
     if not 0 <= args.own <= args.patterns:
@@ -887,6 +903,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "warmup_cycles": WARMUP_CYCLES,
             "simulator_processes": args.processes,
             "shards": args.shards,
+            "policy_slices": args.slices,
         },
         "runs": runs,
     }

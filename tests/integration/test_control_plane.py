@@ -25,12 +25,15 @@ from tests.support.traffic import NOISE, TrafficSender
 ANALYSIS_INTERVAL_S = 0.5
 
 
-def start_analyzer(redis_url: str, port: int, lock_ttl_s: float = 2.0) -> subprocess.Popen:
+def start_analyzer(
+    redis_url: str, port: int, lock_ttl_s: float = 2.0, **extra: object
+) -> subprocess.Popen:
     settings = {
         "analysis.interval_s": ANALYSIS_INTERVAL_S,
         "analysis.min_examples_per_interval": 1,
         "store.redis.lock_ttl_s": lock_ttl_s,
         "telemetry.metrics_endpoint": "",
+        **extra,
     }
     command = [sys.executable, "-m", "lipservice_otel", "analyze", "--store", "redis"]
     command += ["--redis-url", redis_url, "--listen", f"127.0.0.1:{port}"]
@@ -124,6 +127,57 @@ def test_two_receivers_one_analyzer_survive_a_killed_analyzer(
         analyzer.wait(10)
         for sender in senders:
             sender.close()
+
+
+def test_with_policy_slices_each_receiver_gets_the_rules_of_its_own_patterns(
+    redis_server, sink, start_service, tmp_path
+):
+    """Two receivers of different services behind one analyzer with control.policy_slices:
+    each applies only its own patterns' rules, the two together are the whole policy, and
+    both go on sampling by them."""
+    from lipservice_otel.policy.codec import policy_from_bytes
+
+    control_port = free_port()
+    analyzer = start_analyzer(redis_server.url, control_port, **{"control.policy_slices": "true"})
+    first = start_service(receiver_settings(sink, control_port, str(tmp_path / "a.policy")))
+    second = start_service(receiver_settings(sink, control_port, str(tmp_path / "b.policy")))
+    receivers = (first, second)
+    senders = [
+        TrafficSender(r.endpoint, service=service, seed=n)
+        for n, (r, service) in enumerate(zip(receivers, ("shop", "search"), strict=True))
+    ]
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        for _ in range(3):
+            for sender in senders:
+                sender.run(NOISE, seconds=0.5, tag="learn")
+
+        def sliced_and_current():
+            blob = client.get("lipservice:policy:latest")
+            whole = policy_from_bytes(blob) if blob else None
+            policies = [r.service.sampler.policy for r in receivers]
+            if whole is None or any(p.version != whole.version or not p.learned for p in policies):
+                return None
+            return whole, policies
+
+        whole, (mine, theirs) = wait_until(
+            sliced_and_current, timeout_s=40.0, what="both on the latest version"
+        )
+        assert mine.pattern_rules and theirs.pattern_rules
+        assert not mine.pattern_rules.keys() & theirs.pattern_rules.keys()
+        assert mine.pattern_rules.keys() | theirs.pattern_rules.keys() == whole.pattern_rules.keys()
+
+        forwarded_before = len(sink.records())
+        sent_before = sum(senders[0].sent.values())
+        senders[0].run(NOISE, seconds=1.0, tag="sliced")
+        sent = sum(senders[0].sent.values()) - sent_before
+        forwarded = len(sink.wait_for_records(forwarded_before + 1)) - forwarded_before
+        assert 0 < forwarded < 0.5 * sent, "sampling by its slice"
+    finally:
+        for sender in senders:
+            sender.close()
+        analyzer.terminate()
+        analyzer.wait(10)
 
 
 def test_standby_replica_takes_over_when_the_writer_dies(redis_server):
