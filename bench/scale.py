@@ -316,8 +316,8 @@ async def _simulate(number: int, config: dict) -> dict:
         # Every process names every probe of this interval, so each stream looks for all.
         if k >= WARMUP_CYCLES:
             for process in range(len(config["streams"])):
-                pid, _ = probe(process, k)
-                pending[pid] = map_key(pid)
+                named, _ = probe(process, k)  # not `pid`: that is this process's probe
+                pending[named] = map_key(named)
         for receiver, offset in zip(receivers, offsets, strict=True):
             await asyncio.sleep(max(0.0, due + offset - time.time()))
             report = receiver.report()
