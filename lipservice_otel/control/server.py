@@ -54,8 +54,8 @@ class _Stream:
 
     queue: asyncio.Queue[Policy] = field(default_factory=lambda: asyncio.Queue(SUBSCRIBER_QUEUE))
     names: set[str] = field(default_factory=set)  # the receiver ids it spoke for
-    # With policy slices: every pattern id it reported, and whether the current version is
-    # owed to it (held back at the hello until it has reported what to slice by).
+    # With policy slices: the pattern ids its slice is cut by (_slice_by), and whether the
+    # current version is owed to it (held back at the hello until it has reported).
     reported: set[str] = field(default_factory=set)
     owed: bool = False
 
