@@ -64,6 +64,22 @@ def receiver_settings(sink, control_port: int, cache_file: str):
     )
 
 
+def teach(senders: list[TrafficSender]) -> None:
+    """Three rounds of every sender's noise: enough for the analyzer to learn it."""
+    for _ in range(3):
+        for sender in senders:
+            sender.run(NOISE, seconds=0.5, tag="learn")
+
+
+def sent_and_forwarded(sender: TrafficSender, sink, tag: str) -> tuple[int, int]:
+    """Records one second of `sender`'s noise has, and how many of them reach the sink."""
+    forwarded_before = len(sink.records())
+    sent_before = sum(sender.sent.values())
+    sender.run(NOISE, seconds=1.0, tag=tag)
+    sent = sum(sender.sent.values()) - sent_before
+    return sent, len(sink.wait_for_records(forwarded_before + 1)) - forwarded_before
+
+
 def stored_version(client: redis.Redis) -> int:
     from lipservice_otel.policy.codec import policy_from_bytes
 
@@ -81,9 +97,7 @@ def test_two_receivers_one_analyzer_survive_a_killed_analyzer(
     senders = [TrafficSender(r.endpoint, seed=n) for n, r in enumerate((first, second))]
     client = redis.Redis.from_url(redis_server.url)
     try:
-        for _ in range(3):
-            for sender in senders:
-                sender.run(NOISE, seconds=0.5, tag="learn")
+        teach(senders)
 
         def same_learned_policy():
             versions = {r.service.sampler.policy.version for r in (first, second)}
@@ -96,11 +110,7 @@ def test_two_receivers_one_analyzer_survive_a_killed_analyzer(
 
         analyzer.kill()  # kill -9: no goodbye
         analyzer.wait(10)
-        forwarded_before = len(sink.records())
-        sent_before = sum(senders[0].sent.values())
-        senders[0].run(NOISE, seconds=1.0, tag="orphaned")
-        sent = sum(senders[0].sent.values()) - sent_before
-        forwarded = len(sink.wait_for_records(forwarded_before + 1)) - forwarded_before
+        sent, forwarded = sent_and_forwarded(senders[0], sink, "orphaned")
         assert first.service.sampler.policy.learned
         assert 0 < forwarded < 0.5 * sent, "still sampling with the last policy"
 
@@ -148,9 +158,7 @@ def test_with_policy_slices_each_receiver_gets_the_rules_of_its_own_patterns(
     ]
     client = redis.Redis.from_url(redis_server.url)
     try:
-        for _ in range(3):
-            for sender in senders:
-                sender.run(NOISE, seconds=0.5, tag="learn")
+        teach(senders)
 
         def sliced_and_current():
             blob = client.get("lipservice:policy:latest")
@@ -167,11 +175,7 @@ def test_with_policy_slices_each_receiver_gets_the_rules_of_its_own_patterns(
         assert not mine.pattern_rules.keys() & theirs.pattern_rules.keys()
         assert mine.pattern_rules.keys() | theirs.pattern_rules.keys() == whole.pattern_rules.keys()
 
-        forwarded_before = len(sink.records())
-        sent_before = sum(senders[0].sent.values())
-        senders[0].run(NOISE, seconds=1.0, tag="sliced")
-        sent = sum(senders[0].sent.values()) - sent_before
-        forwarded = len(sink.wait_for_records(forwarded_before + 1)) - forwarded_before
+        sent, forwarded = sent_and_forwarded(senders[0], sink, "sliced")
         assert 0 < forwarded < 0.5 * sent, "sampling by its slice"
     finally:
         for sender in senders:
