@@ -37,6 +37,7 @@ from lipservice_otel.store.redis import RedisStore
 from tests.support.ci import missing
 from tests.support.cli_process import CliProcess, start_analyze, stop_gracefully
 from tests.support.ports import free_port
+from tests.support.received import until
 from tests.support.redis_server import RedisServer, redis_server_binary
 
 BEARER = "bearer-token-of-32-characters-xx"
@@ -58,19 +59,6 @@ def replica_settings(redis_url: str) -> dict:
         "control.auth.bearer_token": BEARER,
         "ui.endpoint": "",
     }
-
-
-def until(read, done, timeout_s: float, what: str = "the awaited state"):
-    """What `read()` returns once `done` holds for it; a failure naming `what` at the timeout
-    (wait_for alone returns the last value, which each step here would have to check)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        found = read()
-        if done(found):
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not within {timeout_s:g} s; last: {found!r}")
-        time.sleep(0.02)
 
 
 def steady_pattern(service: str) -> str:

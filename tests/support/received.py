@@ -48,7 +48,12 @@ def wait_for(read: Callable[[], list], done: Callable[[list], bool], timeout_s: 
         time.sleep(0.02)
 
 
-def until(read: Callable[[], T], done: Callable[[T], bool], timeout_s: float, what: str) -> T:
+def until(
+    read: Callable[[], T],
+    done: Callable[[T], bool],
+    timeout_s: float,
+    what: str = "the awaited state",
+) -> T:
     """What `read()` returns once `done` holds for it; a failure naming `what` at the timeout,
     for a step whose value nothing asserts on afterwards."""
     deadline = time.monotonic() + timeout_s

@@ -31,7 +31,7 @@ from lipservice_otel.receiver.limits import refuse_large_bodies
 from lipservice_otel.sampling.aggregates import Aggregates
 from lipservice_otel.sampling.compiled import CompiledSampler
 from lipservice_otel.sampling.config import SamplerConfig
-from lipservice_otel.sampling.sampler import Sampler
+from lipservice_otel.sampling.sampler import Sampler, _string_attribute
 from lipservice_otel.sampling.tenant import DEFAULT_TENANT, OTHER_TENANT, TenantKey
 from lipservice_otel.text.signature import pattern_id, template_of_value
 from tests.support.native import native_module
@@ -129,16 +129,6 @@ def learned_policy(
     )
 
 
-def as_python_reads(value) -> str | None:
-    """An attribute's value as an exemption compares it (sampler.py _string_attribute)."""
-    kind = value.WhichOneof("value")
-    if kind == "string_value":
-        return value.string_value
-    if kind in ("int_value", "bool_value", "double_value"):
-        return str(getattr(value, kind)).lower()
-    return None
-
-
 def exempting_policy(requests_, rng: random.Random, base: Policy) -> Policy:
     """`base` with exemptions of every scope, by equals and by regex, on values the requests
     hold (so some match) and on values they do not; a key present on no record."""
@@ -146,12 +136,12 @@ def exempting_policy(requests_, rng: random.Random, base: Policy) -> Policy:
     for request in requests_:
         for resource_logs in request.resource_logs:
             for kv in resource_logs.resource.attributes:
-                resource_values.append((kv.key, as_python_reads(kv.value)))
+                resource_values.append((kv.key, _string_attribute((kv,), kv.key)))
             for scope_logs in resource_logs.scope_logs:
                 for record in scope_logs.log_records:
                     bodies_.append(record.body.string_value)
                     for kv in record.attributes:
-                        record_values.append((kv.key, as_python_reads(kv.value)))
+                        record_values.append((kv.key, _string_attribute((kv,), kv.key)))
     candidates = [
         Exemption("never", "attribute", "user", equals="no such value"),
         Exemption("pod", "attribute", "k8s.pod"),  # presence alone

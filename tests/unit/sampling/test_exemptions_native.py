@@ -22,7 +22,7 @@ from lipservice_otel.sampling.annotation import ATTR_ADJUSTED_COUNT, ATTR_REASON
 from lipservice_otel.sampling.compiled import CompiledSampler
 from lipservice_otel.sampling.config import SamplerConfig
 from lipservice_otel.sampling.sampler import Sampler
-from tests.support.native import native_module
+from tests.support.native import native_module, sample_on_both
 
 INFO = 9
 DROP_ALL = Policy(version=1, default_rate=0.0)
@@ -65,12 +65,8 @@ def sample_both(policy: Policy, *payloads: bytes, config: SamplerConfig = CONFIG
     python = Sampler(config, policy, Aggregates(1000), lambda: 1000.0)
     compiled = CompiledSampler(native_module(), config, policy, Aggregates(1000), lambda: 1000.0)
     for payload in payloads:
-        expected = ExportLogsServiceRequest.FromString(payload)
-        want = python.sample(expected)
-        sampled = compiled.sample_walked(compiled.walk(payload, 1 << 20))
-        assert sampled is not None, "the compiled sampler gave the request to Python"
-        outcome, forwarded = sampled
-        assert ExportLogsServiceRequest.FromString(forwarded) == expected
+        want, outcome, expected, got = sample_on_both(python, compiled, payload)
+        assert got == expected
         assert (outcome.received, outcome.kept) == (want.received, want.kept)
         assert outcome.kept_by_reason == want.kept_by_reason
         assert outcome.dropped_by_reason == want.dropped_by_reason

@@ -26,7 +26,7 @@ from lipservice_otel.sampling.compiled import CompiledSampler
 from lipservice_otel.sampling.config import SamplerConfig
 from lipservice_otel.sampling.sampler import Sampler
 from lipservice_otel.text.signature import pattern_id, template_of_text
-from tests.support.native import native_module
+from tests.support.native import native_module, sample_on_both
 
 SERVICE = "checkout"
 INFO, ERROR = 9, 17
@@ -85,12 +85,7 @@ def both_samplers():
 
 def sample_both(python: Sampler, compiled: CompiledSampler, payload: bytes):
     """Both samplers on one payload; the compiled one must not hand it to Python."""
-    expected = ExportLogsServiceRequest.FromString(payload)
-    want = python.sample(expected)
-    sampled = compiled.sample_walked(compiled.walk(payload, 1 << 20))
-    assert sampled is not None, "the compiled sampler gave the request to Python"
-    outcome, forwarded = sampled
-    got = ExportLogsServiceRequest.FromString(forwarded)
+    want, outcome, expected, got = sample_on_both(python, compiled, payload)
     assert (outcome.received, outcome.kept, outcome.recalled) == (
         want.received,
         want.kept,

@@ -16,7 +16,7 @@ from lipservice_otel.sampling.annotation import ATTR_SEVERITY_INFERRED
 from lipservice_otel.sampling.compiled import CompiledSampler
 from lipservice_otel.sampling.config import SamplerConfig
 from lipservice_otel.sampling.sampler import Sampler
-from tests.support.native import native_module
+from tests.support.native import native_module, sample_on_both
 
 DEFAULTS = SamplerConfig()
 WRITING = replace(
@@ -39,12 +39,7 @@ def request(*records: tuple[str, int, str]) -> bytes:
 def sample_both(policy: Policy, payload: bytes) -> ExportLogsServiceRequest:
     python = Sampler(WRITING, policy, Aggregates(1000), lambda: 1000.0)
     compiled = CompiledSampler(native_module(), WRITING, policy, Aggregates(1000), lambda: 1000.0)
-    expected = ExportLogsServiceRequest.FromString(payload)
-    want = python.sample(expected)
-    sampled = compiled.sample_walked(compiled.walk(payload, 1 << 20))
-    assert sampled is not None, "the compiled sampler gave the request to Python"
-    outcome, forwarded = sampled
-    got = ExportLogsServiceRequest.FromString(forwarded)
+    want, outcome, expected, got = sample_on_both(python, compiled, payload)
     assert got == expected
     assert (outcome.kept, outcome.kept_by_reason) == (want.kept, want.kept_by_reason)
     return got
