@@ -698,14 +698,20 @@ static inline const char *memo_key(const MemoEntry *e) {
     return e->n <= MEMO_INLINE ? e->key.inline_key : e->key.heap;
 }
 
-static int memo_init(Memo *m, Py_ssize_t cap) {
+/* The zeroed slots of an open-addressing memo for `cap` entries: a power of two at least
+   twice the cap, so probes stay short when it is full; `*mask` is its size - 1. */
+static void *memo_slots(Py_ssize_t cap, size_t entry_size, size_t *mask) {
     size_t size = 16;
     while (size < (size_t)cap * 2)
         size *= 2;
-    m->entries = PyMem_Calloc(size, sizeof(MemoEntry));
+    *mask = size - 1;
+    return PyMem_Calloc(size, entry_size);
+}
+
+static int memo_init(Memo *m, Py_ssize_t cap) {
+    m->entries = memo_slots(cap, sizeof(MemoEntry), &m->mask);
     if (!m->entries)
         return -1;
-    m->mask = size - 1;
     m->used = 0;
     m->cap = cap;
     return 0;
@@ -791,13 +797,9 @@ static inline const char *token_entry_data(const TokenEntry *e) {
 }
 
 static int token_memo_init(TokenMemo *m, Py_ssize_t cap) {
-    size_t size = 16;
-    while (size < (size_t)cap * 2)
-        size *= 2;
-    m->entries = PyMem_Calloc(size, sizeof(TokenEntry));
+    m->entries = memo_slots(cap, sizeof(TokenEntry), &m->mask);
     if (!m->entries)
         return -1;
-    m->mask = size - 1;
     m->used = 0;
     m->cap = cap;
     return 0;
