@@ -159,7 +159,8 @@ class AnalysisLoop:
         return await self.regenerate()
 
     async def adopt(self, policy: Policy) -> None:
-        """Take a version another analyzer replica wrote (this one is on standby)."""
+        """Take a version another analyzer replica wrote (this one is on standby), if it is
+        newer than the one this loop has."""
         async with self._lock:
             # Checked under the lock: the store announces a writer's own version while its
             # cycle is still saving it, and adopting that would send every receiver the

@@ -240,8 +240,7 @@ class Analyzer:
 
         async def adopt(policy: Policy) -> None:
             outage.recovered()  # subscribed again: the watch hands over the latest version
-            if self.loop.policy is None or policy.version > self.loop.policy.version:
-                await self.loop.adopt(policy)
+            await self.loop.adopt(policy)  # which takes only a newer version
 
         while True:
             try:
