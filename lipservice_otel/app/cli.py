@@ -232,6 +232,7 @@ async def analyze(settings: Settings) -> int:
         settings.telemetry.metrics_endpoint or "off",
     )
     await stop.wait()
+    log.info("shutting down: giving up shards and leases")
     await analyzer.stop()
     telemetry.shutdown()
     return 0

@@ -71,6 +71,19 @@ def teach(senders: list[TrafficSender]) -> None:
             sender.run(NOISE, seconds=0.5, tag="learn")
 
 
+def wait_sending(senders: list[TrafficSender], condition, timeout_s: float, what: str):
+    """`wait_until` with every sender's noise going on meanwhile: idle while the analyzer
+    catches up, the patterns' baselines would decay and the traffic that resumes after it
+    would be a burst the receivers keep whole."""
+
+    def sent_then_checked():
+        for sender in senders:
+            sender.run(NOISE, seconds=0.2, tag="waiting")
+        return condition()
+
+    return wait_until(sent_then_checked, timeout_s=timeout_s, what=what)
+
+
 def sent_and_forwarded(sender: TrafficSender, sink, tag: str) -> tuple[int, int]:
     """Records one second of `sender`'s noise has, and how many of them reach the sink."""
     forwarded_before = len(sink.records())
@@ -104,7 +117,9 @@ def test_two_receivers_one_analyzer_survive_a_killed_analyzer(
             learned = all(r.service.sampler.policy.learned for r in (first, second))
             return learned and len(versions) == 1 and versions.pop()
 
-        version = wait_until(same_learned_policy, what="both receivers on one learned policy")
+        version = wait_sending(
+            senders, same_learned_policy, 20.0, "both receivers on one learned policy"
+        )
         assert stored_version(client) >= version
         assert client.llen("lipservice:policy:history") >= 1
 
@@ -168,8 +183,8 @@ def test_with_policy_slices_each_receiver_gets_the_rules_of_its_own_patterns(
                 return None
             return whole, policies
 
-        whole, (mine, theirs) = wait_until(
-            sliced_and_current, timeout_s=40.0, what="both on the latest version"
+        whole, (mine, theirs) = wait_sending(
+            senders, sliced_and_current, timeout_s=40.0, what="both on the latest version"
         )
         assert mine.pattern_rules and theirs.pattern_rules
         assert not mine.pattern_rules.keys() & theirs.pattern_rules.keys()
